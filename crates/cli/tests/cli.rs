@@ -1,0 +1,107 @@
+//! The `emocycle` binary end to end on the small format fixtures.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/formats")
+        .join(name)
+}
+
+fn emocycle(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_emocycle"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn features_stage_writes_every_artifact_and_inspect_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = fixture("pipeline.json");
+    let output = emocycle(
+        dir.path(),
+        &["features", "--config", config.to_str().unwrap()],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("features: iemocap -> 5 utterances x 5 features"),
+        "{stderr}"
+    );
+    let features = dir.path().join("runs/formats/features");
+    for name in [
+        "iemocap.parquet",
+        "iemocap.folds.parquet",
+        "tedlium.parquet",
+        "msp.split.parquet",
+        "norm/iemocap.fold2-train.parquet",
+    ] {
+        assert!(features.join(name).is_file(), "{name} missing");
+    }
+    let output = emocycle(
+        dir.path(),
+        &["inspect", "runs/formats/features/iemocap.parquet"],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success());
+    assert!(stdout.contains("5 rows x 11 columns"), "{stdout}");
+    assert!(stdout.contains("emocycle.stage = features"), "{stdout}");
+}
+
+#[test]
+fn bad_input_exits_non_zero_with_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.csv"),
+        "name;frameTime;a;b\n'u1';0.000000;1;2\n'u2';0.000000;1;x\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("labels.csv"),
+        "utterance_id,emotion,session\nu1,ang,S1\nu2,sad,S2\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("p.json"),
+        r#"{"name": "bad", "corpora": [
+            {"name": "lab", "features": "bad.csv", "labels": "labels.csv", "label_map": "iemocap"},
+            {"name": "src", "features": "bad.csv"}],
+           "roles": {"target": "lab", "source": "src"}}"#,
+    )
+    .unwrap();
+    let output = emocycle(dir.path(), &["features", "--config", "p.json"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("bad.csv:3, column \"b\": not a number: \"x\""),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("runs/bad/features/lab.parquet").exists());
+}
+
+#[test]
+fn unknown_pipeline_key_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("p.json"),
+        r#"{"name": "x", "corpora": [], "roles": {"target": "a", "source": "b"}, "epochs": 3}"#,
+    )
+    .unwrap();
+    let output = emocycle(dir.path(), &["features", "--config", "p.json"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("unknown field `epochs`"), "{stderr}");
+}
+
+#[test]
+fn doctor_runs_a_real_libtorch_operation() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = emocycle(dir.path(), &["doctor", "--device", "cpu"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("matmul check on cpu: ok"), "{stdout}");
+}

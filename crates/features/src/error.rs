@@ -1,0 +1,145 @@
+use std::path::PathBuf;
+
+/// Where in an input file a problem is: the file, the 1-based line, and the column when known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// The input file.
+    pub path: PathBuf,
+    /// 1-based line number in the (decompressed) text.
+    pub line: u64,
+    /// The column's name (or `#index` when the file has no names), if the problem has one.
+    pub column: Option<String>,
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.path.display(), self.line)?;
+        if let Some(column) = &self.column {
+            write!(f, ", column {column:?}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Everything the feature stage can reject. Every variant names the file, and the line and
+/// column where there is one.
+#[derive(Debug, thiserror::Error)]
+pub enum FeatureError {
+    /// The file could not be opened or read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The operating-system error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A malformed line or value.
+    #[error("{location}: {message}")]
+    Parse {
+        /// Where.
+        location: Location,
+        /// What is wrong.
+        message: String,
+    },
+    /// The file holds no data at all, or a header but no rows.
+    #[error("{path}: {message}")]
+    Empty {
+        /// The file.
+        path: PathBuf,
+        /// Which kind of emptiness.
+        message: String,
+    },
+    /// Two corpora that must share a feature set do not.
+    #[error("{0}")]
+    IncompatibleFeatures(Box<FeatureMismatch>),
+    /// Labels and features do not fit together.
+    #[error("{message}")]
+    Labels {
+        /// What does not fit, naming both files.
+        message: String,
+    },
+    /// The configuration is impossible.
+    #[error("feature stage configuration: {0}")]
+    Config(String),
+    /// Writing an artifact failed.
+    #[error(transparent)]
+    Artifact(#[from] emocycle_artifact::ArtifactError),
+    /// polars rejected a frame while it was being assembled.
+    #[error("{context}: {source}")]
+    Frame {
+        /// What was being built.
+        context: String,
+        /// The polars error.
+        #[source]
+        source: polars::error::PolarsError,
+    },
+}
+
+/// Where two feature lists that must be equal first differ.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeatureMismatch {
+    /// The file being checked.
+    pub path: PathBuf,
+    /// The file it must match.
+    pub reference: PathBuf,
+    /// 0-based index of the first differing feature.
+    pub index: usize,
+    /// Its name in `path` (empty when `path` has fewer features).
+    pub ours: String,
+    /// Its name in `reference` (empty when `reference` has fewer features).
+    pub theirs: String,
+    /// Feature counts of both.
+    pub widths: (usize, usize),
+}
+
+impl std::fmt::Display for FeatureMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} does not have the same features as {}: {} features vs {} (first difference at feature {}: {:?} vs {:?})",
+            self.path.display(),
+            self.reference.display(),
+            self.widths.0,
+            self.widths.1,
+            self.index,
+            self.ours,
+            self.theirs
+        )
+    }
+}
+
+impl FeatureError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn parse(
+        path: &std::path::Path,
+        line: u64,
+        column: Option<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self::Parse {
+            location: Location {
+                path: path.to_path_buf(),
+                line,
+                column,
+            },
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn frame(
+        context: impl Into<String>,
+    ) -> impl FnOnce(polars::error::PolarsError) -> Self {
+        let context = context.into();
+        move |source| Self::Frame { context, source }
+    }
+}
+
+/// Result type of this crate.
+pub type Result<T, E = FeatureError> = std::result::Result<T, E>;

@@ -1,0 +1,47 @@
+//! The feature stage of emocycle: openSMILE functionals to parquet.
+//!
+//! **Reads** per corpus an openSMILE feature file in any layout openSMILE or opensmile-python
+//! writes ([`Layout`]: SMILExtract CSV with or without header, opensmile-python's pandas CSV,
+//! ARFF; each optionally gzip-compressed; any width) and, for labelled corpora, a label manifest
+//! (CSV: `utterance_id, emotion[, session][, speaker][, extra...]`) whose codes a [`LabelMap`]
+//! maps onto the four emotions (IEMOCAP and MSP-IMPROV codes built in).
+//!
+//! **Writes**, below a run's `features/` directory ([`FeatureLayout`]):
+//! - `<corpus>.parquet`: `utterance_id, corpus, session, speaker, emotion` (strings; null where
+//!   unknown), any extra manifest columns, then the features as float32 under their openSMILE
+//!   names, in file order. Footer: config, input files with sha256, layout, feature names, label
+//!   map, counts, code version.
+//! - `<corpus>.folds.parquet` (leave-one-session-out corpora): `utterance_id, session, fold`.
+//! - `<corpus>.split.parquet` (cross-corpus sets): `utterance_id, emotion, split` (`dev`/`test`),
+//!   per-class stratified and seeded.
+//! - `norm/<corpus>.<subset>.parquet`: `feature, min, max, mean, std` (float64, population std)
+//!   fitted on `all` rows and on each fold's training part (`fold<k>-train`), for
+//!   [`Normaliser`] to apply and invert in later stages.
+//!
+//! Bad input is rejected with the file, line and column ([`FeatureError`]), and nothing
+//! half-written is left behind: every artifact is written atomically.
+
+mod emotion;
+mod error;
+mod folds;
+mod manifest;
+mod normalise;
+mod number;
+mod reader;
+mod stage;
+
+pub use emotion::{Emotion, LabelMap};
+pub use error::{FeatureError, FeatureMismatch, Location, Result};
+pub use folds::{Fold, Part, SplitMix64, leave_one_session_out, stratified_split};
+pub use manifest::{LabelRow, Manifest, read_manifest};
+pub use normalise::{Normaliser, RunningStats, Scaling};
+pub use reader::{
+    ColumnChunk, FeatureTable, Layout, NanPolicy, ReadOptions, read_feature_file, read_header,
+};
+pub use stage::{
+    CorpusReport, CorpusSpec, FeatureLayout, FeaturesConfig, FoldScheme, SplitSpec, check_corpora,
+    check_same_features, ingest_corpus, run_features,
+};
+
+/// Rows per column chunk and parquet row group written by the stage.
+pub const DEFAULT_CHUNK_ROWS: usize = 4096;

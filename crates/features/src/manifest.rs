@@ -1,0 +1,186 @@
+//! Label manifests: CSV files mapping utterance ids to emotion, session and speaker.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use flate2::read::MultiGzDecoder;
+
+use crate::emotion::{Emotion, LabelMap};
+use crate::error::{FeatureError, Result};
+
+/// One labelled utterance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelRow {
+    /// The corpus's own code, as written.
+    pub code: String,
+    /// The emotion it maps to, or `None` for a class outside the four.
+    pub emotion: Option<Emotion>,
+    /// Session, when the manifest has the column.
+    pub session: Option<String>,
+    /// Speaker, when the manifest has the column.
+    pub speaker: Option<String>,
+    /// Values of the extra columns, in [`Manifest::extra_columns`] order.
+    pub extras: Vec<String>,
+    /// 1-based line in the manifest.
+    pub line: u64,
+}
+
+/// A whole label manifest.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    /// The file.
+    pub path: PathBuf,
+    /// Rows by utterance id.
+    pub rows: HashMap<String, LabelRow>,
+    /// Names of columns beyond the four known ones, in file order.
+    pub extra_columns: Vec<String>,
+    /// Whether the manifest has session and speaker columns.
+    pub has_session: bool,
+    /// Whether the manifest has a speaker column.
+    pub has_speaker: bool,
+}
+
+impl Manifest {
+    /// How many utterances carry each out-of-scope code.
+    pub fn out_of_scope_codes(&self) -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::new();
+        for row in self.rows.values().filter(|row| row.emotion.is_none()) {
+            *counts.entry(row.code.clone()).or_insert(0) += 1;
+        }
+        counts
+    }
+}
+
+const ID: &str = "utterance_id";
+const EMOTION: &str = "emotion";
+const SESSION: &str = "session";
+const SPEAKER: &str = "speaker";
+
+/// Reads a manifest (comma-separated, header row, optionally gzip-compressed). Required
+/// columns: `utterance_id`, `emotion`; optional: `session`, `speaker`; any other columns are
+/// carried along as strings.
+pub fn read_manifest(path: &Path, label_map: &LabelMap) -> Result<Manifest> {
+    let mut file = File::open(path).map_err(|source| FeatureError::io(path, source))?;
+    let mut magic = [0u8; 2];
+    let is_gzip = matches!(file.read(&mut magic), Ok(2) if magic == [0x1f, 0x8b]);
+    use std::io::Seek;
+    file.rewind()
+        .map_err(|source| FeatureError::io(path, source))?;
+    let input: Box<dyn Read> = if is_gzip {
+        Box::new(MultiGzDecoder::new(BufReader::new(file)))
+    } else {
+        Box::new(BufReader::new(file))
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(input);
+    let headers = reader
+        .headers()
+        .map_err(|error| csv_error(path, error))?
+        .clone();
+    if headers.is_empty() || (headers.len() == 1 && headers[0].trim().is_empty()) {
+        return Err(FeatureError::Empty {
+            path: path.to_path_buf(),
+            message: "the label manifest is empty".to_string(),
+        });
+    }
+    let position = |name: &str| headers.iter().position(|header| header.trim() == name);
+    let require = |name: &str| {
+        position(name).ok_or_else(|| {
+            FeatureError::parse(
+                path,
+                1,
+                Some(name.to_string()),
+                format!(
+                    "the label manifest's header lacks this column (it has: {})",
+                    headers.iter().collect::<Vec<_>>().join(", ")
+                ),
+            )
+        })
+    };
+    let id_column = require(ID)?;
+    let emotion_column = require(EMOTION)?;
+    let session_column = position(SESSION);
+    let speaker_column = position(SPEAKER);
+    let known = [
+        Some(id_column),
+        Some(emotion_column),
+        session_column,
+        speaker_column,
+    ];
+    let extra_positions: Vec<usize> = (0..headers.len())
+        .filter(|index| !known.contains(&Some(*index)))
+        .collect();
+    let extra_columns = extra_positions
+        .iter()
+        .map(|&index| headers[index].trim().to_string())
+        .collect();
+
+    let mut rows = HashMap::new();
+    for record in reader.records() {
+        let record = record.map_err(|error| csv_error(path, error))?;
+        let line = record.position().map_or(0, |position| position.line());
+        let field = |index: usize| record.get(index).unwrap_or("").trim().to_string();
+        let id = field(id_column);
+        if id.is_empty() {
+            return Err(FeatureError::parse(
+                path,
+                line,
+                Some(ID.to_string()),
+                "empty utterance id",
+            ));
+        }
+        let code = field(emotion_column);
+        let optional = |column: Option<usize>| column.map(field).filter(|value| !value.is_empty());
+        let row = LabelRow {
+            emotion: label_map.map(&code),
+            code,
+            session: optional(session_column),
+            speaker: optional(speaker_column),
+            extras: extra_positions.iter().map(|&index| field(index)).collect(),
+            line,
+        };
+        if let Some(previous) = rows.insert(id.clone(), row) {
+            return Err(FeatureError::parse(
+                path,
+                line,
+                Some(ID.to_string()),
+                format!(
+                    "duplicate utterance id {id:?} (first on line {})",
+                    previous.line
+                ),
+            ));
+        }
+    }
+    if rows.is_empty() {
+        return Err(FeatureError::Empty {
+            path: path.to_path_buf(),
+            message: "the label manifest has a header but no rows".to_string(),
+        });
+    }
+    Ok(Manifest {
+        path: path.to_path_buf(),
+        rows,
+        extra_columns,
+        has_session: session_column.is_some(),
+        has_speaker: speaker_column.is_some(),
+    })
+}
+
+fn csv_error(path: &Path, error: csv::Error) -> FeatureError {
+    let line = error.position().map_or(0, |position| position.line());
+    let message = match error.kind() {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => {
+            format!("ragged row: {len} fields, the header has {expected_len}")
+        }
+        csv::ErrorKind::Io(io) => {
+            return FeatureError::io(path, std::io::Error::new(io.kind(), io.to_string()));
+        }
+        _ => error.to_string(),
+    };
+    FeatureError::parse(path, line, None, message)
+}

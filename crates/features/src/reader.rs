@@ -1,0 +1,909 @@
+//! Streaming reader for openSMILE functionals files in every layout openSMILE writes.
+//!
+//! The text is read in blocks by one thread (which also hashes the file's bytes), each block is
+//! cut at line ends into pieces that are parsed in parallel, and the parsed rows are transposed
+//! into float32 column chunks of a fixed number of rows. The whole text is never in memory, and
+//! the chunks become parquet row groups without another copy.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use flate2::read::MultiGzDecoder;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{FeatureError, Result};
+use crate::number::{Value, parse_field};
+
+/// The file layouts the reader recognises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layout {
+    /// `SMILExtract -csvoutput`: `;`, header `name;frameTime;...`, quoted instance names.
+    SmileCsv,
+    /// The same without its header row (`-headercsv 0`); feature names come from elsewhere.
+    SmileCsvHeaderless,
+    /// opensmile-python's DataFrame saved by pandas: `file,start,end,<features>`.
+    OpensmilePython,
+    /// `SMILExtract -O`: ARFF with a string `name` attribute and an optional nominal class.
+    Arff,
+    /// Any other delimited file whose first column is the utterance id and the rest features.
+    Generic,
+}
+
+/// What to do with NaN, infinite or missing feature values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NanPolicy {
+    /// Reject the file, naming the line and column (the default).
+    #[default]
+    Error,
+    /// Drop the utterance and count it.
+    DropRow,
+    /// Replace the value with 0.
+    Zero,
+}
+
+impl std::str::FromStr for NanPolicy {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Self, Self::Err> {
+        match text {
+            "error" => Ok(Self::Error),
+            "drop-row" => Ok(Self::DropRow),
+            "zero" => Ok(Self::Zero),
+            other => Err(format!(
+                "unknown NaN policy {other:?}: expected error, drop-row or zero"
+            )),
+        }
+    }
+}
+
+/// How to read a feature file.
+#[derive(Debug, Clone)]
+pub struct ReadOptions {
+    /// Feature names for header-less files (one per feature, in file order).
+    pub feature_names: Option<Vec<String>>,
+    /// What to do with non-finite or missing values.
+    pub nan_policy: NanPolicy,
+    /// Rows per column chunk (and so per parquet row group).
+    pub chunk_rows: usize,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        Self {
+            feature_names: None,
+            nan_policy: NanPolicy::Error,
+            chunk_rows: 4096,
+        }
+    }
+}
+
+/// One chunk of rows: the feature values column by column.
+#[derive(Debug)]
+pub struct ColumnChunk {
+    /// `columns[j][r]` is feature `j` of row `r` of this chunk.
+    pub columns: Vec<Vec<f32>>,
+    /// Rows in this chunk.
+    pub rows: usize,
+}
+
+/// A whole feature file, read.
+#[derive(Debug)]
+pub struct FeatureTable {
+    /// The file.
+    pub path: PathBuf,
+    /// Its sha256 (of the bytes on disk, compressed or not).
+    pub sha256: String,
+    /// The layout it was read as.
+    pub layout: Layout,
+    /// Feature names, verbatim, in file order.
+    pub names: Vec<String>,
+    /// Utterance ids of the kept rows, in file order.
+    pub ids: Vec<String>,
+    /// The 1-based line of each kept row.
+    pub lines: Vec<u64>,
+    /// ARFF nominal class values of the kept rows, when the file has a class attribute.
+    pub classes: Option<Vec<Option<String>>>,
+    /// The values, in chunks of [`ReadOptions::chunk_rows`] rows (the last may be shorter).
+    pub chunks: Vec<ColumnChunk>,
+    /// Rows dropped by [`NanPolicy::DropRow`].
+    pub dropped_non_finite: usize,
+}
+
+impl FeatureTable {
+    /// Number of kept rows.
+    pub fn rows(&self) -> usize {
+        self.ids.len()
+    }
+}
+
+/// Parsed header: how data lines are laid out.
+#[derive(Debug, Clone)]
+struct Header {
+    layout: Layout,
+    delimiter: u8,
+    /// Fields between the id and the first feature (frameTime, start/end).
+    skipped_after_id: usize,
+    names: Vec<String>,
+    has_class: bool,
+    /// Lines consumed by the header (the first data line is `header_lines + 1`).
+    header_lines: u64,
+}
+
+impl Header {
+    fn fields_per_row(&self) -> usize {
+        1 + self.skipped_after_id + self.names.len() + usize::from(self.has_class)
+    }
+}
+
+const BLOCK_BYTES: usize = 8 << 20;
+
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buffer)?;
+        self.hasher.update(&buffer[..read]);
+        Ok(read)
+    }
+}
+
+/// Reads text blocks that end at a line end, hashing the raw bytes on the way.
+struct BlockSource {
+    path: PathBuf,
+    hashing: Option<HashingReader<File>>,
+    gzip: Option<MultiGzDecoder<BufReader<HashingReader<File>>>>,
+    carry: Vec<u8>,
+    finished: bool,
+}
+
+impl BlockSource {
+    fn open(path: &Path) -> Result<Self> {
+        let mut file = File::open(path).map_err(|source| FeatureError::io(path, source))?;
+        let mut magic = [0u8; 2];
+        let is_gzip = matches!(file.read(&mut magic), Ok(2) if magic == [0x1f, 0x8b]);
+        use std::io::Seek;
+        file.rewind()
+            .map_err(|source| FeatureError::io(path, source))?;
+        let hashing = HashingReader {
+            inner: file,
+            hasher: Sha256::new(),
+        };
+        let (hashing, gzip) = if is_gzip {
+            (
+                None,
+                Some(MultiGzDecoder::new(BufReader::with_capacity(
+                    1 << 20,
+                    hashing,
+                ))),
+            )
+        } else {
+            (Some(hashing), None)
+        };
+        Ok(Self {
+            path: path.to_path_buf(),
+            hashing,
+            gzip,
+            carry: Vec::new(),
+            finished: false,
+        })
+    }
+
+    fn read_some(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        match (&mut self.hashing, &mut self.gzip) {
+            (Some(plain), _) => plain.read(buffer),
+            (None, Some(gzip)) => gzip.read(buffer),
+            (None, None) => Ok(0),
+        }
+    }
+
+    /// The next block of whole lines (the last block may lack a final newline).
+    fn next_block(&mut self) -> Result<Option<Vec<u8>>> {
+        if self.finished && self.carry.is_empty() {
+            return Ok(None);
+        }
+        let mut block = std::mem::take(&mut self.carry);
+        block.reserve(BLOCK_BYTES);
+        while !self.finished {
+            let start = block.len();
+            block.resize(start + BLOCK_BYTES.max(start / 4), 0);
+            let read = loop {
+                match self.read_some(&mut block[start..]) {
+                    Ok(read) => break read,
+                    Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(error) => return Err(FeatureError::io(&self.path, error)),
+                }
+            };
+            block.truncate(start + read);
+            if read == 0 {
+                self.finished = true;
+                break;
+            }
+            if block.len() >= BLOCK_BYTES
+                && let Some(end) = memchr::memrchr(b'\n', &block)
+            {
+                self.carry = block.split_off(end + 1);
+                break;
+            }
+        }
+        Ok((!block.is_empty()).then_some(block))
+    }
+
+    fn sha256(self) -> String {
+        let hasher = match (self.hashing, self.gzip) {
+            (Some(plain), _) => plain.hasher,
+            (None, Some(gzip)) => {
+                let mut buffered = gzip.into_inner();
+                // Bytes the decoder never asked for (trailing garbage) still belong to the file.
+                let _ = std::io::copy(&mut buffered, &mut std::io::sink());
+                buffered.into_inner().hasher
+            }
+            (None, None) => Sha256::new(),
+        };
+        hasher
+            .finalize()
+            .iter()
+            .fold(String::with_capacity(64), |mut text, byte| {
+                use std::fmt::Write;
+                let _ = write!(text, "{byte:02x}");
+                text
+            })
+    }
+}
+
+/// Iterates over lines with their 1-based numbers, without the line ending.
+fn lines_of(text: &[u8], first_line: u64) -> impl Iterator<Item = (u64, &[u8])> {
+    let mut trimmed = text;
+    if trimmed.last() == Some(&b'\n') {
+        trimmed = &trimmed[..trimmed.len() - 1];
+    }
+    let mut number = first_line;
+    let splitter = if text.is_empty() {
+        None
+    } else {
+        Some(trimmed.split(|&byte| byte == b'\n'))
+    };
+    splitter.into_iter().flatten().map(move |line| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let current = number;
+        number += 1;
+        (current, line)
+    })
+}
+
+/// Splits a line into fields; a field wrapped in single or double quotes may contain the
+/// delimiter. Quotes are kept (callers strip them where they mean something).
+fn split_fields(line: &[u8], delimiter: u8, fields: &mut Vec<(usize, usize)>) {
+    fields.clear();
+    let mut start = 0;
+    let mut position = 0;
+    let mut quote: Option<u8> = None;
+    while position < line.len() {
+        let byte = line[position];
+        match quote {
+            Some(open) if byte == open => quote = None,
+            Some(_) => {}
+            None if (byte == b'\'' || byte == b'"') && position == start => quote = Some(byte),
+            None if byte == delimiter => {
+                fields.push((start, position));
+                start = position + 1;
+            }
+            None => {}
+        }
+        position += 1;
+    }
+    fields.push((start, line.len()));
+}
+
+fn unquote(field: &[u8]) -> &[u8] {
+    let field = field.trim_ascii();
+    if field.len() >= 2
+        && (field[0] == b'\'' || field[0] == b'"')
+        && field[field.len() - 1] == field[0]
+    {
+        &field[1..field.len() - 1]
+    } else {
+        field
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn parse_header(path: &Path, block: &[u8], options: &ReadOptions) -> Result<Header> {
+    let mut lines = lines_of(block, 1).filter(|(_, line)| !line.trim_ascii().is_empty());
+    let Some((first_number, first)) = lines.next() else {
+        return Err(FeatureError::Empty {
+            path: path.to_path_buf(),
+            message: "the file is empty".to_string(),
+        });
+    };
+    let first = first.strip_prefix(b"\xef\xbb\xbf").unwrap_or(first);
+    let lowered = first.trim_ascii().to_ascii_lowercase();
+    if lowered.starts_with(b"@relation")
+        || lowered.starts_with(b"%")
+        || lowered.starts_with(b"@attribute")
+    {
+        return parse_arff_header(path, block);
+    }
+    let counts = [b';', b',', b'\t'].map(|delimiter| (bytecount(first, delimiter), delimiter));
+    let (count, delimiter) = counts
+        .into_iter()
+        .max_by_key(|(count, _)| *count)
+        .unwrap_or((0, b';'));
+    if count == 0 {
+        return Err(FeatureError::parse(
+            path,
+            first_number,
+            None,
+            "cannot tell the delimiter: the first line contains none of ';', ',' or a tab",
+        ));
+    }
+    let mut spans = Vec::new();
+    split_fields(first, delimiter, &mut spans);
+    let fields: Vec<&[u8]> = spans
+        .iter()
+        .map(|&(start, end)| first[start..end].trim_ascii())
+        .collect();
+    let field_text = |index: usize| {
+        fields
+            .get(index)
+            .map(|field| text(unquote(field)))
+            .unwrap_or_default()
+    };
+    let header_lines = first_number;
+    let names_after = |skip: usize| {
+        fields[skip..]
+            .iter()
+            .map(|field| text(unquote(field)))
+            .collect::<Vec<_>>()
+    };
+    if field_text(0) == "name" {
+        let has_frame_time = field_text(1) == "frameTime";
+        let skipped = 1 + usize::from(has_frame_time);
+        return Ok(Header {
+            layout: Layout::SmileCsv,
+            delimiter,
+            skipped_after_id: skipped - 1,
+            names: names_after(skipped),
+            has_class: false,
+            header_lines,
+        });
+    }
+    if field_text(0) == "file" && field_text(1) == "start" && field_text(2) == "end" {
+        return Ok(Header {
+            layout: Layout::OpensmilePython,
+            delimiter,
+            skipped_after_id: 2,
+            names: names_after(3),
+            has_class: false,
+            header_lines,
+        });
+    }
+    let starts_like_data = fields[0].starts_with(b"'")
+        || parse_field(fields.last().copied().unwrap_or_default()).is_some();
+    if let Some(names) = &options.feature_names {
+        if !starts_like_data {
+            return Err(FeatureError::parse(
+                path,
+                first_number,
+                None,
+                "feature names were supplied for a header-less file, but the first line looks like a header",
+            ));
+        }
+        let skipped = match fields.len().checked_sub(names.len()) {
+            Some(1) => 0,
+            Some(2) => 1,
+            _ => {
+                return Err(FeatureError::parse(
+                    path,
+                    first_number,
+                    None,
+                    format!(
+                        "the first row has {} fields, but {} feature names were supplied (expected {} or {}: name[, frameTime], features)",
+                        fields.len(),
+                        names.len(),
+                        names.len() + 1,
+                        names.len() + 2
+                    ),
+                ));
+            }
+        };
+        return Ok(Header {
+            layout: Layout::SmileCsvHeaderless,
+            delimiter,
+            skipped_after_id: skipped,
+            names: names.clone(),
+            has_class: false,
+            header_lines: first_number - 1,
+        });
+    }
+    if starts_like_data {
+        return Err(FeatureError::parse(
+            path,
+            first_number,
+            None,
+            "the file has no header row: supply the feature names (`feature_names` in the corpus config)",
+        ));
+    }
+    Ok(Header {
+        layout: Layout::Generic,
+        delimiter,
+        skipped_after_id: 0,
+        names: names_after(1),
+        has_class: false,
+        header_lines,
+    })
+}
+
+fn bytecount(line: &[u8], needle: u8) -> usize {
+    memchr::memchr_iter(needle, line).count()
+}
+
+fn parse_arff_header(path: &Path, block: &[u8]) -> Result<Header> {
+    let mut names = Vec::new();
+    let mut saw_id = false;
+    let mut has_class = false;
+    for (number, line) in lines_of(block, 1) {
+        let trimmed = line.trim_ascii();
+        if trimmed.is_empty() || trimmed.starts_with(b"%") {
+            continue;
+        }
+        let lowered = trimmed.to_ascii_lowercase();
+        if lowered.starts_with(b"@relation") {
+            continue;
+        }
+        if lowered.starts_with(b"@data") {
+            if !saw_id {
+                return Err(FeatureError::parse(
+                    path,
+                    number,
+                    None,
+                    "ARFF header has no string attribute for the utterance name",
+                ));
+            }
+            return Ok(Header {
+                layout: Layout::Arff,
+                delimiter: b',',
+                skipped_after_id: 0,
+                names,
+                has_class,
+                header_lines: number,
+            });
+        }
+        let Some(rest) = lowered.strip_prefix(b"@attribute") else {
+            return Err(FeatureError::parse(
+                path,
+                number,
+                None,
+                format!("unexpected line in the ARFF header: {:?}", text(trimmed)),
+            ));
+        };
+        // Keep the original case of the name: take it from `trimmed`, not `lowered`.
+        let rest_original = trimmed[trimmed.len() - rest.len()..].trim_ascii();
+        let (name, kind) = split_arff_attribute(rest_original).ok_or_else(|| {
+            FeatureError::parse(
+                path,
+                number,
+                None,
+                format!("malformed ARFF attribute: {:?}", text(trimmed)),
+            )
+        })?;
+        let kind_lower = kind.to_ascii_lowercase();
+        if has_class {
+            return Err(FeatureError::parse(
+                path,
+                number,
+                Some(name),
+                "an attribute follows the nominal class attribute; the class must be last",
+            ));
+        }
+        match kind_lower.as_str() {
+            "string" if !saw_id && names.is_empty() => saw_id = true,
+            "string" => {
+                return Err(FeatureError::parse(
+                    path,
+                    number,
+                    Some(name),
+                    "only the first attribute (the utterance name) may be a string",
+                ));
+            }
+            "numeric" | "real" | "integer" => {
+                if !saw_id {
+                    return Err(FeatureError::parse(
+                        path,
+                        number,
+                        Some(name),
+                        "the first ARFF attribute must be the string utterance name",
+                    ));
+                }
+                names.push(name);
+            }
+            _ if kind_lower.starts_with('{') => has_class = true,
+            _ => {
+                return Err(FeatureError::parse(
+                    path,
+                    number,
+                    Some(name),
+                    format!("unsupported ARFF attribute type {kind:?}"),
+                ));
+            }
+        }
+    }
+    Err(FeatureError::Empty {
+        path: path.to_path_buf(),
+        message: "the ARFF header has no @data section".to_string(),
+    })
+}
+
+/// `'name with spaces' numeric` or `name numeric` -> (name, type).
+fn split_arff_attribute(rest: &[u8]) -> Option<(String, String)> {
+    let rest = rest.trim_ascii();
+    let (name, kind) = match rest.first()? {
+        quote @ (b'\'' | b'"') => {
+            let end = rest[1..].iter().position(|byte| byte == quote)? + 1;
+            (&rest[1..end], &rest[end + 1..])
+        }
+        _ => {
+            let end = rest.iter().position(|byte| byte.is_ascii_whitespace())?;
+            (&rest[..end], &rest[end..])
+        }
+    };
+    let kind = kind.trim_ascii();
+    (!kind.is_empty()).then(|| (text(name), text(kind)))
+}
+
+/// One parallel piece of a block, parsed.
+#[derive(Default)]
+struct ParsedPiece {
+    ids: Vec<String>,
+    lines: Vec<u64>,
+    classes: Vec<Option<String>>,
+    values: Vec<f32>,
+    dropped_non_finite: usize,
+}
+
+fn parse_piece(
+    path: &Path,
+    header: &Header,
+    piece: &[u8],
+    first_line: u64,
+    policy: NanPolicy,
+    arff: bool,
+) -> std::result::Result<ParsedPiece, FeatureError> {
+    let width = header.names.len();
+    let expected_fields = header.fields_per_row();
+    let first_feature = 1 + header.skipped_after_id;
+    let mut parsed = ParsedPiece::default();
+    let mut spans = Vec::with_capacity(expected_fields);
+    let mut row = vec![0f32; width];
+    for (number, line) in lines_of(piece, first_line) {
+        let trimmed = line.trim_ascii();
+        if trimmed.is_empty() || (arff && trimmed.starts_with(b"%")) {
+            continue;
+        }
+        if arff && trimmed.starts_with(b"{") {
+            return Err(FeatureError::parse(
+                path,
+                number,
+                None,
+                "sparse ARFF rows are not supported",
+            ));
+        }
+        split_fields(line, header.delimiter, &mut spans);
+        if spans.len() != expected_fields {
+            return Err(FeatureError::parse(
+                path,
+                number,
+                None,
+                format!(
+                    "ragged row: {} fields, the header has {expected_fields}",
+                    spans.len()
+                ),
+            ));
+        }
+        let id = unquote(&line[spans[0].0..spans[0].1]);
+        if id.is_empty() {
+            return Err(FeatureError::parse(
+                path,
+                number,
+                Some(column_name(header, None)),
+                "empty utterance name",
+            ));
+        }
+        let mut keep = true;
+        for (feature, &(start, end)) in spans[first_feature..first_feature + width]
+            .iter()
+            .enumerate()
+        {
+            let field = &line[start..end];
+            let value = match parse_field(field) {
+                Some(Value::Number(value)) if value.is_finite() => value,
+                Some(value) => match policy {
+                    NanPolicy::Error => {
+                        let what = match value {
+                            Value::Missing => "a missing value".to_string(),
+                            Value::Number(value) => format!("non-finite value {value}"),
+                        };
+                        return Err(FeatureError::parse(
+                            path,
+                            number,
+                            Some(column_name(header, Some(feature))),
+                            format!("{what} (choose a NaN policy, drop-row or zero, to accept it)"),
+                        ));
+                    }
+                    NanPolicy::Zero => 0.0,
+                    NanPolicy::DropRow => {
+                        keep = false;
+                        0.0
+                    }
+                },
+                None => {
+                    return Err(FeatureError::parse(
+                        path,
+                        number,
+                        Some(column_name(header, Some(feature))),
+                        format!("not a number: {:?}", text(field.trim_ascii())),
+                    ));
+                }
+            };
+            row[feature] = value;
+        }
+        if !keep {
+            parsed.dropped_non_finite += 1;
+            continue;
+        }
+        parsed.ids.push(text(id));
+        parsed.lines.push(number);
+        parsed.values.extend_from_slice(&row);
+        if header.has_class {
+            let (start, end) = spans[expected_fields - 1];
+            let class = unquote(&line[start..end]);
+            parsed
+                .classes
+                .push((class != b"?" && !class.is_empty()).then(|| text(class)));
+        }
+    }
+    Ok(parsed)
+}
+
+fn column_name(header: &Header, feature: Option<usize>) -> String {
+    match feature {
+        Some(index) => header.names[index].clone(),
+        None => match header.layout {
+            Layout::OpensmilePython => "file".to_string(),
+            _ => "name".to_string(),
+        },
+    }
+}
+
+/// Cuts a block into about `pieces` parts at line ends.
+fn split_block(block: &[u8], pieces: usize) -> Vec<&[u8]> {
+    let target = (block.len() / pieces.max(1)).max(1);
+    let mut parts = Vec::with_capacity(pieces);
+    let mut start = 0;
+    while start < block.len() {
+        let tentative = (start + target).min(block.len());
+        let end = if tentative >= block.len() {
+            block.len()
+        } else {
+            memchr::memchr(b'\n', &block[tentative..])
+                .map_or(block.len(), |offset| tentative + offset + 1)
+        };
+        parts.push(&block[start..end]);
+        start = end;
+    }
+    parts
+}
+
+/// Collects parsed rows into fixed-size column chunks.
+struct ChunkBuilder {
+    width: usize,
+    chunk_rows: usize,
+    staging: Vec<f32>,
+    chunks: Vec<ColumnChunk>,
+}
+
+impl ChunkBuilder {
+    fn push_rows(&mut self, mut values: &[f32]) {
+        while !values.is_empty() {
+            let room = (self.chunk_rows - self.staging.len() / self.width) * self.width;
+            let take = room.min(values.len());
+            self.staging.extend_from_slice(&values[..take]);
+            values = &values[take..];
+            if self.staging.len() == self.chunk_rows * self.width {
+                self.flush();
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.staging.is_empty() {
+            return;
+        }
+        let rows = self.staging.len() / self.width;
+        let staging = &self.staging;
+        let width = self.width;
+        let columns = (0..width)
+            .into_par_iter()
+            .with_min_len(64)
+            .map(|column| (0..rows).map(|row| staging[row * width + column]).collect())
+            .collect();
+        self.chunks.push(ColumnChunk { columns, rows });
+        self.staging.clear();
+    }
+}
+
+/// Reads a whole feature file. Any malformed line stops the read with an error that names the
+/// file, the line and (where there is one) the column.
+pub fn read_feature_file(path: &Path, options: &ReadOptions) -> Result<FeatureTable> {
+    if options.chunk_rows == 0 {
+        return Err(FeatureError::Config(
+            "chunk_rows must be positive".to_string(),
+        ));
+    }
+    let mut source = BlockSource::open(path)?;
+    let Some(first_block) = source.next_block()? else {
+        return Err(FeatureError::Empty {
+            path: path.to_path_buf(),
+            message: "the file is empty".to_string(),
+        });
+    };
+    let header = parse_header(path, &first_block, options)?;
+    if header.names.is_empty() {
+        return Err(FeatureError::parse(
+            path,
+            header.header_lines.max(1),
+            None,
+            "the header names no feature columns",
+        ));
+    }
+    // Position of the first data line inside the first block.
+    let data_offset = if header.header_lines == 0 {
+        0
+    } else {
+        memchr::memchr_iter(b'\n', &first_block)
+            .nth(usize::try_from(header.header_lines - 1).unwrap_or(usize::MAX))
+            .map_or(first_block.len(), |position| position + 1)
+    };
+    let mut state = ReadState {
+        path,
+        header: &header,
+        policy: options.nan_policy,
+        pieces: rayon::current_num_threads() * 4,
+        builder: ChunkBuilder {
+            width: header.names.len(),
+            chunk_rows: options.chunk_rows,
+            staging: Vec::with_capacity(options.chunk_rows * header.names.len()),
+            chunks: Vec::new(),
+        },
+        ids: Vec::new(),
+        lines: Vec::new(),
+        classes: Vec::new(),
+        dropped_non_finite: 0,
+        next_line: header.header_lines + 1,
+    };
+
+    let sha256 = std::thread::scope(|scope| -> Result<String> {
+        // Reading (and decompressing and hashing) overlaps with parsing.
+        let (sender, receiver) = mpsc::sync_channel::<Result<Vec<u8>>>(2);
+        let reader = scope.spawn(move || {
+            loop {
+                match source.next_block() {
+                    Ok(Some(block)) => {
+                        if sender.send(Ok(block)).is_err() {
+                            return None;
+                        }
+                    }
+                    Ok(None) => return Some(source.sha256()),
+                    Err(error) => {
+                        let _ = sender.send(Err(error));
+                        return None;
+                    }
+                }
+            }
+        });
+        state.process(&first_block[data_offset..])?;
+        drop(first_block);
+        for block in receiver.iter() {
+            state.process(&block?)?;
+        }
+        let sha256 = reader.join().expect("the reader thread does not panic");
+        // The reader only stops without a hash after sending its error, handled above.
+        Ok(sha256.unwrap_or_default())
+    })?;
+    state.builder.flush();
+    if state.ids.is_empty() && state.dropped_non_finite == 0 {
+        return Err(FeatureError::Empty {
+            path: path.to_path_buf(),
+            message: "the file has a header but no data rows".to_string(),
+        });
+    }
+    Ok(FeatureTable {
+        path: path.to_path_buf(),
+        sha256,
+        layout: header.layout,
+        names: header.names.clone(),
+        ids: state.ids,
+        lines: state.lines,
+        classes: header.has_class.then_some(state.classes),
+        chunks: state.builder.chunks,
+        dropped_non_finite: state.dropped_non_finite,
+    })
+}
+
+/// Everything accumulated while the blocks of one file are parsed.
+struct ReadState<'a> {
+    path: &'a Path,
+    header: &'a Header,
+    policy: NanPolicy,
+    pieces: usize,
+    builder: ChunkBuilder,
+    ids: Vec<String>,
+    lines: Vec<u64>,
+    classes: Vec<Option<String>>,
+    dropped_non_finite: usize,
+    next_line: u64,
+}
+
+impl ReadState<'_> {
+    fn process(&mut self, block: &[u8]) -> Result<()> {
+        let parts = split_block(block, self.pieces);
+        // Line numbers of each part's first line, so errors can name absolute lines.
+        let counts: Vec<u64> = parts
+            .par_iter()
+            .map(|part| {
+                memchr::memchr_iter(b'\n', part).count() as u64
+                    + u64::from(part.last().is_some_and(|&byte| byte != b'\n'))
+            })
+            .collect();
+        let first_lines: Vec<u64> = counts
+            .iter()
+            .scan(self.next_line, |next, count| {
+                let first = *next;
+                *next += count;
+                Some(first)
+            })
+            .collect();
+        self.next_line += counts.iter().sum::<u64>();
+        let arff = self.header.layout == Layout::Arff;
+        let parsed: Vec<_> = parts
+            .par_iter()
+            .zip(first_lines.par_iter())
+            .map(|(part, &first)| {
+                parse_piece(self.path, self.header, part, first, self.policy, arff)
+            })
+            .collect();
+        for piece in parsed {
+            let piece = piece?;
+            self.builder.push_rows(&piece.values);
+            self.ids.extend(piece.ids);
+            self.lines.extend(piece.lines);
+            self.classes.extend(piece.classes);
+            self.dropped_non_finite += piece.dropped_non_finite;
+        }
+        Ok(())
+    }
+}
+
+/// Reads only the header of a feature file: its layout and feature names.
+pub fn read_header(path: &Path, options: &ReadOptions) -> Result<(Layout, Vec<String>)> {
+    let mut source = BlockSource::open(path)?;
+    let Some(first_block) = source.next_block()? else {
+        return Err(FeatureError::Empty {
+            path: path.to_path_buf(),
+            message: "the file is empty".to_string(),
+        });
+    };
+    let header = parse_header(path, &first_block, options)?;
+    Ok((header.layout, header.names))
+}

@@ -1,0 +1,856 @@
+//! The feature stage: every corpus of a pipeline from openSMILE files and label manifests to
+//! parquet, with folds, splits and normalisation statistics.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use emocycle_artifact::{Metadata, WriteOptions, keys, write_parquet, write_parquet_with};
+use polars::prelude::*;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::emotion::{Emotion, LabelMap};
+use crate::error::{FeatureError, FeatureMismatch, Result};
+use crate::folds::{Fold, Part, leave_one_session_out, stratified_split};
+use crate::manifest::{Manifest, read_manifest};
+use crate::normalise::{Normaliser, RunningStats};
+use crate::reader::{
+    ColumnChunk, FeatureTable, Layout, NanPolicy, ReadOptions, read_feature_file, read_header,
+};
+
+/// How a corpus is cut into folds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FoldScheme {
+    /// No folds.
+    #[default]
+    None,
+    /// One fold per session: that session is the test part, the others the training part.
+    LeaveOneSessionOut,
+}
+
+/// A seeded, per-class stratified dev/test split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplitSpec {
+    /// Fraction of each class that goes to dev (the paper: 0.3).
+    #[serde(default = "default_dev_fraction")]
+    pub dev_fraction: f64,
+    /// Seed of the shuffle.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+fn default_dev_fraction() -> f64 {
+    0.3
+}
+
+fn default_label_map() -> LabelMap {
+    LabelMap::Names
+}
+
+/// One corpus of a pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorpusSpec {
+    /// Short name, used in file names and the `corpus` column (letters, digits, `_`, `-`).
+    pub name: String,
+    /// The openSMILE feature file (any supported layout, optionally gzip-compressed).
+    pub features: PathBuf,
+    /// The label manifest; absent for an unlabelled corpus.
+    #[serde(default)]
+    pub labels: Option<PathBuf>,
+    /// How the manifest's (or ARFF class's) codes map to the four emotions.
+    #[serde(default = "default_label_map")]
+    pub label_map: LabelMap,
+    /// For header-less files: a text file with one feature name per line.
+    #[serde(default)]
+    pub feature_names: Option<PathBuf>,
+    /// Fold scheme.
+    #[serde(default)]
+    pub folds: FoldScheme,
+    /// Dev/test split, for a cross-corpus test set.
+    #[serde(default)]
+    pub split: Option<SplitSpec>,
+    /// What to do with NaN, infinite or missing values.
+    #[serde(default)]
+    pub nan_policy: NanPolicy,
+}
+
+impl CorpusSpec {
+    /// Resolves relative paths against `base` (the pipeline file's directory).
+    pub fn resolved(&self, base: &Path) -> Self {
+        let resolve = |path: &PathBuf| {
+            if path.is_absolute() {
+                path.clone()
+            } else {
+                base.join(path)
+            }
+        };
+        Self {
+            features: resolve(&self.features),
+            labels: self.labels.as_ref().map(resolve),
+            feature_names: self.feature_names.as_ref().map(resolve),
+            ..self.clone()
+        }
+    }
+
+    /// Checks what can be checked without reading the data.
+    pub fn validate(&self) -> Result<()> {
+        let config = |message: String| {
+            Err(FeatureError::Config(format!(
+                "corpus {:?}: {message}",
+                self.name
+            )))
+        };
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return config("the name must be non-empty letters, digits, '_' or '-'".to_string());
+        }
+        for (key, path) in [
+            ("features", Some(&self.features)),
+            ("labels", self.labels.as_ref()),
+            ("feature_names", self.feature_names.as_ref()),
+        ] {
+            if let Some(path) = path
+                && !path.is_file()
+            {
+                return config(format!("{key}: no such file: {}", path.display()));
+            }
+        }
+        if let Some(split) = &self.split
+            && !(split.dev_fraction > 0.0 && split.dev_fraction < 1.0)
+        {
+            return config(format!(
+                "split.dev_fraction must be between 0 and 1, got {}",
+                split.dev_fraction
+            ));
+        }
+        if (self.folds != FoldScheme::None || self.split.is_some()) && self.labels.is_none() {
+            return config("folds and splits need a label manifest (labels)".to_string());
+        }
+        Ok(())
+    }
+}
+
+/// The feature stage's configuration: the corpora, all of which must share one feature set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeaturesConfig {
+    /// The corpora; the first is the reference for the feature-set check.
+    pub corpora: Vec<CorpusSpec>,
+}
+
+impl FeaturesConfig {
+    /// Resolves relative paths against `base` (the pipeline file's directory).
+    pub fn resolved(&self, base: &Path) -> Self {
+        Self {
+            corpora: self
+                .corpora
+                .iter()
+                .map(|corpus| corpus.resolved(base))
+                .collect(),
+        }
+    }
+
+    /// Checks names, files and values without reading the data.
+    pub fn validate(&self) -> Result<()> {
+        if self.corpora.is_empty() {
+            return Err(FeatureError::Config("no corpora configured".to_string()));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for corpus in &self.corpora {
+            corpus.validate()?;
+            if !seen.insert(&corpus.name) {
+                return Err(FeatureError::Config(format!(
+                    "corpus name {:?} is used twice",
+                    corpus.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The corpus called `name`.
+    pub fn corpus(&self, name: &str) -> Option<&CorpusSpec> {
+        self.corpora.iter().find(|corpus| corpus.name == name)
+    }
+}
+
+/// Where the feature stage puts its outputs, below one directory.
+#[derive(Debug, Clone)]
+pub struct FeatureLayout {
+    root: PathBuf,
+}
+
+impl FeatureLayout {
+    /// Outputs below `root` (a pipeline run's `features/` directory).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// `<corpus>.parquet`: one row per utterance.
+    pub fn corpus(&self, corpus: &str) -> PathBuf {
+        self.root.join(format!("{corpus}.parquet"))
+    }
+
+    /// `<corpus>.folds.parquet`: `utterance_id, session, fold`.
+    pub fn folds(&self, corpus: &str) -> PathBuf {
+        self.root.join(format!("{corpus}.folds.parquet"))
+    }
+
+    /// `<corpus>.split.parquet`: `utterance_id, emotion, split`.
+    pub fn split(&self, corpus: &str) -> PathBuf {
+        self.root.join(format!("{corpus}.split.parquet"))
+    }
+
+    /// `norm/<corpus>.<subset>.parquet`; subsets: `all`, `fold<k>-train`.
+    pub fn normalisation(&self, corpus: &str, subset: &str) -> PathBuf {
+        self.root
+            .join("norm")
+            .join(format!("{corpus}.{subset}.parquet"))
+    }
+}
+
+/// What happened to one corpus.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CorpusReport {
+    /// Corpus name.
+    pub name: String,
+    /// Layout the feature file was read as.
+    pub layout: Option<Layout>,
+    /// Utterances written.
+    pub rows: usize,
+    /// Features per utterance.
+    pub width: usize,
+    /// Utterances per emotion (labelled corpora).
+    pub class_counts: BTreeMap<String, usize>,
+    /// Utterances dropped because their code is outside the four classes, per code.
+    pub dropped_out_of_scope: BTreeMap<String, usize>,
+    /// Utterances in the feature file that the manifest does not list (dropped).
+    pub features_without_labels: usize,
+    /// Manifest rows with no utterance in the feature file.
+    pub labels_without_features: usize,
+    /// Utterances dropped by the `drop-row` NaN policy.
+    pub dropped_non_finite: usize,
+    /// Folds made.
+    pub folds: Vec<Fold>,
+    /// Files written.
+    pub outputs: Vec<PathBuf>,
+}
+
+/// Per-row metadata of a corpus after the join with its labels.
+struct RowLabels {
+    emotion: Vec<Option<Emotion>>,
+    session: Vec<Option<String>>,
+    speaker: Vec<Option<String>>,
+    extras: Vec<Vec<String>>,
+}
+
+/// Runs the feature stage: checks every corpus's header against the first, then reads, labels,
+/// folds, normalises and writes each corpus. Returns one report per corpus.
+pub fn run_features(
+    config: &FeaturesConfig,
+    layout: &FeatureLayout,
+    chunk_rows: usize,
+) -> Result<Vec<CorpusReport>> {
+    check_corpora(config)?;
+    config
+        .corpora
+        .iter()
+        .map(|corpus| ingest_corpus(corpus, layout, chunk_rows))
+        .collect()
+}
+
+/// Validates the configuration and checks that every corpus has the first one's feature list,
+/// reading only the files' headers, so a mismatch is found before anything is written.
+pub fn check_corpora(config: &FeaturesConfig) -> Result<()> {
+    config.validate()?;
+    let mut reference: Option<(PathBuf, Vec<String>)> = None;
+    for corpus in &config.corpora {
+        let (_, names) = read_header(&corpus.features, &read_options(corpus, 1)?)?;
+        match &reference {
+            None => reference = Some((corpus.features.clone(), names)),
+            Some((reference_path, reference_names)) => {
+                check_same_features(&corpus.features, &names, reference_path, reference_names)?
+            }
+        }
+    }
+    Ok(())
+}
+
+fn read_options(corpus: &CorpusSpec, chunk_rows: usize) -> Result<ReadOptions> {
+    let feature_names = match &corpus.feature_names {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).map_err(|source| FeatureError::io(path, source))?;
+            Some(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|line| !line.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            )
+        }
+        None => None,
+    };
+    Ok(ReadOptions {
+        feature_names,
+        nan_policy: corpus.nan_policy,
+        chunk_rows,
+    })
+}
+
+/// Fails with the first differing feature when two files' feature lists differ.
+pub fn check_same_features(
+    path: &Path,
+    names: &[String],
+    reference: &Path,
+    reference_names: &[String],
+) -> Result<()> {
+    if names == reference_names {
+        return Ok(());
+    }
+    let index = names
+        .iter()
+        .zip(reference_names)
+        .position(|(ours, theirs)| ours != theirs)
+        .unwrap_or(names.len().min(reference_names.len()));
+    Err(FeatureError::IncompatibleFeatures(Box::new(
+        FeatureMismatch {
+            path: path.to_path_buf(),
+            reference: reference.to_path_buf(),
+            index,
+            ours: names.get(index).cloned().unwrap_or_default(),
+            theirs: reference_names.get(index).cloned().unwrap_or_default(),
+            widths: (names.len(), reference_names.len()),
+        },
+    )))
+}
+
+/// Reads, labels, folds, normalises and writes one corpus.
+pub fn ingest_corpus(
+    corpus: &CorpusSpec,
+    layout: &FeatureLayout,
+    chunk_rows: usize,
+) -> Result<CorpusReport> {
+    corpus.validate()?;
+    let manifest = corpus
+        .labels
+        .as_ref()
+        .map(|path| read_manifest(path, &corpus.label_map))
+        .transpose()?;
+    let table = read_feature_file(&corpus.features, &read_options(corpus, chunk_rows)?)?;
+    reject_duplicate_ids(&table)?;
+    let mut report = CorpusReport {
+        name: corpus.name.clone(),
+        layout: Some(table.layout),
+        width: table.names.len(),
+        dropped_non_finite: table.dropped_non_finite,
+        ..CorpusReport::default()
+    };
+    let (keep, labels) = join_labels(corpus, &table, manifest.as_ref(), &mut report)?;
+    let extra_columns = manifest
+        .as_ref()
+        .map(|m| m.extra_columns.clone())
+        .unwrap_or_default();
+    for extra in &extra_columns {
+        if ["utterance_id", "corpus", "session", "speaker", "emotion"].contains(&extra.as_str())
+            || table.names.contains(extra)
+        {
+            return Err(FeatureError::parse(
+                corpus.labels.as_deref().unwrap_or(Path::new("")),
+                1,
+                Some(extra.clone()),
+                "this extra manifest column clashes with a feature or metadata column name",
+            ));
+        }
+    }
+    let FeatureTable {
+        path: _,
+        sha256: features_sha256,
+        layout: file_layout,
+        names,
+        ids,
+        lines: _,
+        classes: _,
+        chunks,
+        dropped_non_finite: _,
+    } = table;
+    let ids: Vec<String> = ids
+        .into_iter()
+        .zip(&keep)
+        .filter_map(|(id, &kept)| kept.then_some(id))
+        .collect();
+    let chunks = if keep.iter().all(|&kept| kept) {
+        chunks
+    } else {
+        filter_rows(chunks, &keep, chunk_rows)
+    };
+    report.rows = ids.len();
+    for emotion in labels.emotion.iter().flatten() {
+        *report.class_counts.entry(emotion.to_string()).or_insert(0) += 1;
+    }
+
+    // Folds and splits.
+    let folds = match corpus.folds {
+        FoldScheme::None => Vec::new(),
+        FoldScheme::LeaveOneSessionOut => {
+            if let Some(row) = labels.session.iter().position(Option::is_none) {
+                return Err(FeatureError::Labels {
+                    message: format!(
+                        "{}: utterance {:?} has no session, but leave-one-session-out folds need one for every utterance",
+                        corpus.labels.as_deref().unwrap_or(Path::new("")).display(),
+                        ids[row]
+                    ),
+                });
+            }
+            leave_one_session_out(labels.session.iter().flatten().map(String::as_str)).map_err(
+                |message| FeatureError::Labels {
+                    message: format!("corpus {:?}: {message}", corpus.name),
+                },
+            )?
+        }
+    };
+    report.folds = folds.clone();
+
+    let mut base_metadata = Metadata::for_stage("features");
+    base_metadata.insert("emocycle.corpus", &corpus.name);
+    base_metadata.insert_json(keys::CONFIG, corpus);
+    let mut inputs = BTreeMap::new();
+    inputs.insert(corpus.features.display().to_string(), features_sha256);
+    if let Some(manifest) = &manifest {
+        inputs.insert(
+            manifest.path.display().to_string(),
+            emocycle_artifact::sha256_file(&manifest.path)?,
+        );
+    }
+    if let Some(path) = &corpus.feature_names {
+        inputs.insert(
+            path.display().to_string(),
+            emocycle_artifact::sha256_file(path)?,
+        );
+    }
+    base_metadata.insert_json(keys::INPUTS, &inputs);
+
+    // Normalisation statistics: per session in one pass, merged per subset.
+    let sessions: Vec<String> = {
+        let mut distinct: Vec<String> = labels.session.iter().flatten().cloned().collect();
+        distinct.sort();
+        distinct.dedup();
+        distinct
+    };
+    let group_of_row: Vec<usize> = if folds.is_empty() {
+        vec![0; ids.len()]
+    } else {
+        labels
+            .session
+            .iter()
+            .map(|session| {
+                sessions
+                    .binary_search(session.as_ref().expect("checked above"))
+                    .expect("listed")
+            })
+            .collect()
+    };
+    let groups = if folds.is_empty() { 1 } else { sessions.len() };
+    let group_stats = grouped_stats(&chunks, &group_of_row, groups, names.len());
+    let merged = |include: &dyn Fn(usize) -> bool| -> Vec<RunningStats> {
+        (0..names.len())
+            .map(|feature| {
+                (0..groups)
+                    .filter(|&group| include(group))
+                    .fold(RunningStats::default(), |total, group| {
+                        total.merge(&group_stats[group][feature])
+                    })
+            })
+            .collect()
+    };
+    let mut normalisations = vec![(
+        "all".to_string(),
+        "the whole corpus".to_string(),
+        merged(&|_| true),
+    )];
+    for fold in &folds {
+        let test = sessions.binary_search(&fold.test_session).expect("listed");
+        normalisations.push((
+            format!("fold{}-train", fold.number),
+            format!(
+                "fold {} training part (all sessions but {})",
+                fold.number, fold.test_session
+            ),
+            merged(&|group| group != test),
+        ));
+    }
+
+    // The corpus itself.
+    let path = layout.corpus(&corpus.name);
+    let mut frame = corpus_frame(
+        &corpus.name,
+        &ids,
+        &labels,
+        &extra_columns,
+        &names,
+        chunks,
+        chunk_rows,
+    )?;
+    let mut metadata = base_metadata.clone();
+    metadata.insert(
+        "emocycle.layout",
+        serde_json::to_value(file_layout)
+            .map(|v| v.as_str().unwrap_or("").to_string())
+            .unwrap_or_default(),
+    );
+    metadata.insert("emocycle.feature_count", names.len().to_string());
+    metadata.insert_json("emocycle.features", &names);
+    metadata.insert_json("emocycle.label_map", &corpus.label_map);
+    metadata.insert_json("emocycle.counts", &report);
+    write_parquet_with(
+        &path,
+        &mut frame,
+        &metadata,
+        WriteOptions {
+            row_group_rows: Some(chunk_rows),
+            ..WriteOptions::default()
+        },
+    )?;
+    drop(frame);
+    report.outputs.push(path);
+
+    if !folds.is_empty() {
+        let path = layout.folds(&corpus.name);
+        let fold_of_session: HashMap<&str, u32> = folds
+            .iter()
+            .map(|fold| (fold.test_session.as_str(), fold.number as u32))
+            .collect();
+        let fold_column: Vec<u32> = labels
+            .session
+            .iter()
+            .map(|session| fold_of_session[session.as_deref().expect("checked above")])
+            .collect();
+        let mut frame = DataFrame::new(
+            ids.len(),
+            vec![
+                Column::new("utterance_id".into(), &ids),
+                Column::new("session".into(), &labels.session),
+                Column::new("fold".into(), fold_column),
+            ],
+        )
+        .map_err(FeatureError::frame(format!("folds of {}", corpus.name)))?;
+        let mut metadata = base_metadata.clone();
+        metadata.insert_json("emocycle.folds", &folds);
+        write_parquet(&path, &mut frame, &metadata)?;
+        report.outputs.push(path);
+    }
+
+    if let Some(split) = &corpus.split {
+        let emotions: Vec<Emotion> = labels
+            .emotion
+            .iter()
+            .map(|emotion| emotion.expect("labelled corpora keep labelled rows only"))
+            .collect();
+        let parts = stratified_split(&emotions, split.dev_fraction, split.seed);
+        let path = layout.split(&corpus.name);
+        let mut frame = DataFrame::new(
+            ids.len(),
+            vec![
+                Column::new("utterance_id".into(), &ids),
+                Column::new(
+                    "emotion".into(),
+                    emotions.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "split".into(),
+                    parts.iter().map(|part| part.as_str()).collect::<Vec<_>>(),
+                ),
+            ],
+        )
+        .map_err(FeatureError::frame(format!("split of {}", corpus.name)))?;
+        let mut metadata = base_metadata.clone();
+        metadata.insert_json(keys::SEEDS, &serde_json::json!({ "split": split.seed }));
+        metadata.insert(
+            "emocycle.split.dev_rows",
+            parts
+                .iter()
+                .filter(|&&part| part == Part::Dev)
+                .count()
+                .to_string(),
+        );
+        write_parquet(&path, &mut frame, &metadata)?;
+        report.outputs.push(path);
+    }
+
+    for (subset, description, stats) in normalisations {
+        let path = layout.normalisation(&corpus.name, &subset);
+        let mut metadata = base_metadata.clone();
+        metadata.insert("emocycle.normalisation.subset", &subset);
+        metadata.insert("emocycle.normalisation.description", description);
+        Normaliser::from_stats(names.clone(), &stats).write(&path, &metadata)?;
+        report.outputs.push(path);
+    }
+
+    tracing::info!(
+        corpus = %corpus.name,
+        rows = report.rows,
+        width = report.width,
+        classes = ?report.class_counts,
+        "features written"
+    );
+    if !report.dropped_out_of_scope.is_empty() {
+        tracing::info!(corpus = %corpus.name, dropped = ?report.dropped_out_of_scope, "utterances outside the four emotions dropped");
+    }
+    if report.features_without_labels > 0 || report.labels_without_features > 0 {
+        tracing::warn!(
+            corpus = %corpus.name,
+            features_without_labels = report.features_without_labels,
+            labels_without_features = report.labels_without_features,
+            "features and labels do not cover the same utterances"
+        );
+    }
+    if report.dropped_non_finite > 0 {
+        tracing::warn!(corpus = %corpus.name, dropped = report.dropped_non_finite, "utterances with NaN or Inf dropped");
+    }
+    Ok(report)
+}
+
+fn reject_duplicate_ids(table: &FeatureTable) -> Result<()> {
+    let mut first_line: HashMap<&str, u64> = HashMap::with_capacity(table.ids.len());
+    for (id, &line) in table.ids.iter().zip(&table.lines) {
+        if let Some(first) = first_line.insert(id, line) {
+            return Err(FeatureError::parse(
+                &table.path,
+                line,
+                Some(
+                    if table.layout == Layout::OpensmilePython {
+                        "file"
+                    } else {
+                        "name"
+                    }
+                    .to_string(),
+                ),
+                format!("duplicate utterance id {id:?} (first on line {first})"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Decides which rows to keep and their labels; fills the report's counts.
+fn join_labels(
+    corpus: &CorpusSpec,
+    table: &FeatureTable,
+    manifest: Option<&Manifest>,
+    report: &mut CorpusReport,
+) -> Result<(Vec<bool>, RowLabels)> {
+    let rows = table.rows();
+    let mut keep = vec![true; rows];
+    let mut labels = RowLabels {
+        emotion: Vec::with_capacity(rows),
+        session: Vec::with_capacity(rows),
+        speaker: Vec::with_capacity(rows),
+        extras: Vec::new(),
+    };
+    if let Some(manifest) = manifest {
+        let mut matched = 0usize;
+        for (row, id) in table.ids.iter().enumerate() {
+            let Some(label) = manifest.rows.get(id) else {
+                report.features_without_labels += 1;
+                keep[row] = false;
+                continue;
+            };
+            matched += 1;
+            let Some(emotion) = label.emotion else {
+                *report
+                    .dropped_out_of_scope
+                    .entry(label.code.clone())
+                    .or_insert(0) += 1;
+                keep[row] = false;
+                continue;
+            };
+            labels.emotion.push(Some(emotion));
+            labels.session.push(label.session.clone());
+            labels.speaker.push(label.speaker.clone());
+            labels.extras.push(label.extras.clone());
+        }
+        report.labels_without_features = manifest.rows.len() - matched;
+        if matched == 0 {
+            return Err(FeatureError::Labels {
+                message: format!(
+                    "no utterance of {} ({} rows) is listed in {} ({} rows): check that the ids match (e.g. {:?} vs {:?})",
+                    table.path.display(),
+                    rows,
+                    manifest.path.display(),
+                    manifest.rows.len(),
+                    table.ids.first().map(String::as_str).unwrap_or(""),
+                    manifest
+                        .rows
+                        .keys()
+                        .next()
+                        .map(String::as_str)
+                        .unwrap_or("")
+                ),
+            });
+        }
+        if labels.emotion.is_empty() {
+            return Err(FeatureError::Labels {
+                message: format!(
+                    "{}: none of the matched utterances has one of the four emotions under label map {:?} (codes seen: {:?})",
+                    manifest.path.display(),
+                    corpus.label_map,
+                    report.dropped_out_of_scope.keys().collect::<Vec<_>>()
+                ),
+            });
+        }
+    } else if let Some(classes) = &table.classes {
+        // An ARFF file with a nominal class and no manifest: the class is the label.
+        for (row, class) in classes.iter().enumerate() {
+            match class.as_deref().and_then(|code| corpus.label_map.map(code)) {
+                Some(emotion) => {
+                    labels.emotion.push(Some(emotion));
+                    labels.session.push(None);
+                    labels.speaker.push(None);
+                }
+                None => {
+                    *report
+                        .dropped_out_of_scope
+                        .entry(class.clone().unwrap_or_else(|| "?".to_string()))
+                        .or_insert(0) += 1;
+                    keep[row] = false;
+                }
+            }
+        }
+        if labels.emotion.is_empty() {
+            return Err(FeatureError::Labels {
+                message: format!(
+                    "{}: no row's class maps to one of the four emotions under label map {:?}",
+                    table.path.display(),
+                    corpus.label_map
+                ),
+            });
+        }
+    } else {
+        labels.emotion = vec![None; rows];
+        labels.session = vec![None; rows];
+        labels.speaker = vec![None; rows];
+    }
+    Ok((keep, labels))
+}
+
+/// Keeps the rows marked in `keep`, re-chunked to `chunk_rows`, freeing old chunks as it goes.
+fn filter_rows(chunks: Vec<ColumnChunk>, keep: &[bool], chunk_rows: usize) -> Vec<ColumnChunk> {
+    let width = chunks.first().map_or(0, |chunk| chunk.columns.len());
+    let mut output: Vec<ColumnChunk> = Vec::new();
+    let mut current: Vec<Vec<f32>> = vec![Vec::with_capacity(chunk_rows); width];
+    let mut current_rows = 0;
+    let mut row_offset = 0;
+    for chunk in chunks {
+        for row in 0..chunk.rows {
+            if keep[row_offset + row] {
+                for (column, values) in current.iter_mut().zip(&chunk.columns) {
+                    column.push(values[row]);
+                }
+                current_rows += 1;
+                if current_rows == chunk_rows {
+                    output.push(ColumnChunk {
+                        columns: std::mem::replace(
+                            &mut current,
+                            vec![Vec::with_capacity(chunk_rows); width],
+                        ),
+                        rows: current_rows,
+                    });
+                    current_rows = 0;
+                }
+            }
+        }
+        row_offset += chunk.rows;
+    }
+    if current_rows > 0 {
+        output.push(ColumnChunk {
+            columns: current,
+            rows: current_rows,
+        });
+    }
+    output
+}
+
+/// Per-group, per-feature running statistics in one parallel pass over the columns.
+fn grouped_stats(
+    chunks: &[ColumnChunk],
+    group_of_row: &[usize],
+    groups: usize,
+    width: usize,
+) -> Vec<Vec<RunningStats>> {
+    let per_feature: Vec<Vec<RunningStats>> = (0..width)
+        .into_par_iter()
+        .map(|feature| {
+            let mut stats = vec![RunningStats::default(); groups];
+            let mut row = 0;
+            for chunk in chunks {
+                for &value in &chunk.columns[feature] {
+                    stats[group_of_row[row]].push(f64::from(value));
+                    row += 1;
+                }
+            }
+            stats
+        })
+        .collect();
+    (0..groups)
+        .map(|group| per_feature.iter().map(|stats| stats[group]).collect())
+        .collect()
+}
+
+/// Assembles the output frame chunk by chunk, moving (not copying) the feature vectors.
+fn corpus_frame(
+    corpus: &str,
+    ids: &[String],
+    labels: &RowLabels,
+    extra_columns: &[String],
+    names: &[String],
+    chunks: Vec<ColumnChunk>,
+    chunk_rows: usize,
+) -> Result<DataFrame> {
+    let context = || format!("features of {corpus}");
+    let mut frame: Option<DataFrame> = None;
+    let mut start = 0;
+    for chunk in chunks {
+        let end = start + chunk.rows;
+        debug_assert!(chunk.rows == chunk_rows || end == ids.len());
+        let mut columns = Vec::with_capacity(5 + extra_columns.len() + names.len());
+        columns.push(Column::new("utterance_id".into(), &ids[start..end]));
+        columns.push(Column::new("corpus".into(), vec![corpus; chunk.rows]));
+        columns.push(Column::new("session".into(), &labels.session[start..end]));
+        columns.push(Column::new("speaker".into(), &labels.speaker[start..end]));
+        let emotions: Vec<Option<&str>> = labels.emotion[start..end]
+            .iter()
+            .map(|e| e.map(Emotion::as_str))
+            .collect();
+        columns.push(Column::new("emotion".into(), emotions));
+        for (index, extra) in extra_columns.iter().enumerate() {
+            let values: Vec<&str> = labels.extras[start..end]
+                .iter()
+                .map(|row| row[index].as_str())
+                .collect();
+            columns.push(Column::new(extra.as_str().into(), values));
+        }
+        for (name, values) in names.iter().zip(chunk.columns) {
+            columns.push(Float32Chunked::from_vec(name.as_str().into(), values).into_column());
+        }
+        let part = DataFrame::new(chunk.rows, columns).map_err(FeatureError::frame(context()))?;
+        match &mut frame {
+            None => frame = Some(part),
+            Some(frame) => {
+                frame
+                    .vstack_mut_owned(part)
+                    .map_err(FeatureError::frame(context()))?;
+            }
+        }
+        start = end;
+    }
+    frame.ok_or_else(|| FeatureError::Labels {
+        message: format!("corpus {corpus}: no utterance is left after matching labels"),
+    })
+}

@@ -1,0 +1,248 @@
+//! Every layout openSMILE and opensmile-python write is read to the same values.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use emocycle_features::{Layout, NanPolicy, ReadOptions, read_feature_file};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/formats")
+        .join(name)
+}
+
+fn feature_names() -> Vec<String> {
+    std::fs::read_to_string(fixture("feature_names.txt"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+const IDS: [&str; 6] = [
+    "Ses01F_0001",
+    "Ses01M_0002",
+    "Ses02F_0003",
+    "Ses02M_0004",
+    "Ses01F_0005",
+    "Ses02F_0006",
+];
+
+/// Row-major values of the fixtures, as f32.
+fn expected_rows() -> Vec<[f32; 5]> {
+    vec![
+        [12.0, 0.622463, -12.34, 25.0, 0.001],
+        [7.0, 0.51, -11.0, 31.25, -0.002],
+        [30.0, 0.7, -9.5, 40.0, 0.0],
+        [3.0, 0.4, -13.0, 18.0, 0.0005],
+        [15.0, 0.65, -12.0, 22.0, 0.0015],
+        [21.0, 0.69, -10.0, 39.0, -0.001],
+    ]
+}
+
+fn rows_of(table: &emocycle_features::FeatureTable) -> Vec<Vec<f32>> {
+    let mut rows = Vec::new();
+    for chunk in &table.chunks {
+        for row in 0..chunk.rows {
+            rows.push(chunk.columns.iter().map(|column| column[row]).collect());
+        }
+    }
+    rows
+}
+
+fn options() -> ReadOptions {
+    ReadOptions {
+        chunk_rows: 4,
+        ..ReadOptions::default()
+    }
+}
+
+fn assert_standard_table(table: &emocycle_features::FeatureTable, layout: Layout) {
+    assert_eq!(table.layout, layout);
+    assert_eq!(table.names, feature_names());
+    assert_eq!(table.ids, IDS);
+    let rows = rows_of(table);
+    assert_eq!(rows.len(), 6);
+    for (row, expected) in rows.iter().zip(expected_rows()) {
+        assert_eq!(row.as_slice(), expected.as_slice());
+    }
+    // Chunks are exactly chunk_rows long, but for the last.
+    assert_eq!(
+        table
+            .chunks
+            .iter()
+            .map(|chunk| chunk.rows)
+            .collect::<Vec<_>>(),
+        [4, 2]
+    );
+}
+
+#[test]
+fn smilextract_csv_with_header() {
+    let table = read_feature_file(&fixture("smilextract.csv"), &options()).unwrap();
+    assert_standard_table(&table, Layout::SmileCsv);
+    assert_eq!(table.lines, [2, 3, 4, 5, 6, 7]);
+    assert_eq!(table.sha256.len(), 64);
+}
+
+#[test]
+fn smilextract_csv_without_header_with_and_without_frame_time() {
+    let options = ReadOptions {
+        feature_names: Some(feature_names()),
+        ..options()
+    };
+    for name in [
+        "smilextract_headerless.csv",
+        "smilextract_headerless_no_frametime.csv",
+    ] {
+        let table = read_feature_file(&fixture(name), &options).unwrap();
+        assert_standard_table(&table, Layout::SmileCsvHeaderless);
+        assert_eq!(table.lines[0], 1, "{name}");
+    }
+}
+
+#[test]
+fn headerless_without_names_asks_for_them() {
+    let error = read_feature_file(&fixture("smilextract_headerless.csv"), &options()).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains("smilextract_headerless.csv:1"),
+        "{message}"
+    );
+    assert!(message.contains("feature_names"), "{message}");
+}
+
+#[test]
+fn opensmile_python_pandas_csv() {
+    let table = read_feature_file(&fixture("opensmile_python.csv"), &options()).unwrap();
+    assert_standard_table(&table, Layout::OpensmilePython);
+}
+
+#[test]
+fn arff_with_class_and_missing_class() {
+    let table = read_feature_file(&fixture("smilextract.arff"), &options()).unwrap();
+    assert_standard_table(&table, Layout::Arff);
+    let classes = table.classes.as_ref().unwrap();
+    assert_eq!(classes[0].as_deref(), Some("ang"));
+    assert_eq!(classes[5], None);
+    assert_eq!(table.lines[0], 13);
+}
+
+#[test]
+fn gzip_compressed_files_of_every_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, layout, names) in [
+        ("smilextract.csv", Layout::SmileCsv, None),
+        (
+            "smilextract_headerless.csv",
+            Layout::SmileCsvHeaderless,
+            Some(feature_names()),
+        ),
+        ("opensmile_python.csv", Layout::OpensmilePython, None),
+        ("smilextract.arff", Layout::Arff, None),
+    ] {
+        let compressed = dir.path().join(format!("{name}.gz"));
+        let mut encoder = flate2::write::GzEncoder::new(
+            std::fs::File::create(&compressed).unwrap(),
+            flate2::Compression::default(),
+        );
+        encoder
+            .write_all(&std::fs::read(fixture(name)).unwrap())
+            .unwrap();
+        encoder.finish().unwrap();
+        let options = ReadOptions {
+            feature_names: names,
+            ..options()
+        };
+        let table = read_feature_file(&compressed, &options).unwrap();
+        assert_standard_table(&table, layout);
+        // The hash is of the file on disk, not of the decompressed text.
+        assert_eq!(
+            table.sha256,
+            emocycle_artifact::sha256_file(&compressed).unwrap()
+        );
+    }
+}
+
+/// A wide file (ComParE's 6373 features) split over many blocks and pieces reads back exactly.
+#[test]
+fn wide_and_long_file_reads_back_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("compare.csv");
+    let width = 6373;
+    let rows = 300;
+    let mut text = String::from("name;frameTime");
+    for feature in 0..width {
+        text.push_str(&format!(";f{feature}"));
+    }
+    text.push('\n');
+    for row in 0..rows {
+        text.push_str(&format!("'utt{row}';0.000000"));
+        for feature in 0..width {
+            let value = ((row * 31 + feature * 7) % 1000) as f32 / 37.0 - 10.0;
+            text.push_str(&format!(";{value:e}"));
+        }
+        text.push('\n');
+    }
+    std::fs::write(&path, &text).unwrap();
+    let table = read_feature_file(
+        &path,
+        &ReadOptions {
+            chunk_rows: 64,
+            ..ReadOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(table.names.len(), width);
+    assert_eq!(table.rows(), rows);
+    let read = rows_of(&table);
+    for row in [0, 63, 64, 299] {
+        for feature in [0, 1, 4000, width - 1] {
+            let expected = ((row * 31 + feature * 7) % 1000) as f32 / 37.0 - 10.0;
+            assert_eq!(read[row][feature], expected);
+        }
+    }
+    assert_eq!(table.lines[299], 301);
+}
+
+#[test]
+fn nan_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nan.csv");
+    std::fs::write(&path, "name;frameTime;a;b\n'u1';0.000000;1;2\n'u2';0.000000;nan;2\n'u3';0.000000;3;-inf\n'u4';0.000000;4;\n").unwrap();
+
+    let error = read_feature_file(&path, &options())
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("nan.csv:3, column \"a\""), "{error}");
+    assert!(error.contains("non-finite"), "{error}");
+
+    let zero = read_feature_file(
+        &path,
+        &ReadOptions {
+            nan_policy: NanPolicy::Zero,
+            ..options()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        rows_of(&zero),
+        vec![
+            vec![1.0, 2.0],
+            vec![0.0, 2.0],
+            vec![3.0, 0.0],
+            vec![4.0, 0.0]
+        ]
+    );
+
+    let dropped = read_feature_file(
+        &path,
+        &ReadOptions {
+            nan_policy: NanPolicy::DropRow,
+            ..options()
+        },
+    )
+    .unwrap();
+    assert_eq!(dropped.ids, ["u1"]);
+    assert_eq!(dropped.dropped_non_finite, 3);
+}

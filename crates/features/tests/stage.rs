@@ -1,0 +1,198 @@
+//! The feature stage end to end on the format fixtures: labels, folds, split, normalisation.
+
+use std::path::{Path, PathBuf};
+
+use emocycle_artifact::{keys, read_parquet};
+use emocycle_features::{
+    CorpusSpec, FeatureLayout, FeaturesConfig, FoldScheme, LabelMap, NanPolicy, Normaliser,
+    Scaling, SplitSpec, run_features,
+};
+use polars::prelude::*;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/formats")
+        .join(name)
+}
+
+fn config() -> FeaturesConfig {
+    let base = CorpusSpec {
+        name: String::new(),
+        features: PathBuf::new(),
+        labels: None,
+        label_map: LabelMap::Iemocap,
+        feature_names: None,
+        folds: FoldScheme::None,
+        split: None,
+        nan_policy: NanPolicy::Error,
+    };
+    FeaturesConfig {
+        corpora: vec![
+            CorpusSpec {
+                name: "iemocap".into(),
+                features: fixture("smilextract.csv"),
+                labels: Some(fixture("labels_iemocap.csv")),
+                folds: FoldScheme::LeaveOneSessionOut,
+                ..base.clone()
+            },
+            CorpusSpec {
+                name: "tedlium".into(),
+                features: fixture("smilextract_headerless.csv"),
+                feature_names: Some(fixture("feature_names.txt")),
+                ..base.clone()
+            },
+            CorpusSpec {
+                name: "msp".into(),
+                features: fixture("opensmile_python.csv"),
+                labels: Some(fixture("labels_msp.csv")),
+                label_map: LabelMap::MspImprov,
+                split: Some(SplitSpec {
+                    dev_fraction: 0.5,
+                    seed: 3,
+                }),
+                ..base.clone()
+            },
+            CorpusSpec {
+                name: "arff".into(),
+                features: fixture("smilextract.arff"),
+                ..base
+            },
+        ],
+    }
+}
+
+fn strings(frame: &DataFrame, column: &str) -> Vec<Option<String>> {
+    frame
+        .column(column)
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|value| value.map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn labelled_unlabelled_and_cross_corpus_sets_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = FeatureLayout::new(dir.path());
+    let reports = run_features(&config(), &layout, 2).unwrap();
+
+    // IEMOCAP-like: "fru" dropped, "exc" merged into happy, the label without features counted.
+    let iemocap = &reports[0];
+    assert_eq!(iemocap.rows, 5);
+    assert_eq!(iemocap.dropped_out_of_scope.get("fru"), Some(&1));
+    assert_eq!(iemocap.labels_without_features, 1);
+    assert_eq!(iemocap.class_counts.get("happy"), Some(&2));
+    let (frame, metadata) = read_parquet(&layout.corpus("iemocap")).unwrap();
+    let columns: Vec<&str> = frame
+        .get_column_names()
+        .iter()
+        .map(|name| name.as_str())
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            "utterance_id",
+            "corpus",
+            "session",
+            "speaker",
+            "emotion",
+            "gender",
+            "pcm_loudness_sma_maxPos",
+            "pcm_loudness_sma_amean",
+            "mfcc_sma[0]_amean",
+            "F0final_sma_stddev",
+            "voicingFinalUnclipped_sma_linregc1"
+        ]
+    );
+    assert_eq!(
+        frame.column("mfcc_sma[0]_amean").unwrap().dtype(),
+        &DataType::Float32
+    );
+    assert_eq!(
+        strings(&frame, "emotion"),
+        ["angry", "happy", "neutral", "sad", "happy"].map(|e| Some(e.to_string()))
+    );
+    assert_eq!(strings(&frame, "corpus")[0].as_deref(), Some("iemocap"));
+    assert_eq!(metadata.get("emocycle.feature_count"), Some("5"));
+    assert_eq!(metadata.get(keys::STAGE), Some("features"));
+    let inputs: serde_json::Value = metadata.get_json(keys::INPUTS, Path::new("x")).unwrap();
+    assert_eq!(inputs.as_object().unwrap().len(), 2);
+
+    // Folds: one per session, disjoint.
+    assert_eq!(iemocap.folds.len(), 2);
+    let (folds, _) = read_parquet(&layout.folds("iemocap")).unwrap();
+    let sessions = strings(&folds, "session");
+    let fold_numbers: Vec<u32> = folds
+        .column("fold")
+        .unwrap()
+        .u32()
+        .unwrap()
+        .into_no_null_iter()
+        .collect();
+    for (session, fold) in sessions.iter().zip(&fold_numbers) {
+        let expected = if session.as_deref() == Some("Ses01") {
+            1
+        } else {
+            2
+        };
+        assert_eq!(*fold, expected);
+    }
+
+    // Normalisation of fold 1's training part uses Ses02 rows only: loudness maxPos 30, 3, 21.
+    let fold1 = Normaliser::read(&layout.normalisation("iemocap", "fold1-train")).unwrap();
+    assert_eq!(fold1.rows, 3);
+    assert_eq!(
+        (fold1.min[0], fold1.max[0], fold1.mean[0]),
+        (3.0, 30.0, 18.0)
+    );
+    let all = Normaliser::read(&layout.normalisation("iemocap", "all")).unwrap();
+    assert_eq!(all.rows, 5);
+    let mut row = vec![30.0f32, 0.7, -9.5, 40.0, 0.0];
+    fold1.transform_rows(&mut row, Scaling::MinMax);
+    assert_eq!(row[0], 1.0);
+
+    // Unlabelled: every row kept, emotion, session and speaker null.
+    let (source, _) = read_parquet(&layout.corpus("tedlium")).unwrap();
+    assert_eq!(source.height(), 6);
+    assert_eq!(source.column("emotion").unwrap().null_count(), 6);
+    assert_eq!(source.column("session").unwrap().null_count(), 6);
+
+    // Cross-corpus: stratified split, every row in exactly one part.
+    let (split, _) = read_parquet(&layout.split("msp")).unwrap();
+    assert_eq!(split.height(), 6);
+    let parts = strings(&split, "split");
+    let emotions = strings(&split, "emotion");
+    for emotion in ["happy", "neutral"] {
+        let dev = parts
+            .iter()
+            .zip(&emotions)
+            .filter(|(p, e)| p.as_deref() == Some("dev") && e.as_deref() == Some(emotion))
+            .count();
+        assert_eq!(dev, 1, "{emotion}");
+    }
+
+    // ARFF without a manifest: its class attribute labels it; "fru" and "?" are dropped.
+    assert_eq!(reports[3].rows, 4);
+    assert_eq!(reports[3].dropped_out_of_scope.values().sum::<usize>(), 2);
+}
+
+#[test]
+fn the_same_inputs_give_byte_identical_outputs() {
+    let first = tempfile::tempdir().unwrap();
+    let second = tempfile::tempdir().unwrap();
+    run_features(&config(), &FeatureLayout::new(first.path()), 4).unwrap();
+    run_features(&config(), &FeatureLayout::new(second.path()), 4).unwrap();
+    for name in [
+        "iemocap.parquet",
+        "msp.split.parquet",
+        "norm/iemocap.fold2-train.parquet",
+    ] {
+        assert_eq!(
+            std::fs::read(first.path().join(name)).unwrap(),
+            std::fs::read(second.path().join(name)).unwrap(),
+            "{name}"
+        );
+    }
+}

@@ -1,0 +1,205 @@
+//! Safetensors files: atomic writes, reads, and the metadata tensors of a checkpoint.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tch::{Kind, Tensor};
+
+use crate::{GanConfig, GanError};
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Writes named tensors to `path` through a temporary file in the same directory, synced and
+/// renamed, so a reader (or a resumed run after SIGKILL) sees the old file or the new one, never
+/// a torn one.
+pub(crate) fn write_safetensors_atomic(
+    path: &Path,
+    tensors: &[(String, Tensor)],
+) -> Result<(), GanError> {
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    fs::create_dir_all(&dir).map_err(|e| GanError::io(&dir, e))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp = dir.join(format!(
+        ".{name}.{}.{}.tmp",
+        std::process::id(),
+        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let written = Tensor::write_safetensors(tensors, &temp)
+        .map_err(|e| GanError::torch(format!("writing {}", temp.display()), e))
+        .and_then(|()| {
+            File::open(&temp)
+                .and_then(|file| file.sync_all())
+                .map_err(|e| GanError::io(&temp, e))
+        })
+        .and_then(|()| fs::rename(&temp, path).map_err(|e| GanError::io(path, e)));
+    if written.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    written?;
+    // The rename must reach the disk too, or a power cut could undo it.
+    if let Ok(handle) = File::open(&dir) {
+        let _ = handle.sync_all();
+    }
+    Ok(())
+}
+
+/// Reads every tensor of a safetensors file onto the CPU.
+pub(crate) fn read_safetensors(path: &Path) -> Result<HashMap<String, Tensor>, GanError> {
+    if !path.exists() {
+        return Err(GanError::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+        ));
+    }
+    Tensor::read_safetensors(path)
+        .map(|tensors| tensors.into_iter().collect())
+        .map_err(|e| GanError::torch(format!("reading {}", path.display()), e))
+}
+
+/// A UTF-8 string as a uint8 tensor (safetensors as written by tch has no metadata map).
+pub(crate) fn text_tensor(text: &str) -> Tensor {
+    Tensor::from_slice(text.as_bytes())
+}
+
+pub(crate) fn corrupt(path: &Path, reason: impl Into<String>) -> GanError {
+    GanError::CheckpointCorrupt {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+pub(crate) fn tensor_text(
+    tensors: &HashMap<String, Tensor>,
+    key: &str,
+    path: &Path,
+) -> Result<String, GanError> {
+    let tensor = tensors
+        .get(key)
+        .filter(|t| t.kind() == Kind::Uint8)
+        .ok_or_else(|| corrupt(path, format!("tensor {key} is missing")))?;
+    let bytes =
+        Vec::<u8>::try_from(tensor).map_err(|e| GanError::torch(format!("reading {key}"), e))?;
+    String::from_utf8(bytes).map_err(|_| corrupt(path, format!("tensor {key} is not UTF-8")))
+}
+
+pub(crate) fn tensor_i64s(
+    tensors: &HashMap<String, Tensor>,
+    key: &str,
+    path: &Path,
+) -> Result<Vec<i64>, GanError> {
+    let tensor = tensors
+        .get(key)
+        .filter(|t| t.kind() == Kind::Int64)
+        .ok_or_else(|| corrupt(path, format!("tensor {key} is missing or not int64")))?;
+    Vec::<i64>::try_from(tensor.flatten(0, -1))
+        .map_err(|e| GanError::torch(format!("reading {key}"), e))
+}
+
+pub(crate) fn tensor_f64s(
+    tensors: &HashMap<String, Tensor>,
+    key: &str,
+    path: &Path,
+) -> Result<Vec<f64>, GanError> {
+    let tensor = tensors
+        .get(key)
+        .filter(|t| t.kind() == Kind::Double)
+        .ok_or_else(|| corrupt(path, format!("tensor {key} is missing or not float64")))?;
+    Vec::<f64>::try_from(tensor.flatten(0, -1))
+        .map_err(|e| GanError::torch(format!("reading {key}"), e))
+}
+
+/// Config fields a pretraining checkpoint depends on.
+pub(crate) const PRETRAIN_FIELDS: &[&str] = &[
+    "generator_hidden",
+    "generator_dropout",
+    "leaky_slope",
+    "learning_rate",
+    "adam_beta1",
+    "adam_beta2",
+    "adam_epsilon",
+    "batch_size",
+    "seed",
+];
+
+/// Config fields that do not change the numbers of joint training (only how long it runs and how
+/// often it saves).
+pub(crate) const TRAIN_IGNORED_FIELDS: &[&str] =
+    &["checkpoint_every", "pretrain_epochs", "train_epochs"];
+
+/// Fields whose values differ between the checkpoint's config and this run's, restricted to
+/// `only` (or all but `ignored`), as readable `name: saved -> now` lines.
+pub(crate) fn config_differences(
+    saved: &GanConfig,
+    now: &GanConfig,
+    only: Option<&[&str]>,
+    ignored: &[&str],
+) -> Vec<String> {
+    let as_map = |config: &GanConfig| match serde_json::to_value(config) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
+    let (saved, now) = (as_map(saved), as_map(now));
+    now.iter()
+        .filter(|(key, _)| {
+            only.is_none_or(|only| only.contains(&key.as_str())) && !ignored.contains(&key.as_str())
+        })
+        .filter(|(key, value)| saved.get(*key) != Some(*value))
+        .map(|(key, value)| {
+            let before = saved
+                .get(key)
+                .map_or("absent".to_string(), ToString::to_string);
+            format!("{key}: checkpoint {before}, this run {value}")
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_round_trips_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.safetensors");
+        let tensors = vec![
+            (
+                "a.weight".to_string(),
+                Tensor::from_slice(&[1.0f32, 2.0]).view([1, 2]),
+            ),
+            ("meta.text".to_string(), text_tensor("héllo")),
+            ("meta.n".to_string(), Tensor::from_slice(&[7i64])),
+        ];
+        write_safetensors_atomic(&path, &tensors).unwrap();
+        let back = read_safetensors(&path).unwrap();
+        assert!(back["a.weight"].equal(&tensors[0].1));
+        assert_eq!(tensor_text(&back, "meta.text", &path).unwrap(), "héllo");
+        assert_eq!(tensor_i64s(&back, "meta.n", &path).unwrap(), [7]);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        assert!(matches!(
+            read_safetensors(&dir.path().join("none")),
+            Err(GanError::Io { .. })
+        ));
+    }
+
+    #[test]
+    fn config_differences_name_the_fields() {
+        let a = GanConfig::default();
+        let b = GanConfig {
+            lambda_cls: 0.0,
+            checkpoint_every: 3,
+            ..GanConfig::default()
+        };
+        let diff = config_differences(&a, &b, None, TRAIN_IGNORED_FIELDS);
+        assert_eq!(diff.len(), 1);
+        assert!(diff[0].starts_with("lambda_cls"));
+        assert!(config_differences(&a, &b, Some(PRETRAIN_FIELDS), &[]).is_empty());
+    }
+}

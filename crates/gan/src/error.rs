@@ -1,0 +1,119 @@
+//! The GAN stage's errors.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the GAN stage.
+#[derive(Debug, thiserror::Error)]
+pub enum GanError {
+    /// A configuration value cannot train.
+    #[error("invalid GAN configuration: {0}")]
+    InvalidConfig(String),
+    /// No emotion target sets were given.
+    #[error("the GAN needs at least one target set, got none")]
+    NoTargets,
+    /// A data set is not a float32 matrix.
+    #[error("{set}: expected a 2-D float32 tensor, got kind {kind} with shape {shape:?}")]
+    NotAMatrix {
+        /// Which set (`source` or `target 2`).
+        set: String,
+        /// Its element kind.
+        kind: String,
+        /// Its shape.
+        shape: Vec<i64>,
+    },
+    /// A data set's feature dimension differs from the source's.
+    #[error("{set} has {found} features but the source has {expected}")]
+    DimensionMismatch {
+        /// Which set.
+        set: String,
+        /// The source's dimension.
+        expected: i64,
+        /// This set's dimension.
+        found: i64,
+    },
+    /// A data set has fewer rows than one minibatch.
+    #[error("{set} has {rows} rows, fewer than one batch of {batch_size}")]
+    NotEnoughRows {
+        /// Which set.
+        set: String,
+        /// Its row count.
+        rows: i64,
+        /// The configured batch size.
+        batch_size: usize,
+    },
+    /// A data set holds NaN or infinite values.
+    #[error("{set} holds NaN or infinite values")]
+    NonFinite {
+        /// Which set.
+        set: String,
+    },
+    /// The held-out (test) session is among the sessions the GAN would be trained on.
+    #[error(
+        "session {session} is the fold's held-out test session but is in the GAN training data"
+    )]
+    TestSessionInTraining {
+        /// The offending session.
+        session: String,
+    },
+    /// Pretrained generators do not fit the configuration or data.
+    #[error("pretrained generators do not fit: {0}")]
+    PretrainedMismatch(String),
+    /// A checkpoint was written by a run with different settings or data.
+    #[error("checkpoint {path} does not match this run: {differences}")]
+    CheckpointMismatch {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What differs, in words.
+        differences: String,
+    },
+    /// A checkpoint lacks a tensor or holds one of the wrong shape.
+    #[error("checkpoint {path} is unusable: {reason}")]
+    CheckpointCorrupt {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Reading or writing a file failed.
+    #[error("I/O on {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// libtorch refused an operation.
+    #[error("libtorch: {context}: {source}")]
+    Torch {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        #[source]
+        source: tch::TchError,
+    },
+    /// A training loss became NaN or infinite.
+    #[error("{phase} diverged: a loss became NaN or infinite in epoch {epoch}")]
+    Diverged {
+        /// `pretrain` or `train`.
+        phase: &'static str,
+        /// The 0-based epoch.
+        epoch: usize,
+    },
+}
+
+impl GanError {
+    pub(crate) fn torch(context: impl Into<String>, source: tch::TchError) -> Self {
+        Self::Torch {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! The GAN stage of emocycle: cycle-only pretraining of the K (= 4) generator pairs and joint
+//! training of the K CycleGANs with the auxiliary classifier C, as the published TensorFlow code
+//! of Bao, Neumann & Vu (Interspeech 2019) does it (see the project's method reference).
+//!
+//! # What it reads and writes
+//!
+//! It reads nothing from disk by itself: the caller hands in [`TrainingData`], float32 tensors of
+//! the min-max normalised source corpus `[n_s, d]` and one target set per emotion `[n_i, d]`
+//! (order 0 angry, 1 happy, 2 neutral, 3 sad), and, for [`train`], the
+//! [`PretrainedGenerators`] that [`pretrain`] returned (or [`PretrainedGenerators::load`] read).
+//! [`ensure_no_test_session`] lets the caller refuse data that contains the fold's test session.
+//!
+//! It writes safetensors files only, each atomically (temporary file in the same directory,
+//! fsync, rename): the checkpoints [`PRETRAIN_CHECKPOINT`] and [`TRAIN_CHECKPOINT`] in
+//! [`RunOptions::checkpoint_dir`] every `checkpoint_every` epochs and when a run ends or stops,
+//! and whatever the caller asks for through [`CycleGanModel::save_weights`] and
+//! [`PretrainedGenerators::save`]. Loss logs ([`PretrainEpochRecord`], [`TrainEpochRecord`]) and
+//! the [`RunManifest`] come back as serde-serialisable Rust values for the caller to store.
+//!
+//! # Tensor names
+//!
+//! Network tensors are named like PyTorch `state_dict`s of a module holding
+//! `layers = nn.ModuleList([nn.Linear, ...])`, so `safetensors.torch.load_file` loads them
+//! directly; weights are `[out, in]`, biases `[out]`, float32; `j` counts the affine layers from 0:
+//!
+//! | name | network |
+//! |---|---|
+//! | `g.<i>.layers.<j>.weight`, `g.<i>.layers.<j>.bias` | G_i, source -> emotion i (d-1000-500-1000-d) |
+//! | `f.<i>.layers.<j>.weight`, `.bias` | F_i, emotion i -> source |
+//! | `d_t.<i>.layers.<j>.weight`, `.bias` | D_T_i, on emotion i's side (d-1000-1000-1) |
+//! | `d_s.<i>.layers.<j>.weight`, `.bias` | D_S_i, on the source side |
+//! | `c.layers.<j>.weight`, `.bias` | C (d-100-100-K); absent when `lambda_cls = 0` |
+//!
+//! A hidden layer's output is `dropout(leaky_relu(x W^T + b, 0.2))`; the last layer is linear.
+//!
+//! Checkpoints add (all names are plain safetensors tensors):
+//!
+//! | name | content |
+//! |---|---|
+//! | `meta.format` | int64 `[1]`, the checkpoint format version (1) |
+//! | `meta.config_json` | uint8 bytes of the [`GanConfig`] as JSON |
+//! | `meta.data_json` | uint8 bytes of the [`DataShape`] as JSON |
+//! | `meta.layout` | uint8 bytes, `separate` or `batched` |
+//! | `meta.wall_seconds` | float64 `[1]`, training time so far |
+//! | `meta.epochs_done` | int64: `[1]` (training) or `[K]` per pair (pretraining) |
+//! | `log.train` | float64 `[epochs, 2 + 3K]`: lr, d_0..d_K-1, g_0.., cycle_0.., cls |
+//! | `log.pretrain` | float64 `[rows, 3]`: pair, epoch, cycle |
+//! | `adam.<opt>.step` | int64 `[1]`, Adam steps taken |
+//! | `adam.<opt>.m.<param>`, `adam.<opt>.v.<param>` | Adam moments, shaped like `<param>` |
+//!
+//! `<opt>` is `g` (all G_i, F_i and C) and `d` (all D_T_i, D_S_i and, with
+//! `d_step_updates_generator`, every G_i again with moments of its own) in training checkpoints,
+//! and `pre.<i>` (G_i and F_i) in pretraining checkpoints, which hold only `g.*` and `f.*`
+//! network tensors.
+//!
+//! # Reproducibility
+//!
+//! One seed drives everything. Each phase initialises from a seed derived from
+//! (seed, phase, pair) and every epoch reseeds libtorch from (seed, phase, pair, epoch) before
+//! drawing its permutations and dropout masks, so a run resumed from a checkpoint ends with the
+//! same tensors, bit for bit on the CPU, as one that never stopped. The two [`ModelLayout`]s draw
+//! dropout masks differently, so bit-identity holds within one layout. libtorch's generator is
+//! global to the process: nothing else may draw from it while a phase runs, and the intra-op
+//! thread count must stay the same across the resumed parts.
+
+mod adam;
+mod checkpoint;
+mod config;
+mod data;
+mod error;
+mod mlp;
+mod model;
+mod train;
+
+#[cfg(test)]
+mod tests;
+
+pub use config::{GanConfig, ModelLayout};
+pub use data::{DataShape, TrainingData, ensure_no_test_session};
+pub use error::GanError;
+pub use model::{CycleGanModel, ParameterCounts, PretrainedGenerators};
+pub use train::{
+    EpochReport, PRETRAIN_CHECKPOINT, PretrainEpochRecord, PretrainOutcome, RunManifest,
+    RunOptions, TRAIN_CHECKPOINT, TrainEpochRecord, TrainOutcome, pretrain,
+    time_training_iterations, train,
+};

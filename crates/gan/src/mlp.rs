@@ -1,0 +1,375 @@
+//! Stacks of K same-shaped MLPs (the K CycleGANs' G, F, D_T or D_S), in either layout.
+
+use std::collections::HashMap;
+
+use tch::{Device, Kind, Tensor};
+
+use crate::ModelLayout;
+
+/// Activations of K models: `[K, n, width]` in the batched layout, K `[n, width]` tensors in the
+/// separate one.
+pub(crate) enum Acts {
+    Stacked(Tensor),
+    List(Vec<Tensor>),
+}
+
+impl Acts {
+    /// Splits `[K * n, width]` rows, model-major, into K activations without copying.
+    pub fn from_rows(rows: &Tensor, models: usize, layout: ModelLayout) -> Acts {
+        match layout {
+            ModelLayout::Batched => {
+                let width = rows.size()[1];
+                Acts::Stacked(rows.view([models as i64, -1, width]))
+            }
+            _ => Acts::List(rows.chunk(models as i64, 0)),
+        }
+    }
+
+    /// The K activations as `[K * n, width]` rows, model-major.
+    pub fn to_rows(&self) -> Tensor {
+        match self {
+            Acts::Stacked(x) => x.flatten(0, 1),
+            Acts::List(xs) => Tensor::cat(xs, 0),
+        }
+    }
+
+    /// Mean of `f(self_k, other_k)`'s elements per model, as a `[K]` tensor.
+    fn per_model(&self, other: &Acts, f: impl Fn(&Tensor, &Tensor) -> Tensor) -> Tensor {
+        match (self, other) {
+            (Acts::Stacked(a), Acts::Stacked(b)) => {
+                f(a, b).mean_dim([1i64, 2].as_slice(), false, Kind::Float)
+            }
+            (Acts::List(a), Acts::List(b)) => {
+                let means: Vec<Tensor> = a
+                    .iter()
+                    .zip(b)
+                    .map(|(a, b)| f(a, b).mean(Kind::Float))
+                    .collect();
+                Tensor::stack(&means, 0)
+            }
+            _ => unreachable!("activations of one step always share a layout"),
+        }
+    }
+
+    /// Sigmoid cross-entropy of logits against a constant target, mean per model: `[K]`.
+    pub fn bce_with_logits(&self, target: f64) -> Tensor {
+        self.per_model(self, |logits, _| bce_elementwise(logits, target))
+    }
+
+    /// Mean squared difference per model: `[K]`.
+    pub fn mse(&self, other: &Acts) -> Tensor {
+        self.per_model(other, |a, b| (a - b).square())
+    }
+}
+
+/// Element-wise sigmoid cross-entropy on logits, TF's `sigmoid_cross_entropy_with_logits`:
+/// `max(x, 0) - x * z + log(1 + exp(-|x|))`.
+pub(crate) fn bce_elementwise(logits: &Tensor, target: f64) -> Tensor {
+    let targets = logits.full_like(target);
+    logits.binary_cross_entropy_with_logits::<Tensor>(&targets, None, None, tch::Reduction::None)
+}
+
+/// One affine layer: weight `[out, in]` (batched: `[K, out, in]`), bias `[out]` (`[K, out]`).
+pub(crate) struct Linear {
+    pub weight: Tensor,
+    pub bias: Tensor,
+}
+
+enum Layers {
+    Separate(Vec<Vec<Linear>>),
+    Batched(Vec<Linear>),
+}
+
+/// A parameter tensor and the checkpoint names of the per-model tensors it holds.
+pub(crate) struct Leaf {
+    pub tensor: Tensor,
+    /// One name per model; a batched leaf holds model k at index k of dimension 0.
+    pub names: Vec<String>,
+    pub stacked: bool,
+}
+
+impl Leaf {
+    /// Splits `value` (shaped like this leaf) into per-model `[out, in]` / `[out]` tensors named
+    /// `{prefix}{name}`, on the CPU and contiguous, ready for safetensors.
+    pub fn export(&self, prefix: &str, value: &Tensor) -> Vec<(String, Tensor)> {
+        let cpu = value.detach().to_device(Device::Cpu);
+        if self.stacked {
+            self.names
+                .iter()
+                .enumerate()
+                .map(|(k, name)| (format!("{prefix}{name}"), cpu.get(k as i64).contiguous()))
+                .collect()
+        } else {
+            vec![(format!("{prefix}{}", self.names[0]), cpu.contiguous())]
+        }
+    }
+
+    /// Copies the per-model tensors named `{prefix}{name}` from `tensors` into `into` (shaped
+    /// like this leaf). Returns the first missing or misshapen name.
+    pub fn import(
+        &self,
+        prefix: &str,
+        tensors: &HashMap<String, Tensor>,
+        into: &Tensor,
+    ) -> Result<(), String> {
+        let shape = into.size();
+        let parts: Vec<Tensor> = self
+            .names
+            .iter()
+            .map(|name| {
+                let key = format!("{prefix}{name}");
+                tensors
+                    .get(&key)
+                    .map(Tensor::shallow_clone)
+                    .ok_or(format!("tensor {key} is missing"))
+            })
+            .collect::<Result<_, _>>()?;
+        let joined = if self.stacked {
+            Tensor::stack(&parts, 0)
+        } else {
+            parts[0].shallow_clone()
+        };
+        if joined.numel() != into.numel() || joined.kind() != into.kind() {
+            return Err(format!(
+                "tensor {prefix}{} has shape {:?} and kind {:?}, expected {shape:?} {:?}",
+                self.names[0],
+                parts[0].size(),
+                parts[0].kind(),
+                into.kind()
+            ));
+        }
+        let joined = joined.reshape(shape.as_slice()).to_device(into.device());
+        tch::no_grad(|| {
+            let mut target = into.shallow_clone();
+            target.copy_(&joined);
+        });
+        Ok(())
+    }
+}
+
+/// K MLPs of one shape: affine layers, LeakyReLU and inverted dropout after every hidden layer,
+/// a linear output layer.
+pub(crate) struct MlpStack {
+    /// Checkpoint prefix: `g`, `f`, `d_t`, `d_s` or `c`.
+    prefix: String,
+    /// Model indices used in checkpoint names; `None` for the single unindexed classifier.
+    models: Option<Vec<usize>>,
+    dropout: f64,
+    slope: Tensor,
+    layers: Layers,
+}
+
+impl MlpStack {
+    /// Glorot-uniform weights and zero biases, drawn model by model, layer by layer, so both
+    /// layouts start from the same numbers.
+    pub fn new(
+        prefix: &str,
+        models: Option<Vec<usize>>,
+        sizes: Vec<i64>,
+        dropout: f64,
+        slope: f64,
+        layout: ModelLayout,
+        device: Device,
+    ) -> Self {
+        let count = models.as_ref().map_or(1, Vec::len);
+        let per_model: Vec<Vec<Linear>> = (0..count)
+            .map(|_| {
+                sizes
+                    .windows(2)
+                    .map(|pair| {
+                        let (fan_in, fan_out) = (pair[0], pair[1]);
+                        let limit = (6.0 / (fan_in + fan_out) as f64).sqrt();
+                        let weight = Tensor::empty([fan_out, fan_in], (Kind::Float, Device::Cpu))
+                            .uniform_(-limit, limit);
+                        Linear {
+                            weight,
+                            bias: Tensor::zeros([fan_out], (Kind::Float, Device::Cpu)),
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let to_leaf = |t: Tensor| t.to_device(device).set_requires_grad(true);
+        let layers = match layout {
+            ModelLayout::Batched if models.is_some() => {
+                let depth = sizes.len() - 1;
+                Layers::Batched(
+                    (0..depth)
+                        .map(|j| {
+                            let weights: Vec<&Tensor> =
+                                per_model.iter().map(|m| &m[j].weight).collect();
+                            let biases: Vec<&Tensor> =
+                                per_model.iter().map(|m| &m[j].bias).collect();
+                            Linear {
+                                weight: to_leaf(Tensor::stack(&weights, 0)),
+                                bias: to_leaf(Tensor::stack(&biases, 0)),
+                            }
+                        })
+                        .collect(),
+                )
+            }
+            _ => Layers::Separate(
+                per_model
+                    .into_iter()
+                    .map(|m| {
+                        m.into_iter()
+                            .map(|l| Linear {
+                                weight: to_leaf(l.weight),
+                                bias: to_leaf(l.bias),
+                            })
+                            .collect()
+                    })
+                    .collect(),
+            ),
+        };
+        Self {
+            prefix: prefix.to_string(),
+            models,
+            dropout,
+            slope: Tensor::from_slice(&[slope as f32]).to_device(device),
+            layers,
+        }
+    }
+
+    fn model_name(&self, slot: usize) -> String {
+        match &self.models {
+            Some(models) => format!("{}.{}", self.prefix, models[slot]),
+            None => self.prefix.clone(),
+        }
+    }
+
+    /// Every parameter with its checkpoint names, layer by layer (weight, then bias).
+    pub fn leaves(&self) -> Vec<Leaf> {
+        match &self.layers {
+            Layers::Separate(models) => models
+                .iter()
+                .enumerate()
+                .flat_map(|(slot, layers)| {
+                    let model = self.model_name(slot);
+                    layers.iter().enumerate().flat_map(move |(j, layer)| {
+                        [
+                            Leaf {
+                                tensor: layer.weight.shallow_clone(),
+                                names: vec![format!("{model}.layers.{j}.weight")],
+                                stacked: false,
+                            },
+                            Leaf {
+                                tensor: layer.bias.shallow_clone(),
+                                names: vec![format!("{model}.layers.{j}.bias")],
+                                stacked: false,
+                            },
+                        ]
+                    })
+                })
+                .collect(),
+            Layers::Batched(layers) => {
+                let count = self.models.as_ref().map_or(1, Vec::len);
+                layers
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(j, layer)| {
+                        let names = |what: &str| -> Vec<String> {
+                            (0..count)
+                                .map(|slot| format!("{}.layers.{j}.{what}", self.model_name(slot)))
+                                .collect()
+                        };
+                        [
+                            Leaf {
+                                tensor: layer.weight.shallow_clone(),
+                                names: names("weight"),
+                                stacked: true,
+                            },
+                            Leaf {
+                                tensor: layer.bias.shallow_clone(),
+                                names: names("bias"),
+                                stacked: true,
+                            },
+                        ]
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    pub fn parameter_count(&self) -> i64 {
+        self.leaves()
+            .iter()
+            .map(|leaf| leaf.tensor.numel() as i64)
+            .sum()
+    }
+
+    pub fn set_requires_grad(&self, on: bool) {
+        for leaf in self.leaves() {
+            let _ = leaf.tensor.set_requires_grad(on);
+        }
+    }
+
+    pub fn zero_grad(&self) {
+        for mut leaf in self.leaves() {
+            leaf.tensor.zero_grad();
+        }
+    }
+
+    fn hidden(&self, x: Tensor, train: bool) -> Tensor {
+        x.prelu(&self.slope).dropout(self.dropout, train)
+    }
+
+    /// Runs all K models on their own inputs.
+    pub fn forward(&self, x: &Acts, train: bool) -> Acts {
+        match (&self.layers, x) {
+            (Layers::Separate(models), Acts::List(xs)) => Acts::List(
+                models
+                    .iter()
+                    .zip(xs)
+                    .map(|(layers, x)| self.forward_layers(layers, x, train))
+                    .collect(),
+            ),
+            (Layers::Batched(layers), Acts::Stacked(x)) => {
+                let last = layers.len() - 1;
+                let mut h = x.shallow_clone();
+                for (j, layer) in layers.iter().enumerate() {
+                    h = layer.bias.unsqueeze(1).baddbmm(
+                        &h,
+                        &layer.weight.transpose(1, 2),
+                        1.0,
+                        1.0,
+                    );
+                    if j < last {
+                        h = self.hidden(h, train);
+                    }
+                }
+                Acts::Stacked(h)
+            }
+            _ => unreachable!("a stack only sees activations of its own layout"),
+        }
+    }
+
+    fn forward_layers(&self, layers: &[Linear], x: &Tensor, train: bool) -> Tensor {
+        let last = layers.len() - 1;
+        let mut h = x.shallow_clone();
+        for (j, layer) in layers.iter().enumerate() {
+            h = h.linear(&layer.weight, Some(&layer.bias));
+            if j < last {
+                h = self.hidden(h, train);
+            }
+        }
+        h
+    }
+
+    /// Runs model `slot` alone on `[n, in]` rows (any layout).
+    pub fn forward_one(&self, slot: usize, x: &Tensor, train: bool) -> Tensor {
+        match &self.layers {
+            Layers::Separate(models) => self.forward_layers(&models[slot], x, train),
+            Layers::Batched(layers) => {
+                let own: Vec<Linear> = layers
+                    .iter()
+                    .map(|layer| Linear {
+                        weight: layer.weight.get(slot as i64),
+                        bias: layer.bias.get(slot as i64),
+                    })
+                    .collect();
+                self.forward_layers(&own, x, train)
+            }
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! Tests that need the crate's internals: layout equivalence, the D-step quirk, the losses.
+
+use std::collections::HashMap;
+
+use tch::{Device, Kind, Tensor};
+
+use crate::mlp::{Acts, Leaf, bce_elementwise};
+use crate::model::Nets;
+use crate::train::Trainer;
+use crate::{GanConfig, ModelLayout};
+
+const MODELS: usize = 4;
+const FEATURES: i64 = 5;
+const BATCH: i64 = 3;
+
+fn tiny_config() -> GanConfig {
+    GanConfig {
+        generator_hidden: vec![7, 6, 7],
+        discriminator_hidden: vec![8, 8],
+        classifier_hidden: vec![4, 4],
+        // Dropout off: the layouts draw masks in different orders, so only the deterministic
+        // function can be compared.
+        generator_dropout: 0.0,
+        discriminator_dropout: 0.0,
+        classifier_dropout: 0.0,
+        batch_size: BATCH as usize,
+        ..GanConfig::default()
+    }
+}
+
+fn gradients(leaves: &[Leaf]) -> HashMap<String, Tensor> {
+    leaves
+        .iter()
+        .filter(|leaf| leaf.tensor.grad().defined())
+        .flat_map(|leaf| leaf.export("", &leaf.tensor.grad()))
+        .collect()
+}
+
+fn assert_close(a: &Tensor, b: &Tensor, what: &str) {
+    let diff = (a - b).abs().max().double_value(&[]);
+    assert!(diff < 1e-5, "{what} differs by {diff}");
+}
+
+fn assert_same_gradients(separate: &Nets, batched: &Nets) {
+    let (a, b) = (gradients(&separate.leaves()), gradients(&batched.leaves()));
+    let mut names: Vec<_> = a.keys().collect();
+    names.sort();
+    let mut other: Vec<_> = b.keys().collect();
+    other.sort();
+    assert_eq!(names, other);
+    assert!(!names.is_empty());
+    for name in names {
+        assert_close(&a[name], &b[name], name);
+    }
+}
+
+fn zero_all(nets: &Nets) {
+    for stack in nets.stacks() {
+        stack.zero_grad();
+    }
+}
+
+#[test]
+fn batched_and_separate_layouts_agree_on_losses_and_gradients() {
+    let config = tiny_config();
+    tch::manual_seed(11);
+    let separate = Nets::new(
+        &config,
+        MODELS,
+        FEATURES,
+        ModelLayout::Separate,
+        Device::Cpu,
+    );
+    let batched = Nets::new(&config, MODELS, FEATURES, ModelLayout::Batched, Device::Cpu);
+    let weights: HashMap<String, Tensor> = separate.export().into_iter().collect();
+    batched.import(&weights).unwrap();
+    let exported: HashMap<String, Tensor> = batched.export().into_iter().collect();
+    assert_eq!(exported.len(), weights.len());
+    for (name, tensor) in &weights {
+        assert!(tensor.equal(&exported[name]), "{name} did not round-trip");
+    }
+
+    let rows = MODELS as i64 * BATCH;
+    let s_rows = Tensor::rand([rows, FEATURES], (Kind::Float, Device::Cpu));
+    let t_rows = Tensor::rand([rows, FEATURES], (Kind::Float, Device::Cpu));
+    let acts = |layout| {
+        (
+            Acts::from_rows(&s_rows, MODELS, layout),
+            Acts::from_rows(&t_rows, MODELS, layout),
+        )
+    };
+    let (s_sep, t_sep) = acts(ModelLayout::Separate);
+    let (s_bat, t_bat) = acts(ModelLayout::Batched);
+
+    for through_generator in [false, true] {
+        zero_all(&separate);
+        zero_all(&batched);
+        let d_sep = separate.discriminator_losses(&config, &s_sep, &t_sep, through_generator);
+        let d_bat = batched.discriminator_losses(&config, &s_bat, &t_bat, through_generator);
+        assert_eq!(d_sep.size(), [MODELS as i64]);
+        assert_close(&d_sep, &d_bat, "discriminator losses");
+        d_sep.sum(Kind::Float).backward();
+        d_bat.sum(Kind::Float).backward();
+        assert_same_gradients(&separate, &batched);
+    }
+
+    zero_all(&separate);
+    zero_all(&batched);
+    let labels = Tensor::arange(MODELS as i64, (Kind::Int64, Device::Cpu))
+        .repeat_interleave_self_int(BATCH, 0, None);
+    let g_sep = separate.generator_losses(&config, &s_sep, &t_sep, &labels);
+    let g_bat = batched.generator_losses(&config, &s_bat, &t_bat, &labels);
+    assert_close(&g_sep.g, &g_bat.g, "generator losses");
+    assert_close(&g_sep.cycle, &g_bat.cycle, "cycle losses");
+    assert_close(&g_sep.cls, &g_bat.cls, "classification loss");
+    assert_close(&g_sep.total, &g_bat.total, "total generator loss");
+    g_sep.total.backward();
+    g_bat.total.backward();
+    assert_same_gradients(&separate, &batched);
+
+    // Generation through one model of the stack agrees too.
+    for emotion in 0..MODELS {
+        let a = separate.g.forward_one(emotion, &s_rows, false);
+        let b = batched.g.forward_one(emotion, &s_rows, false);
+        assert_close(&a, &b, "generated rows");
+    }
+}
+
+fn snapshot(trainer: &Trainer) -> HashMap<String, Tensor> {
+    trainer
+        .nets
+        .export()
+        .into_iter()
+        .map(|(name, tensor)| (name, tensor.copy()))
+        .collect()
+}
+
+fn changed(
+    before: &HashMap<String, Tensor>,
+    after: &HashMap<String, Tensor>,
+    prefix: &str,
+) -> bool {
+    let mut names = before
+        .keys()
+        .filter(|name| name.starts_with(prefix))
+        .peekable();
+    assert!(names.peek().is_some(), "no tensors start with {prefix}");
+    names.any(|name| !before[name].equal(&after[name]))
+}
+
+#[test]
+fn a_d_step_moves_g_only_with_the_quirk_and_never_f() {
+    for layout in [ModelLayout::Separate, ModelLayout::Batched] {
+        for quirk in [false, true] {
+            let config = GanConfig {
+                d_step_updates_generator: quirk,
+                generator_dropout: 0.2,
+                discriminator_dropout: 0.2,
+                ..tiny_config()
+            };
+            tch::manual_seed(5);
+            let mut trainer = Trainer::new(&config, MODELS, FEATURES, layout, Device::Cpu);
+            let rows = MODELS as i64 * BATCH;
+            let s = Acts::from_rows(
+                &Tensor::rand([rows, FEATURES], (Kind::Float, Device::Cpu)),
+                MODELS,
+                layout,
+            );
+            let t = Acts::from_rows(
+                &Tensor::rand([rows, FEATURES], (Kind::Float, Device::Cpu)),
+                MODELS,
+                layout,
+            );
+            let before = snapshot(&trainer);
+            let _ = trainer.discriminator_step(&config, &s, &t, 1e-2);
+            let after = snapshot(&trainer);
+            assert!(
+                changed(&before, &after, "d_t."),
+                "{layout:?}: D_T must move"
+            );
+            assert!(
+                changed(&before, &after, "d_s."),
+                "{layout:?}: D_S must move"
+            );
+            assert_eq!(
+                changed(&before, &after, "g."),
+                quirk,
+                "{layout:?}, quirk {quirk}: G"
+            );
+            assert!(
+                !changed(&before, &after, "f."),
+                "{layout:?}: F must never move in a D step"
+            );
+            assert!(
+                !changed(&before, &after, "c."),
+                "{layout:?}: C must never move in a D step"
+            );
+            if quirk {
+                for k in 0..MODELS {
+                    assert!(
+                        changed(&before, &after, &format!("g.{k}.")),
+                        "G_{k} must move"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn sigmoid_cross_entropy_with_label_smoothing_matches_hand_values() {
+    let logits = Tensor::from_slice(&[0.0f32, 2.0, -1.0]);
+    // max(x, 0) - x z + ln(1 + e^-|x|)
+    let smoothed: Vec<f32> = Vec::try_from(bce_elementwise(&logits, 0.9)).unwrap();
+    let expected_smoothed = [
+        std::f32::consts::LN_2,
+        2.0 - 1.8 + (1.0 + (-2.0f32).exp()).ln(),
+        0.9 + (1.0 + (-1.0f32).exp()).ln(),
+    ];
+    let fake: Vec<f32> = Vec::try_from(bce_elementwise(&logits, 0.0)).unwrap();
+    let expected_fake = [
+        std::f32::consts::LN_2,
+        2.0 + (1.0 + (-2.0f32).exp()).ln(),
+        (1.0 + (-1.0f32).exp()).ln(),
+    ];
+    for (got, want) in smoothed
+        .iter()
+        .zip(expected_smoothed)
+        .chain(fake.iter().zip(expected_fake))
+    {
+        assert!((got - want).abs() < 1e-6, "{got} vs {want}");
+    }
+    assert!((expected_smoothed[1] - 0.326_928).abs() < 1e-6);
+    assert!((expected_fake[2] - 0.313_262).abs() < 1e-6);
+
+    // Per-model means in both layouts: model 0 sees [0, 2], model 1 sees [-1, 0].
+    let rows = Tensor::from_slice(&[0.0f32, 2.0, -1.0, 0.0]).view([4, 1]);
+    for layout in [ModelLayout::Separate, ModelLayout::Batched] {
+        let means: Vec<f32> =
+            Vec::try_from(Acts::from_rows(&rows, 2, layout).bce_with_logits(0.9)).unwrap();
+        let want = [
+            (expected_smoothed[0] + expected_smoothed[1]) / 2.0,
+            (expected_smoothed[2] + expected_smoothed[0]) / 2.0,
+        ];
+        assert!(
+            (means[0] - want[0]).abs() < 1e-6 && (means[1] - want[1]).abs() < 1e-6,
+            "{layout:?}"
+        );
+    }
+}

@@ -1,0 +1,904 @@
+//! Cycle-only pretraining and joint training, with checkpoints, resume and progress reports.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+
+use crate::adam::Adam;
+use crate::checkpoint::{
+    PRETRAIN_FIELDS, TRAIN_IGNORED_FIELDS, config_differences, corrupt, read_safetensors,
+    tensor_f64s, tensor_i64s, tensor_text, text_tensor, write_safetensors_atomic,
+};
+use crate::data::{DataShape, Phase, TrainingData, derived_seed, plan_epoch};
+use crate::mlp::{Acts, Leaf, MlpStack};
+use crate::model::{CycleGanModel, Nets, PretrainedGenerators, generator_stack};
+use crate::{GanConfig, GanError, ModelLayout};
+
+/// File name of the pretraining checkpoint inside [`RunOptions::checkpoint_dir`].
+pub const PRETRAIN_CHECKPOINT: &str = "pretrain.ckpt.safetensors";
+/// File name of the joint-training checkpoint inside [`RunOptions::checkpoint_dir`].
+pub const TRAIN_CHECKPOINT: &str = "train.ckpt.safetensors";
+const FORMAT_VERSION: i64 = 1;
+
+/// How a run executes (none of it changes the method).
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Memory layout of the K CycleGANs; `Auto` picks the faster one for the device.
+    pub layout: ModelLayout,
+    /// Where checkpoints go; `None` writes none.
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Continue from the checkpoint in `checkpoint_dir` when one exists.
+    pub resume: bool,
+    /// Stop (after writing a checkpoint) once this call has run this many epochs.
+    pub stop_after_epochs: Option<usize>,
+}
+
+/// Pretraining losses of one epoch of one pair.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PretrainEpochRecord {
+    /// The CycleGAN (emotion) index.
+    pub pair: usize,
+    /// 0-based epoch of that pair.
+    pub epoch: usize,
+    /// Mean over the epoch's iterations of `mse(s, F(G(s))) + mse(t, G(F(t)))`.
+    pub cycle: f64,
+}
+
+/// Joint-training losses of one epoch, means over its iterations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainEpochRecord {
+    /// 0-based epoch.
+    pub epoch: usize,
+    /// The epoch's learning rate.
+    pub learning_rate: f64,
+    /// Discriminator loss of every CycleGAN (mean over the D steps).
+    pub d: Vec<f64>,
+    /// Generator loss of every CycleGAN including `lambda_cyc * cycle` (mean over the G steps).
+    pub g: Vec<f64>,
+    /// Unweighted cycle loss of every CycleGAN (mean over the G steps).
+    pub cycle: Vec<f64>,
+    /// C's cross-entropy (mean over the G steps; 0 without C).
+    pub cls: f64,
+}
+
+/// One finished epoch, for progress bars.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EpochReport {
+    /// A pretraining epoch.
+    Pretrain {
+        /// Its losses.
+        record: PretrainEpochRecord,
+        /// Configured epochs per pair.
+        epochs: usize,
+        /// Configured pairs.
+        pairs: usize,
+    },
+    /// A joint-training epoch.
+    Train {
+        /// Its losses.
+        record: TrainEpochRecord,
+        /// Configured epochs.
+        epochs: usize,
+    },
+}
+
+/// What a run did, for the stage's JSON manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunManifest {
+    /// `pretrain` or `train`.
+    pub phase: String,
+    /// The configuration.
+    pub config: GanConfig,
+    /// The seed (also inside `config`).
+    pub seed: u64,
+    /// Epochs done: one entry per pair for pretraining, one entry for joint training.
+    pub epochs_done: Vec<usize>,
+    /// Whether every configured epoch is done.
+    pub complete: bool,
+    /// Training wall time over all resumed parts, seconds.
+    pub wall_seconds: f64,
+    /// Device name (`cpu`, `cuda:0`).
+    pub device: String,
+    /// Resolved layout (`separate` or `batched`).
+    pub layout: String,
+    /// Shapes of the data.
+    pub data: DataShape,
+    /// Trainable parameters of the phase's networks.
+    pub parameters: i64,
+    /// The last checkpoint written, if any.
+    pub checkpoint: Option<PathBuf>,
+}
+
+/// Result of [`pretrain`].
+#[derive(Debug)]
+pub struct PretrainOutcome {
+    /// The (G_i, F_i) pairs.
+    pub generators: PretrainedGenerators,
+    /// Per-pair, per-epoch losses, including epochs of resumed-from runs.
+    pub log: Vec<PretrainEpochRecord>,
+    /// What was done.
+    pub manifest: RunManifest,
+}
+
+/// Result of [`train`].
+pub struct TrainOutcome {
+    /// The networks after the last epoch run.
+    pub model: CycleGanModel,
+    /// Per-epoch losses, including epochs of resumed-from runs.
+    pub log: Vec<TrainEpochRecord>,
+    /// What was done.
+    pub manifest: RunManifest,
+}
+
+struct DeviceData {
+    source: Tensor,
+    targets: Tensor,
+    offsets: Vec<i64>,
+    shape: DataShape,
+}
+
+impl DeviceData {
+    fn new(data: &TrainingData, config: &GanConfig, device: Device) -> Result<Self, GanError> {
+        let shape = data.validate(config.batch_size)?;
+        let mut offsets = Vec::with_capacity(shape.target_rows.len());
+        let mut offset = 0;
+        for rows in &shape.target_rows {
+            offsets.push(offset);
+            offset += rows;
+        }
+        Ok(Self {
+            source: data.source.to_device(device),
+            targets: Tensor::cat(&data.targets, 0).to_device(device),
+            offsets,
+            shape,
+        })
+    }
+
+    fn models(&self) -> usize {
+        self.shape.target_rows.len()
+    }
+}
+
+fn values(tensor: &Tensor) -> Vec<f64> {
+    Vec::<f64>::try_from(
+        tensor
+            .to_kind(Kind::Double)
+            .to_device(Device::Cpu)
+            .flatten(0, -1),
+    )
+    .unwrap_or_default()
+}
+
+fn check_checkpoint_meta(
+    path: &Path,
+    tensors: &HashMap<String, Tensor>,
+    config: &GanConfig,
+    shape: &DataShape,
+    only: Option<&[&str]>,
+    ignored: &[&str],
+) -> Result<(), GanError> {
+    let format = tensor_i64s(tensors, "meta.format", path)?;
+    if format != [FORMAT_VERSION] {
+        return Err(corrupt(
+            path,
+            format!("format {format:?}, this build reads {FORMAT_VERSION}"),
+        ));
+    }
+    let saved: GanConfig = serde_json::from_str(&tensor_text(tensors, "meta.config_json", path)?)
+        .map_err(|e| corrupt(path, format!("meta.config_json: {e}")))?;
+    let mut differences = config_differences(&saved, config, only, ignored);
+    let saved_shape: DataShape =
+        serde_json::from_str(&tensor_text(tensors, "meta.data_json", path)?)
+            .map_err(|e| corrupt(path, format!("meta.data_json: {e}")))?;
+    if &saved_shape != shape {
+        differences.push(format!(
+            "data shapes: checkpoint {saved_shape:?}, this run {shape:?}"
+        ));
+    }
+    if differences.is_empty() {
+        Ok(())
+    } else {
+        Err(GanError::CheckpointMismatch {
+            path: path.to_path_buf(),
+            differences: differences.join("; "),
+        })
+    }
+}
+
+fn meta_tensors(
+    config: &GanConfig,
+    shape: &DataShape,
+    layout: ModelLayout,
+    wall: f64,
+) -> Vec<(String, Tensor)> {
+    vec![
+        ("meta.format".into(), Tensor::from_slice(&[FORMAT_VERSION])),
+        (
+            "meta.config_json".into(),
+            text_tensor(&serde_json::to_string(config).unwrap_or_default()),
+        ),
+        (
+            "meta.data_json".into(),
+            text_tensor(&serde_json::to_string(shape).unwrap_or_default()),
+        ),
+        ("meta.layout".into(), text_tensor(layout.name())),
+        ("meta.wall_seconds".into(), Tensor::from_slice(&[wall])),
+    ]
+}
+
+fn warn_on_layout_change(tensors: &HashMap<String, Tensor>, path: &Path, layout: ModelLayout) {
+    if let Ok(saved) = tensor_text(tensors, "meta.layout", path)
+        && saved != layout.name()
+    {
+        tracing::warn!(
+            saved,
+            now = layout.name(),
+            "resuming with another layout: the run stays valid but is no longer bit-identical to an uninterrupted one"
+        );
+    }
+}
+
+/// Epochs this call may still run before `stop_after_epochs` stops it.
+struct Budget(Option<usize>);
+
+impl Budget {
+    fn exhausted(&self) -> bool {
+        self.0 == Some(0)
+    }
+
+    fn spend(&mut self) {
+        if let Some(left) = self.0.as_mut() {
+            *left = left.saturating_sub(1);
+        }
+    }
+}
+
+struct Pair {
+    g: MlpStack,
+    f: MlpStack,
+    adam: Adam,
+}
+
+/// Cycle-only pretraining of every (G_i, F_i) pair on its own: source batches against emotion
+/// i's batches, `mse(s, F(G(s))) + mse(t, G(F(t)))`, constant learning rate, dropout active.
+/// Pairs run one after the other; each epoch reseeds libtorch from (seed, pair, epoch).
+pub fn pretrain(
+    config: &GanConfig,
+    data: &TrainingData,
+    device: Device,
+    options: &RunOptions,
+    progress: &mut dyn FnMut(&EpochReport),
+) -> Result<PretrainOutcome, GanError> {
+    config.validate()?;
+    let data = DeviceData::new(data, config, device)?;
+    let models = data.models();
+    let features = data.shape.features;
+    let started = Instant::now();
+    let mut pairs: Vec<Pair> = (0..models)
+        .map(|k| {
+            emocycle_torch::seed_everything(derived_seed(config.seed, Phase::PretrainInit, k, 0));
+            // One pair is one model: the layouts coincide, so Separate avoids the stacking.
+            let g = generator_stack(
+                config,
+                "g",
+                vec![k],
+                features,
+                ModelLayout::Separate,
+                device,
+            );
+            let f = generator_stack(
+                config,
+                "f",
+                vec![k],
+                features,
+                ModelLayout::Separate,
+                device,
+            );
+            let leaves: Vec<Leaf> = g.leaves().into_iter().chain(f.leaves()).collect();
+            let adam = Adam::new(
+                leaves,
+                config.adam_beta1,
+                config.adam_beta2,
+                config.adam_epsilon,
+            );
+            Pair { g, f, adam }
+        })
+        .collect();
+    let mut done = vec![0usize; models];
+    let mut log = Vec::new();
+    let mut earlier_wall = 0.0;
+    let path = options
+        .checkpoint_dir
+        .as_ref()
+        .map(|dir| dir.join(PRETRAIN_CHECKPOINT));
+    if let Some(path) = path.as_ref().filter(|p| options.resume && p.exists()) {
+        let tensors = read_safetensors(path)?;
+        check_checkpoint_meta(
+            path,
+            &tensors,
+            config,
+            &data.shape,
+            Some(PRETRAIN_FIELDS),
+            &[],
+        )?;
+        for (k, pair) in pairs.iter_mut().enumerate() {
+            for leaf in pair.g.leaves().into_iter().chain(pair.f.leaves()) {
+                leaf.import("", &tensors, &leaf.tensor)
+                    .map_err(|r| corrupt(path, r))?;
+            }
+            pair.adam
+                .import(&format!("adam.pre.{k}"), &tensors)
+                .map_err(|r| corrupt(path, r))?;
+        }
+        done = tensor_i64s(&tensors, "meta.epochs_done", path)?
+            .into_iter()
+            .map(|e| usize::try_from(e).unwrap_or(0))
+            .collect();
+        if done.len() != models {
+            return Err(corrupt(path, "meta.epochs_done has the wrong length"));
+        }
+        let rows = tensor_f64s(&tensors, "log.pretrain", path)?;
+        log = rows
+            .chunks_exact(3)
+            .map(|r| PretrainEpochRecord {
+                pair: r[0] as usize,
+                epoch: r[1] as usize,
+                cycle: r[2],
+            })
+            .collect();
+        earlier_wall = tensor_f64s(&tensors, "meta.wall_seconds", path)?
+            .first()
+            .copied()
+            .unwrap_or(0.0);
+        tracing::info!(path = %path.display(), epochs_done = ?done, "resuming pretraining");
+    }
+    let parameters: i64 = pairs
+        .iter()
+        .map(|p| p.g.parameter_count() + p.f.parameter_count())
+        .sum();
+    tracing::info!(pairs = models, epochs = config.pretrain_epochs, parameters, device = %emocycle_torch::device_name(device), "pretraining starts");
+
+    let save = |pairs: &[Pair],
+                done: &[usize],
+                log: &[PretrainEpochRecord],
+                wall: f64|
+     -> Result<(), GanError> {
+        let Some(path) = path.as_ref() else {
+            return Ok(());
+        };
+        let mut tensors = meta_tensors(config, &data.shape, ModelLayout::Separate, wall);
+        let epochs: Vec<i64> = done.iter().map(|&e| e as i64).collect();
+        tensors.push(("meta.epochs_done".into(), Tensor::from_slice(&epochs)));
+        let rows: Vec<f64> = log
+            .iter()
+            .flat_map(|r| [r.pair as f64, r.epoch as f64, r.cycle])
+            .collect();
+        tensors.push((
+            "log.pretrain".into(),
+            Tensor::from_slice(&rows).view([-1, 3]),
+        ));
+        for (k, pair) in pairs.iter().enumerate() {
+            for leaf in pair.g.leaves().into_iter().chain(pair.f.leaves()) {
+                tensors.extend(leaf.export("", &leaf.tensor));
+            }
+            tensors.extend(pair.adam.export(&format!("adam.pre.{k}")));
+        }
+        write_safetensors_atomic(path, &tensors)?;
+        tracing::debug!(path = %path.display(), "pretraining checkpoint written");
+        Ok(())
+    };
+
+    let batch = config.batch_size as i64;
+    let mut budget = Budget(options.stop_after_epochs);
+    let mut dirty = false;
+    'pairs: for k in 0..models {
+        while done[k] < config.pretrain_epochs {
+            if budget.exhausted() {
+                break 'pairs;
+            }
+            let epoch = done[k];
+            emocycle_torch::seed_everything(derived_seed(config.seed, Phase::Pretrain, k, epoch));
+            let plan = plan_epoch(
+                data.shape.source_rows,
+                &data.shape.target_rows[k..=k],
+                &data.offsets[k..=k],
+                batch,
+                device,
+            );
+            let mut sum = Tensor::zeros([], (Kind::Float, device));
+            let pair = &mut pairs[k];
+            for it in 0..plan.iterations {
+                let s = Acts::List(vec![data.source.index_select(0, &plan.source_rows.get(it))]);
+                let t = Acts::List(vec![
+                    data.targets.index_select(0, &plan.target_rows.get(it)),
+                ]);
+                pair.g.zero_grad();
+                pair.f.zero_grad();
+                let gs = pair.g.forward(&s, true);
+                let ft = pair.f.forward(&t, true);
+                let loss = (s.mse(&pair.f.forward(&gs, true)) + t.mse(&pair.g.forward(&ft, true)))
+                    .sum(Kind::Float);
+                loss.backward();
+                pair.adam.step(config.learning_rate);
+                sum += loss.detach();
+            }
+            let cycle = sum.double_value(&[]) / plan.iterations as f64;
+            if !cycle.is_finite() {
+                return Err(GanError::Diverged {
+                    phase: "pretrain",
+                    epoch,
+                });
+            }
+            let record = PretrainEpochRecord {
+                pair: k,
+                epoch,
+                cycle,
+            };
+            tracing::debug!(pair = k, epoch, cycle, "pretraining epoch");
+            progress(&EpochReport::Pretrain {
+                record: record.clone(),
+                epochs: config.pretrain_epochs,
+                pairs: models,
+            });
+            log.push(record);
+            done[k] += 1;
+            budget.spend();
+            dirty = true;
+            if done[k].is_multiple_of(config.checkpoint_every) {
+                save(
+                    &pairs,
+                    &done,
+                    &log,
+                    earlier_wall + started.elapsed().as_secs_f64(),
+                )?;
+                dirty = false;
+            }
+        }
+    }
+    let wall = earlier_wall + started.elapsed().as_secs_f64();
+    if dirty {
+        save(&pairs, &done, &log, wall)?;
+    }
+    let complete = done.iter().all(|&e| e >= config.pretrain_epochs);
+    tracing::info!(epochs_done = ?done, complete, wall_seconds = wall, "pretraining ends");
+    let tensors = pairs
+        .iter()
+        .flat_map(|pair| pair.g.leaves().into_iter().chain(pair.f.leaves()))
+        .flat_map(|leaf| leaf.export("", &leaf.tensor))
+        .collect();
+    Ok(PretrainOutcome {
+        generators: PretrainedGenerators { tensors },
+        log,
+        manifest: RunManifest {
+            phase: "pretrain".into(),
+            config: config.clone(),
+            seed: config.seed,
+            epochs_done: done,
+            complete,
+            wall_seconds: wall,
+            device: emocycle_torch::device_name(device),
+            layout: ModelLayout::Separate.name().into(),
+            data: data.shape.clone(),
+            parameters,
+            checkpoint: path.filter(|p| p.exists()),
+        },
+    })
+}
+
+/// Joint training state: the networks and both optimisers.
+pub(crate) struct Trainer {
+    pub nets: Nets,
+    pub adam_d: Adam,
+    pub adam_g: Adam,
+    labels: Tensor,
+}
+
+/// Sums of one epoch's losses, kept on the device so that steps never wait for the host.
+struct EpochSums {
+    d: Tensor,
+    g: Tensor,
+    cycle: Tensor,
+    cls: Tensor,
+}
+
+impl Trainer {
+    pub fn new(
+        config: &GanConfig,
+        models: usize,
+        features: i64,
+        layout: ModelLayout,
+        device: Device,
+    ) -> Self {
+        let nets = Nets::new(config, models, features, layout, device);
+        let mut d_leaves: Vec<Leaf> = nets
+            .d_t
+            .leaves()
+            .into_iter()
+            .chain(nets.d_s.leaves())
+            .collect();
+        if config.d_step_updates_generator {
+            d_leaves.extend(nets.g.leaves());
+        }
+        let g_leaves: Vec<Leaf> = nets
+            .g
+            .leaves()
+            .into_iter()
+            .chain(nets.f.leaves())
+            .chain(nets.c.iter().flat_map(MlpStack::leaves))
+            .collect();
+        let adam = |leaves| {
+            Adam::new(
+                leaves,
+                config.adam_beta1,
+                config.adam_beta2,
+                config.adam_epsilon,
+            )
+        };
+        let batch = config.batch_size as i64;
+        let labels = Tensor::arange(models as i64, (Kind::Int64, device))
+            .repeat_interleave_self_int(batch, 0, None);
+        Self {
+            adam_d: adam(d_leaves),
+            adam_g: adam(g_leaves),
+            nets,
+            labels,
+        }
+    }
+
+    /// One discriminator step (which with the quirk also moves G); returns the `[K]` D losses.
+    pub fn discriminator_step(
+        &mut self,
+        config: &GanConfig,
+        s: &Acts,
+        t: &Acts,
+        lr: f64,
+    ) -> Tensor {
+        let quirk = config.d_step_updates_generator;
+        self.nets.d_t.zero_grad();
+        self.nets.d_s.zero_grad();
+        if quirk {
+            self.nets.g.zero_grad();
+        }
+        let losses = self.nets.discriminator_losses(config, s, t, quirk);
+        losses.sum(Kind::Float).backward();
+        self.adam_d.step(lr);
+        losses.detach()
+    }
+
+    /// One generator step (G, F and C together).
+    fn generator_step(
+        &mut self,
+        config: &GanConfig,
+        s: &Acts,
+        t: &Acts,
+        lr: f64,
+        sums: &mut EpochSums,
+    ) {
+        // D is constant here: skipping its weight gradients saves a third of its backward pass.
+        self.nets.d_t.set_requires_grad(false);
+        self.nets.d_s.set_requires_grad(false);
+        self.nets.g.zero_grad();
+        self.nets.f.zero_grad();
+        if let Some(c) = &self.nets.c {
+            c.zero_grad();
+        }
+        let losses = self.nets.generator_losses(config, s, t, &self.labels);
+        losses.total.backward();
+        self.adam_g.step(lr);
+        self.nets.d_t.set_requires_grad(true);
+        self.nets.d_s.set_requires_grad(true);
+        sums.g += losses.g.detach();
+        sums.cycle += losses.cycle.detach();
+        sums.cls += losses.cls.detach();
+    }
+
+    fn iteration(
+        &mut self,
+        config: &GanConfig,
+        data: &DeviceData,
+        source_rows: &Tensor,
+        target_rows: &Tensor,
+        lr: f64,
+        sums: &mut EpochSums,
+    ) {
+        let models = self.nets.models;
+        let s = Acts::from_rows(
+            &data.source.index_select(0, source_rows),
+            models,
+            self.nets.layout,
+        );
+        let t = Acts::from_rows(
+            &data.targets.index_select(0, target_rows),
+            models,
+            self.nets.layout,
+        );
+        sums.d += self.discriminator_step(config, &s, &t, lr);
+        for _ in 0..config.generator_steps {
+            self.generator_step(config, &s, &t, lr, sums);
+        }
+    }
+}
+
+/// Joint training of the K CycleGANs and C: per iteration one D step, then
+/// `generator_steps` G steps on the same minibatches; learning rate
+/// `lr * decay^floor(epoch / every)`; G_i and F_i start from `pretrained`, D and C fresh. Each
+/// epoch reseeds libtorch from (seed, epoch).
+pub fn train(
+    config: &GanConfig,
+    data: &TrainingData,
+    pretrained: &PretrainedGenerators,
+    device: Device,
+    options: &RunOptions,
+    progress: &mut dyn FnMut(&EpochReport),
+) -> Result<TrainOutcome, GanError> {
+    config.validate()?;
+    let data = DeviceData::new(data, config, device)?;
+    let models = data.models();
+    let layout = options.layout.resolve(device);
+    let started = Instant::now();
+    emocycle_torch::seed_everything(derived_seed(config.seed, Phase::TrainInit, 0, 0));
+    let mut trainer = Trainer::new(config, models, data.shape.features, layout, device);
+    for leaf in trainer
+        .nets
+        .g
+        .leaves()
+        .into_iter()
+        .chain(trainer.nets.f.leaves())
+    {
+        leaf.import("", &pretrained.tensors, &leaf.tensor)
+            .map_err(GanError::PretrainedMismatch)?;
+    }
+    let mut done = 0usize;
+    let mut log: Vec<TrainEpochRecord> = Vec::new();
+    let mut earlier_wall = 0.0;
+    let path = options
+        .checkpoint_dir
+        .as_ref()
+        .map(|dir| dir.join(TRAIN_CHECKPOINT));
+    if let Some(path) = path.as_ref().filter(|p| options.resume && p.exists()) {
+        let tensors = read_safetensors(path)?;
+        check_checkpoint_meta(
+            path,
+            &tensors,
+            config,
+            &data.shape,
+            None,
+            TRAIN_IGNORED_FIELDS,
+        )?;
+        warn_on_layout_change(&tensors, path, layout);
+        trainer
+            .nets
+            .import(&tensors)
+            .map_err(|r| corrupt(path, r))?;
+        trainer
+            .adam_d
+            .import("adam.d", &tensors)
+            .map_err(|r| corrupt(path, r))?;
+        trainer
+            .adam_g
+            .import("adam.g", &tensors)
+            .map_err(|r| corrupt(path, r))?;
+        done = tensor_i64s(&tensors, "meta.epochs_done", path)?
+            .first()
+            .map_or(0, |&e| usize::try_from(e).unwrap_or(0));
+        let width = 2 + 3 * models;
+        log = tensor_f64s(&tensors, "log.train", path)?
+            .chunks_exact(width)
+            .enumerate()
+            .map(|(epoch, row)| TrainEpochRecord {
+                epoch,
+                learning_rate: row[0],
+                d: row[1..1 + models].to_vec(),
+                g: row[1 + models..1 + 2 * models].to_vec(),
+                cycle: row[1 + 2 * models..1 + 3 * models].to_vec(),
+                cls: row[1 + 3 * models],
+            })
+            .collect();
+        if log.len() != done {
+            return Err(corrupt(
+                path,
+                "log.train does not hold one row per epoch done",
+            ));
+        }
+        earlier_wall = tensor_f64s(&tensors, "meta.wall_seconds", path)?
+            .first()
+            .copied()
+            .unwrap_or(0.0);
+        tracing::info!(path = %path.display(), epochs_done = done, "resuming joint training");
+    }
+    let parameters = trainer.nets.counts().total;
+    tracing::info!(
+        epochs = config.train_epochs,
+        parameters,
+        layout = layout.name(),
+        device = %emocycle_torch::device_name(device),
+        "joint training starts"
+    );
+
+    let save = |trainer: &Trainer,
+                done: usize,
+                log: &[TrainEpochRecord],
+                wall: f64|
+     -> Result<(), GanError> {
+        let Some(path) = path.as_ref() else {
+            return Ok(());
+        };
+        let mut tensors = meta_tensors(config, &data.shape, layout, wall);
+        tensors.push((
+            "meta.epochs_done".into(),
+            Tensor::from_slice(&[done as i64]),
+        ));
+        let rows: Vec<f64> = log
+            .iter()
+            .flat_map(|r| {
+                std::iter::once(r.learning_rate)
+                    .chain(r.d.iter().copied())
+                    .chain(r.g.iter().copied())
+                    .chain(r.cycle.iter().copied())
+                    .chain(std::iter::once(r.cls))
+            })
+            .collect();
+        tensors.push((
+            "log.train".into(),
+            Tensor::from_slice(&rows).view([-1, 2 + 3 * models as i64]),
+        ));
+        tensors.extend(trainer.nets.export());
+        tensors.extend(trainer.adam_d.export("adam.d"));
+        tensors.extend(trainer.adam_g.export("adam.g"));
+        write_safetensors_atomic(path, &tensors)?;
+        tracing::debug!(path = %path.display(), "training checkpoint written");
+        Ok(())
+    };
+
+    let batch = config.batch_size as i64;
+    let mut budget = Budget(options.stop_after_epochs);
+    let mut dirty = false;
+    while done < config.train_epochs && !budget.exhausted() {
+        let epoch = done;
+        emocycle_torch::seed_everything(derived_seed(config.seed, Phase::Train, 0, epoch));
+        let lr = config.learning_rate_at(epoch);
+        let plan = plan_epoch(
+            data.shape.source_rows,
+            &data.shape.target_rows,
+            &data.offsets,
+            batch,
+            device,
+        );
+        let zeros = || Tensor::zeros([models as i64], (Kind::Float, device));
+        let mut sums = EpochSums {
+            d: zeros(),
+            g: zeros(),
+            cycle: zeros(),
+            cls: Tensor::zeros([], (Kind::Float, device)),
+        };
+        for it in 0..plan.iterations {
+            trainer.iteration(
+                config,
+                &data,
+                &plan.source_rows.get(it),
+                &plan.target_rows.get(it),
+                lr,
+                &mut sums,
+            );
+        }
+        let d_steps = plan.iterations as f64;
+        let g_steps = d_steps * config.generator_steps.max(1) as f64;
+        let record = TrainEpochRecord {
+            epoch,
+            learning_rate: lr,
+            d: values(&sums.d).iter().map(|v| v / d_steps).collect(),
+            g: values(&sums.g).iter().map(|v| v / g_steps).collect(),
+            cycle: values(&sums.cycle).iter().map(|v| v / g_steps).collect(),
+            cls: sums.cls.double_value(&[]) / g_steps,
+        };
+        let finite = record
+            .d
+            .iter()
+            .chain(&record.g)
+            .chain(&record.cycle)
+            .all(|v| v.is_finite())
+            && record.cls.is_finite();
+        if !finite {
+            return Err(GanError::Diverged {
+                phase: "train",
+                epoch,
+            });
+        }
+        tracing::debug!(epoch, lr, d = ?record.d, g = ?record.g, cycle = ?record.cycle, cls = record.cls, "training epoch");
+        progress(&EpochReport::Train {
+            record: record.clone(),
+            epochs: config.train_epochs,
+        });
+        log.push(record);
+        done += 1;
+        budget.spend();
+        dirty = true;
+        if done.is_multiple_of(config.checkpoint_every) {
+            save(
+                &trainer,
+                done,
+                &log,
+                earlier_wall + started.elapsed().as_secs_f64(),
+            )?;
+            dirty = false;
+        }
+    }
+    let wall = earlier_wall + started.elapsed().as_secs_f64();
+    if dirty {
+        save(&trainer, done, &log, wall)?;
+    }
+    let complete = done >= config.train_epochs;
+    tracing::info!(
+        epochs_done = done,
+        complete,
+        wall_seconds = wall,
+        "joint training ends"
+    );
+    Ok(TrainOutcome {
+        model: CycleGanModel { nets: trainer.nets },
+        log,
+        manifest: RunManifest {
+            phase: "train".into(),
+            config: config.clone(),
+            seed: config.seed,
+            epochs_done: vec![done],
+            complete,
+            wall_seconds: wall,
+            device: emocycle_torch::device_name(device),
+            layout: layout.name().into(),
+            data: data.shape.clone(),
+            parameters,
+            checkpoint: path.filter(|p| p.exists()),
+        },
+    })
+}
+
+/// Times joint-training iterations (one D step and `generator_steps` G steps on K random
+/// batches of `features` columns) with freshly initialised networks, after `warmup` untimed
+/// ones. Returns the mean time of one iteration. Used to choose [`ModelLayout::Auto`].
+pub fn time_training_iterations(
+    config: &GanConfig,
+    emotions: usize,
+    features: i64,
+    layout: ModelLayout,
+    device: Device,
+    warmup: usize,
+    iterations: usize,
+) -> Result<Duration, GanError> {
+    config.validate()?;
+    emocycle_torch::seed_everything(config.seed);
+    let rows = config.batch_size as i64;
+    let random = || Tensor::rand([rows, features], (Kind::Float, Device::Cpu));
+    let data = TrainingData::new(random(), (0..emotions).map(|_| random()).collect());
+    let data = DeviceData::new(&data, config, device)?;
+    let layout = layout.resolve(device);
+    let mut trainer = Trainer::new(config, emotions, features, layout, device);
+    let plan = plan_epoch(rows, &data.shape.target_rows, &data.offsets, rows, device);
+    let zeros = || Tensor::zeros([emotions as i64], (Kind::Float, device));
+    let mut sums = EpochSums {
+        d: zeros(),
+        g: zeros(),
+        cycle: zeros(),
+        cls: Tensor::zeros([], (Kind::Float, device)),
+    };
+    let lr = config.learning_rate;
+    let (source_rows, target_rows) = (plan.source_rows.get(0), plan.target_rows.get(0));
+    let sync = || {
+        if let Device::Cuda(index) = device {
+            tch::Cuda::synchronize(index as i64);
+        }
+    };
+    for _ in 0..warmup {
+        trainer.iteration(config, &data, &source_rows, &target_rows, lr, &mut sums);
+    }
+    sync();
+    let start = Instant::now();
+    for _ in 0..iterations {
+        trainer.iteration(config, &data, &source_rows, &target_rows, lr, &mut sums);
+    }
+    sync();
+    Ok(start.elapsed() / u32::try_from(iterations.max(1)).unwrap_or(u32::MAX))
+}

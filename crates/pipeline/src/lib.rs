@@ -1,0 +1,285 @@
+//! Pipeline configuration: one JSON file describes an experiment end to end.
+//!
+//! Reads a pipeline file (`pipelines/*.json`) and validates all of it into typed structs before
+//! any stage runs: unknown keys, missing files and impossible values are errors that name the
+//! key. Writes nothing. Relative paths in the file are relative to the file's own directory; the
+//! run's outputs go to `output_dir` (default `runs/<name>`, relative to the working directory).
+
+use std::path::{Path, PathBuf};
+
+use emocycle_features::{CorpusSpec, FeatureLayout, FeaturesConfig};
+use emocycle_torch::DeviceChoice;
+use serde::{Deserialize, Serialize};
+
+/// Errors in a pipeline file.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The file cannot be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The pipeline file.
+        path: PathBuf,
+        /// The operating-system error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The JSON is malformed, has an unknown key or a value of the wrong type.
+    #[error("{path}: {source}")]
+    Json {
+        /// The pipeline file.
+        path: PathBuf,
+        /// serde's message, with the key and the line and column.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A value is impossible.
+    #[error("{path}: {key}: {message}")]
+    Invalid {
+        /// The pipeline file.
+        path: PathBuf,
+        /// The offending key, dotted (`roles.source`).
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Which corpus plays which part of the paper's data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Roles {
+    /// The labelled corpus (IEMOCAP's role): GAN targets and within-corpus evaluation.
+    pub target: String,
+    /// The unlabelled corpus (TEDLIUM's role): the GAN's source.
+    pub source: String,
+    /// The cross-corpus test set (MSP-IMPROV's role), if any.
+    #[serde(default)]
+    pub cross_corpus: Option<String>,
+}
+
+/// A whole pipeline file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// The experiment's name (letters, digits, `_`, `-`); names the default output directory.
+    pub name: String,
+    /// Where the run's artifacts go; default `runs/<name>`.
+    #[serde(default)]
+    pub output_dir: Option<PathBuf>,
+    /// The base seed every stage derives its seeds from.
+    #[serde(default)]
+    pub seed: u64,
+    /// Where models run: `auto`, `cpu`, `cuda` or `cuda:N`.
+    #[serde(default)]
+    pub device: DeviceChoice,
+    /// The corpora, all with the same feature set.
+    pub corpora: Vec<CorpusSpec>,
+    /// Which corpus is which.
+    pub roles: Roles,
+}
+
+/// A validated pipeline and where it came from.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// The configuration, with corpus paths resolved against the file's directory.
+    pub config: PipelineConfig,
+}
+
+impl Pipeline {
+    /// Reads and validates a pipeline file.
+    pub fn load(path: &Path) -> Result<Self, PipelineError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PipelineError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_json(path, &text)
+    }
+
+    /// Parses and validates pipeline JSON; `path` locates relative paths and names errors.
+    pub fn from_json(path: &Path, text: &str) -> Result<Self, PipelineError> {
+        let mut config: PipelineConfig =
+            serde_json::from_str(text).map_err(|source| PipelineError::Json {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.corpora = FeaturesConfig {
+            corpora: config.corpora,
+        }
+        .resolved(base)
+        .corpora;
+        let pipeline = Self {
+            path: path.to_path_buf(),
+            config,
+        };
+        pipeline.validate()?;
+        Ok(pipeline)
+    }
+
+    fn invalid(&self, key: impl Into<String>, message: impl Into<String>) -> PipelineError {
+        PipelineError::Invalid {
+            path: self.path.clone(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    fn validate(&self) -> Result<(), PipelineError> {
+        let config = &self.config;
+        if config.name.is_empty()
+            || !config
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(self.invalid("name", "must be non-empty letters, digits, '_' or '-'"));
+        }
+        for (index, corpus) in config.corpora.iter().enumerate() {
+            corpus
+                .validate()
+                .map_err(|error| self.invalid(format!("corpora[{index}]"), error.to_string()))?;
+        }
+        self.features()
+            .validate()
+            .map_err(|error| self.invalid("corpora", error.to_string()))?;
+        let roles = &config.roles;
+        for (key, name) in [
+            ("roles.target", Some(&roles.target)),
+            ("roles.source", Some(&roles.source)),
+            ("roles.cross_corpus", roles.cross_corpus.as_ref()),
+        ] {
+            if let Some(name) = name
+                && !config.corpora.iter().any(|corpus| &corpus.name == name)
+            {
+                return Err(self.invalid(key, format!("no corpus is named {name:?}")));
+            }
+        }
+        let target = self.corpus(&roles.target).expect("checked above");
+        if target.labels.is_none() {
+            return Err(self.invalid(
+                "roles.target",
+                format!("corpus {:?} has no labels", target.name),
+            ));
+        }
+        if let Some(cross) = roles
+            .cross_corpus
+            .as_deref()
+            .and_then(|name| self.corpus(name))
+            && cross.labels.is_none()
+        {
+            return Err(self.invalid(
+                "roles.cross_corpus",
+                format!("corpus {:?} has no labels", cross.name),
+            ));
+        }
+        if roles.source == roles.target {
+            return Err(self.invalid(
+                "roles.source",
+                "the source corpus must differ from the target",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The corpus called `name`.
+    pub fn corpus(&self, name: &str) -> Option<&CorpusSpec> {
+        self.config
+            .corpora
+            .iter()
+            .find(|corpus| corpus.name == name)
+    }
+
+    /// The feature stage's configuration.
+    pub fn features(&self) -> FeaturesConfig {
+        FeaturesConfig {
+            corpora: self.config.corpora.clone(),
+        }
+    }
+
+    /// The run's output directory.
+    pub fn output_dir(&self) -> PathBuf {
+        self.config
+            .output_dir
+            .clone()
+            .unwrap_or_else(|| Path::new("runs").join(&self.config.name))
+    }
+
+    /// Where the feature stage writes.
+    pub fn feature_layout(&self) -> FeatureLayout {
+        FeatureLayout::new(self.output_dir().join("features"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pipeline_text(extra: &str) -> String {
+        format!(
+            r#"{{
+  "name": "t",
+  "seed": 7,
+  "corpora": [
+    {{"name": "lab", "features": "formats/smilextract.csv", "labels": "formats/labels_iemocap.csv",
+      "label_map": "iemocap", "folds": "leave-one-session-out"}},
+    {{"name": "src", "features": "formats/opensmile_python.csv"}}
+  ],
+  "roles": {{"target": "lab", "source": "src"}}{extra}
+}}"#
+        )
+    }
+
+    fn fixtures() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/pipeline.json")
+    }
+
+    #[test]
+    fn a_valid_pipeline_resolves_paths_against_its_file() {
+        let pipeline = Pipeline::from_json(&fixtures(), &pipeline_text("")).unwrap();
+        assert!(
+            pipeline.config.corpora[0]
+                .features
+                .ends_with("fixtures/formats/smilextract.csv")
+        );
+        assert!(pipeline.config.corpora[0].features.is_file());
+        assert_eq!(pipeline.output_dir(), Path::new("runs/t"));
+        assert_eq!(pipeline.config.device, DeviceChoice::Auto);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let error = Pipeline::from_json(&fixtures(), &pipeline_text(r#", "sed": 3"#))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("unknown field `sed`"), "{error}");
+        assert!(error.contains("pipeline.json"), "{error}");
+    }
+
+    #[test]
+    fn impossible_values_are_named() {
+        let text = pipeline_text("").replace(r#""source": "src""#, r#""source": "nope""#);
+        let error = Pipeline::from_json(&fixtures(), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("roles.source: no corpus is named \"nope\""),
+            "{error}"
+        );
+
+        let text = pipeline_text("").replace("formats/opensmile_python.csv", "formats/missing.csv");
+        let error = Pipeline::from_json(&fixtures(), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("corpora[1]") && error.contains("no such file"),
+            "{error}"
+        );
+
+        let error = Pipeline::from_json(&fixtures(), &pipeline_text(r#", "device": "gpu""#))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("unknown device"), "{error}");
+    }
+}

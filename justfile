@@ -1,0 +1,58 @@
+# emocycle: CycleGAN emotion style transfer as data augmentation for speech emotion recognition.
+# Every recipe that builds or runs Rust goes through scripts/cargo.sh, which points cargo at the
+# libtorch installed by `just setup` (no environment variables needed).
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+demo := "pipelines/demo.json"
+emocycle := "scripts/cargo.sh run --release --quiet --bin emocycle --"
+
+# List the recipes
+default:
+    @just --list --unsorted
+
+# Install PyTorch 2.11.0 (libtorch for tch) into a cached virtualenv, once; later runs only check
+setup:
+    scripts/setup.sh
+
+# Build the release binary `emocycle`
+build: setup
+    scripts/cargo.sh build --release --bin emocycle
+
+# Run the whole test suite
+test: setup
+    scripts/cargo.sh test --workspace
+
+# Check formatting and run clippy with warnings as errors
+lint: setup
+    cargo fmt --all --check
+    scripts/cargo.sh clippy --workspace --all-targets -- -D warnings
+
+# Run every stage of a pipeline (default: the paper on the embedded corpus)
+reproduce pipeline=demo *flags: build
+    {{emocycle}} features --config {{pipeline}} {{flags}}
+
+# Feature stage: ingest openSMILE files and labels, make folds and normalisation statistics
+features pipeline=demo *flags: build
+    {{emocycle}} features --config {{pipeline}} {{flags}}
+
+# Show an artifact's schema and footer metadata
+inspect file: build
+    {{emocycle}} inspect {{file}}
+
+# Show libtorch, CUDA and device facts
+doctor device="auto": build
+    {{emocycle}} doctor --device {{device}}
+
+# Regenerate the embedded simulated corpus in fixtures/corpus (needs espeak-ng, sox, flite)
+corpus *flags:
+    tools/corpus/generate.sh {{flags}}
+
+# Run the benchmarks and print their tables
+bench: setup
+    scripts/cargo.sh run --release --quiet -p emocycle-bench -- {{justfile_directory()}}
+
+# Remove build outputs and pipeline runs (keeps the cached libtorch virtualenv)
+clean:
+    scripts/cargo.sh clean
+    rm -rf runs
