@@ -29,12 +29,22 @@ lint: setup
     scripts/cargo.sh clippy --workspace --all-targets -- -D warnings
 
 # Run every stage of a pipeline (default: the paper on the embedded corpus)
-reproduce pipeline=demo *flags: build
-    {{emocycle}} features --config {{pipeline}} {{flags}}
+reproduce pipeline=demo: build
+    {{emocycle}} features --config {{pipeline}}
+    {{emocycle}} pretrain --config {{pipeline}}
+    {{emocycle}} train --config {{pipeline}}
 
 # Feature stage: ingest openSMILE files and labels, make folds and normalisation statistics
 features pipeline=demo *flags: build
     {{emocycle}} features --config {{pipeline}} {{flags}}
+
+# GAN stage, part 1: cycle-only pretraining of the generator pairs of every scope
+pretrain pipeline=demo *flags: build
+    {{emocycle}} pretrain --config {{pipeline}} {{flags}}
+
+# GAN stage, part 2: joint training of the four CycleGANs per scope and lambda_cls
+train pipeline=demo *flags: build
+    {{emocycle}} train --config {{pipeline}} {{flags}}
 
 # Show an artifact's schema and footer metadata
 inspect file: build

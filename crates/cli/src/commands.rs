@@ -6,6 +6,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use emocycle_artifact::{keys, read_parquet, read_parquet_metadata};
 use emocycle_features::{DEFAULT_CHUNK_ROWS, ingest_corpus};
+use emocycle_gan::{EpochReport, Scope, run_pretrain, run_train};
 use emocycle_pipeline::Pipeline;
 use emocycle_torch::DeviceChoice;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -45,6 +46,161 @@ pub fn features(config: &Path) -> Result<()> {
         started.elapsed().as_secs_f64(),
         pipeline.output_dir().join("features").display()
     );
+    Ok(())
+}
+
+fn gan_scopes(pipeline: &Pipeline, only: Option<&str>) -> Result<Vec<Scope>> {
+    let scopes = pipeline.gan_scopes()?;
+    match only {
+        None => Ok(scopes),
+        Some(text) => {
+            let wanted = Scope::parse(text)
+                .with_context(|| format!("--scope {text:?}: expected fold<k> or all"))?;
+            anyhow::ensure!(
+                scopes.contains(&wanted),
+                "--scope {text}: this pipeline's scopes are {}",
+                scopes
+                    .iter()
+                    .map(Scope::name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            Ok(vec![wanted])
+        }
+    }
+}
+
+fn progress_bar(length: u64, prefix: String) -> ProgressBar {
+    let bar = ProgressBar::new(length).with_prefix(prefix);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} [{elapsed} < {eta}]")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len().max(1) as f64
+}
+
+fn on_epoch(bar: &ProgressBar) -> impl FnMut(&EpochReport) + '_ {
+    move |report| match report {
+        EpochReport::Pretrain {
+            record,
+            epochs,
+            pairs,
+        } => {
+            bar.set_length((epochs * pairs) as u64);
+            bar.inc(1);
+            bar.set_message(format!("pair {} cycle {:.4}", record.pair, record.cycle));
+        }
+        EpochReport::Train { record, epochs } => {
+            bar.set_length(*epochs as u64);
+            bar.inc(1);
+            bar.set_message(format!(
+                "d {:.3} g {:.3} cycle {:.4} cls {:.3}",
+                mean(&record.d),
+                mean(&record.g),
+                mean(&record.cycle),
+                record.cls
+            ));
+            tracing::debug!(epoch = record.epoch, d = ?record.d, g = ?record.g, cycle = ?record.cycle, cls = record.cls, "epoch");
+        }
+    }
+}
+
+pub fn pretrain(
+    config: &Path,
+    scope: Option<&str>,
+    device: Option<DeviceChoice>,
+    resume: bool,
+) -> Result<()> {
+    let pipeline = Pipeline::load(config)?;
+    let device = device.unwrap_or(pipeline.config.device).resolve()?;
+    let started = Instant::now();
+    // Pretraining is cycle-only: it does not depend on lambda_cls.
+    let gan_config = pipeline.gan_config(pipeline.config.gan.lambda_cls[0]);
+    for scope in gan_scopes(&pipeline, scope)? {
+        let scope_started = Instant::now();
+        let bar = progress_bar(
+            gan_config.pretrain_epochs as u64,
+            format!("pretrain {}", scope.name()),
+        );
+        let outcome = run_pretrain(
+            &gan_config,
+            &pipeline.gan_inputs(&scope),
+            &scope,
+            &pipeline.gan_dirs(&scope),
+            device,
+            resume,
+            &mut on_epoch(&bar),
+        )
+        .with_context(|| format!("pretraining scope {}", scope.name()))?;
+        bar.finish_and_clear();
+        let last: Vec<String> = (0..4)
+            .filter_map(|pair| outcome.log.iter().rev().find(|record| record.pair == pair))
+            .map(|record| format!("{:.4}", record.cycle))
+            .collect();
+        eprintln!(
+            "pretrain: {} on {} in {:.1} s; final cycle loss per pair {}",
+            scope.name(),
+            emocycle_torch::device_name(device),
+            scope_started.elapsed().as_secs_f64(),
+            last.join(" ")
+        );
+    }
+    eprintln!("pretrain: done in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+pub fn train(
+    config: &Path,
+    lambda_cls: Option<f64>,
+    scope: Option<&str>,
+    device: Option<DeviceChoice>,
+    resume: bool,
+) -> Result<()> {
+    let pipeline = Pipeline::load(config)?;
+    let device = device.unwrap_or(pipeline.config.device).resolve()?;
+    let lambdas = match lambda_cls {
+        Some(value) => vec![value],
+        None => pipeline.config.gan.lambda_cls.clone(),
+    };
+    let started = Instant::now();
+    for scope in gan_scopes(&pipeline, scope)? {
+        for &lambda in &lambdas {
+            let gan_config = pipeline.gan_config(lambda);
+            let run_started = Instant::now();
+            let bar = progress_bar(
+                gan_config.train_epochs as u64,
+                format!("train {} lambda_cls={lambda}", scope.name()),
+            );
+            let outcome = run_train(
+                &gan_config,
+                &pipeline.gan_inputs(&scope),
+                &scope,
+                &pipeline.gan_dirs(&scope),
+                device,
+                resume,
+                &mut on_epoch(&bar),
+            )
+            .with_context(|| format!("training scope {} with lambda_cls {lambda}", scope.name()))?;
+            bar.finish_and_clear();
+            let last = outcome.log.last();
+            eprintln!(
+                "train: {} lambda_cls={lambda} on {} in {:.1} s; final d {:.3} g {:.3} cycle {:.4} cls {:.3}",
+                scope.name(),
+                emocycle_torch::device_name(device),
+                run_started.elapsed().as_secs_f64(),
+                last.map_or(f64::NAN, |r| mean(&r.d)),
+                last.map_or(f64::NAN, |r| mean(&r.g)),
+                last.map_or(f64::NAN, |r| mean(&r.cycle)),
+                last.map_or(f64::NAN, |r| r.cls)
+            );
+        }
+    }
+    eprintln!("train: done in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
 

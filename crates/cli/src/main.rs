@@ -32,6 +32,26 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// GAN stage, part 1: cycle-only pretraining of each (G_i, F_i) pair, per scope.
+    Pretrain {
+        /// The pipeline file.
+        #[arg(long, short)]
+        config: PathBuf,
+        #[command(flatten)]
+        run: GanRunArgs,
+    },
+    /// GAN stage, part 2: joint training of the four CycleGANs and the classifier, per scope and
+    /// lambda_cls, from the pretrained generators.
+    Train {
+        /// The pipeline file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Train only this lambda_cls (default: every value in the pipeline).
+        #[arg(long)]
+        lambda_cls: Option<f64>,
+        #[command(flatten)]
+        run: GanRunArgs,
+    },
     /// Show a parquet artifact's shape, columns and footer metadata.
     Inspect {
         /// The parquet file.
@@ -48,11 +68,40 @@ enum Command {
     },
 }
 
+/// Options shared by the model-training subcommands.
+#[derive(Debug, clap::Args)]
+struct GanRunArgs {
+    /// Only this scope: `fold<k>` (trained without fold k's test session) or `all`.
+    #[arg(long)]
+    scope: Option<String>,
+    /// Where to run (auto, cpu, cuda, cuda:N); default: the pipeline's `device`.
+    #[arg(long)]
+    device: Option<DeviceChoice>,
+    /// Continue from the checkpoint a stopped run left, ending with the same weights as an
+    /// uninterrupted run.
+    #[arg(long)]
+    resume: bool,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.verbose, cli.quiet);
     let outcome = match cli.command {
         Command::Features { config } => commands::features(&config),
+        Command::Pretrain { config, run } => {
+            commands::pretrain(&config, run.scope.as_deref(), run.device, run.resume)
+        }
+        Command::Train {
+            config,
+            lambda_cls,
+            run,
+        } => commands::train(
+            &config,
+            lambda_cls,
+            run.scope.as_deref(),
+            run.device,
+            run.resume,
+        ),
         Command::Inspect { file, rows } => commands::inspect(&file, rows),
         Command::Doctor { device } => commands::doctor(device),
     };

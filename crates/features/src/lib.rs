@@ -25,6 +25,7 @@ mod emotion;
 mod error;
 mod folds;
 mod manifest;
+mod matrix;
 mod normalise;
 mod number;
 mod reader;
@@ -34,6 +35,7 @@ pub use emotion::{Emotion, LabelMap};
 pub use error::{FeatureError, FeatureMismatch, Location, Result};
 pub use folds::{Fold, Part, SplitMix64, leave_one_session_out, stratified_split};
 pub use manifest::{LabelRow, Manifest, read_manifest};
+pub use matrix::FeatureMatrix;
 pub use normalise::{Normaliser, RunningStats, Scaling};
 pub use reader::{
     ColumnChunk, FeatureTable, Layout, NanPolicy, ReadOptions, read_feature_file, read_header,

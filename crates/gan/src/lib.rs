@@ -4,7 +4,9 @@
 //!
 //! # What it reads and writes
 //!
-//! It reads nothing from disk by itself: the caller hands in [`TrainingData`], float32 tensors of
+//! The stage functions [`run_pretrain`] and [`run_train`] read the feature stage's parquet files
+//! and write below a run's `gan/<scope>/` directory (see the `stage` module's list). The
+//! training functions underneath read nothing from disk by themselves: the caller hands in [`TrainingData`], float32 tensors of
 //! the min-max normalised source corpus `[n_s, d]` and one target set per emotion `[n_i, d]`
 //! (order 0 angry, 1 happy, 2 neutral, 3 sad), and, for [`train`], the
 //! [`PretrainedGenerators`] that [`pretrain`] returned (or [`PretrainedGenerators::load`] read).
@@ -70,6 +72,7 @@ mod data;
 mod error;
 mod mlp;
 mod model;
+mod stage;
 mod train;
 
 #[cfg(test)]
@@ -79,6 +82,10 @@ pub use config::{GanConfig, ModelLayout};
 pub use data::{DataShape, TrainingData, ensure_no_test_session};
 pub use error::GanError;
 pub use model::{CycleGanModel, ParameterCounts, PretrainedGenerators};
+pub use stage::{
+    Scope, ScopeData, ScopeDirs, StageError, StageInputs, StageManifest, load_scope_data,
+    run_pretrain, run_train,
+};
 pub use train::{
     EpochReport, PRETRAIN_CHECKPOINT, PretrainEpochRecord, PretrainOutcome, RunManifest,
     RunOptions, TRAIN_CHECKPOINT, TrainEpochRecord, TrainOutcome, pretrain,

@@ -7,7 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
-use emocycle_features::{CorpusSpec, FeatureLayout, FeaturesConfig};
+use emocycle_features::{CorpusSpec, FeatureLayout, FeaturesConfig, FoldScheme};
+use emocycle_gan::{GanConfig, Scope, ScopeDirs, StageInputs};
 use emocycle_torch::DeviceChoice;
 use serde::{Deserialize, Serialize};
 
@@ -57,6 +58,48 @@ pub struct Roles {
     pub cross_corpus: Option<String>,
 }
 
+/// Which CycleGANs make the synthetic data of a within-corpus fold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SyntheticScope {
+    /// One set of CycleGANs per fold, trained without that fold's test session (leakage-free).
+    #[default]
+    PerFold,
+    /// One set trained on every session, used for every fold: the published code's behaviour,
+    /// which lets the test session leak into the synthetic training data.
+    AllSessions,
+}
+
+fn default_lambda_cls() -> Vec<f64> {
+    vec![0.0, 2.0]
+}
+
+/// The GAN stage's part of a pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GanStageConfig {
+    /// One joint training per value (the paper: 0 and 2).
+    #[serde(default = "default_lambda_cls")]
+    pub lambda_cls: Vec<f64>,
+    /// Per-fold (default) or all-sessions CycleGANs for within-corpus folds.
+    #[serde(default)]
+    pub synthetic_scope: SyntheticScope,
+    /// Network sizes, optimiser and schedule; defaults are the paper's. Its `lambda_cls` and
+    /// `seed` are set from `gan.lambda_cls` and the pipeline's `seed`.
+    #[serde(default)]
+    pub network: GanConfig,
+}
+
+impl Default for GanStageConfig {
+    fn default() -> Self {
+        Self {
+            lambda_cls: default_lambda_cls(),
+            synthetic_scope: SyntheticScope::default(),
+            network: GanConfig::default(),
+        }
+    }
+}
+
 /// A whole pipeline file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -76,6 +119,9 @@ pub struct PipelineConfig {
     pub corpora: Vec<CorpusSpec>,
     /// Which corpus is which.
     pub roles: Roles,
+    /// The GAN stage.
+    #[serde(default)]
+    pub gan: GanStageConfig,
 }
 
 /// A validated pipeline and where it came from.
@@ -204,6 +250,62 @@ impl Pipeline {
             .output_dir
             .clone()
             .unwrap_or_else(|| Path::new("runs").join(&self.config.name))
+    }
+
+    /// The GAN configuration for one `lambda_cls`, seeded from the pipeline.
+    pub fn gan_config(&self, lambda_cls: f64) -> GanConfig {
+        GanConfig {
+            lambda_cls,
+            seed: self.config.seed,
+            ..self.config.gan.network.clone()
+        }
+    }
+
+    /// The GAN scopes the pipeline needs: one per fold of the target corpus (per-fold synthetic
+    /// data) and `all` (cross-corpus, or every fold with all-sessions synthetic data). The fold
+    /// count comes from the feature stage's fold file, so that stage must have run.
+    pub fn gan_scopes(&self) -> Result<Vec<Scope>, PipelineError> {
+        let target = self.corpus(&self.config.roles.target).expect("validated");
+        let mut scopes = Vec::new();
+        if self.config.gan.synthetic_scope == SyntheticScope::PerFold
+            && target.folds == FoldScheme::LeaveOneSessionOut
+        {
+            let path = self.feature_layout().folds(&target.name);
+            let folds: Vec<emocycle_features::Fold> =
+                emocycle_artifact::read_parquet_metadata(&path)
+                    .and_then(|metadata| metadata.get_json("emocycle.folds", &path))
+                    .map_err(|error| {
+                        self.invalid(
+                            "roles.target",
+                            format!("{error} (run the feature stage first)"),
+                        )
+                    })?;
+            scopes.extend(folds.iter().map(|fold| Scope::Fold(fold.number)));
+        }
+        scopes.push(Scope::All);
+        Ok(scopes)
+    }
+
+    /// The feature-stage files a GAN scope reads.
+    pub fn gan_inputs(&self, scope: &Scope) -> StageInputs {
+        let layout = self.feature_layout();
+        let roles = &self.config.roles;
+        let subset = match scope {
+            Scope::All => "all".to_string(),
+            Scope::Fold(number) => format!("fold{number}-train"),
+        };
+        StageInputs {
+            source: layout.corpus(&roles.source),
+            source_normalisation: layout.normalisation(&roles.source, "all"),
+            target: layout.corpus(&roles.target),
+            target_folds: layout.folds(&roles.target),
+            target_normalisation: layout.normalisation(&roles.target, &subset),
+        }
+    }
+
+    /// Where a GAN scope's outputs go.
+    pub fn gan_dirs(&self, scope: &Scope) -> ScopeDirs {
+        ScopeDirs::new(&self.output_dir().join("gan"), scope)
     }
 
     /// Where the feature stage writes.

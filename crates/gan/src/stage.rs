@@ -1,0 +1,500 @@
+//! The GAN stage's files: reading the feature stage's parquet, writing checkpoints, loss logs
+//! and manifests below a run's `gan/` directory.
+//!
+//! **Reads**: the source corpus `features/<source>.parquet` and its `norm/<source>.all.parquet`;
+//! the target corpus `features/<target>.parquet`, its `<target>.folds.parquet` (fold scopes) and
+//! the min-max statistics of the scope's training part (`norm/<target>.fold<k>-train.parquet`
+//! or `norm/<target>.all.parquet`). The source is scaled on itself and the target on its training
+//! part, all emotions pooled, as the published code does.
+//!
+//! **Writes**, for a scope (`fold<k>`: trained without fold k's test session; `all`: every
+//! session) below `gan/<scope>/`:
+//! - `pretrain/generators.safetensors`, `pretrain/loss_log.parquet` (`pair, emotion, epoch,
+//!   cycle`), `pretrain/manifest.json`, and the resumable `pretrain/pretrain.ckpt.safetensors`;
+//! - `lambda_cls-<value>/model.safetensors` (every network; names in the crate docs),
+//!   `lambda_cls-<value>/loss_log.parquet` (`epoch, learning_rate, d_<emotion>, g_<emotion>,
+//!   cycle_<emotion>, cls`), `lambda_cls-<value>/manifest.json`, and the resumable
+//!   `train.ckpt.safetensors`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use emocycle_artifact::{
+    Metadata, keys, read_parquet, read_parquet_metadata, sha256_file, write_bytes_atomic,
+    write_parquet,
+};
+use emocycle_features::{Emotion, FeatureMatrix, Fold, Normaliser, Scaling};
+use polars::prelude::{Column, DataFrame};
+use serde::{Deserialize, Serialize};
+use tch::{Device, Tensor};
+
+use crate::{
+    EpochReport, GanConfig, GanError, PretrainOutcome, PretrainedGenerators, RunManifest,
+    RunOptions, TrainOutcome, TrainingData, ensure_no_test_session, pretrain, train,
+};
+
+/// Errors of the GAN stage's input and output.
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    /// Training failed or was refused.
+    #[error(transparent)]
+    Gan(#[from] GanError),
+    /// A feature-stage artifact is missing or malformed.
+    #[error(transparent)]
+    Features(#[from] emocycle_features::FeatureError),
+    /// An artifact could not be read or written.
+    #[error(transparent)]
+    Artifact(#[from] emocycle_artifact::ArtifactError),
+    /// The inputs do not fit together.
+    #[error("{0}")]
+    Input(String),
+}
+
+/// Which part of the labelled corpus a set of CycleGANs learns from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Every session but the test session of this fold (1-based).
+    Fold(usize),
+    /// Every session (cross-corpus use, or the published code's within-corpus leakage).
+    All,
+}
+
+impl Scope {
+    /// `fold<k>` or `all`.
+    pub fn name(&self) -> String {
+        match self {
+            Self::Fold(number) => format!("fold{number}"),
+            Self::All => "all".to_string(),
+        }
+    }
+
+    /// Parses `fold<k>` or `all`.
+    pub fn parse(text: &str) -> Option<Self> {
+        if text == "all" {
+            return Some(Self::All);
+        }
+        text.strip_prefix("fold")?
+            .parse()
+            .ok()
+            .filter(|&k| k > 0)
+            .map(Self::Fold)
+    }
+}
+
+/// The feature-stage files one GAN scope reads.
+#[derive(Debug, Clone)]
+pub struct StageInputs {
+    /// `features/<source>.parquet`.
+    pub source: PathBuf,
+    /// `features/norm/<source>.all.parquet`.
+    pub source_normalisation: PathBuf,
+    /// `features/<target>.parquet`.
+    pub target: PathBuf,
+    /// `features/<target>.folds.parquet` (needed for fold scopes).
+    pub target_folds: PathBuf,
+    /// `features/norm/<target>.<subset>.parquet` of the scope's training part.
+    pub target_normalisation: PathBuf,
+}
+
+/// Where one scope's outputs go.
+#[derive(Debug, Clone)]
+pub struct ScopeDirs {
+    root: PathBuf,
+}
+
+impl ScopeDirs {
+    /// Outputs of `scope` below a run's `gan/` directory.
+    pub fn new(gan_root: &Path, scope: &Scope) -> Self {
+        Self {
+            root: gan_root.join(scope.name()),
+        }
+    }
+
+    /// `pretrain/`.
+    pub fn pretrain(&self) -> PathBuf {
+        self.root.join("pretrain")
+    }
+
+    /// `pretrain/generators.safetensors`.
+    pub fn generators(&self) -> PathBuf {
+        self.pretrain().join("generators.safetensors")
+    }
+
+    /// `lambda_cls-<value>/`.
+    pub fn train(&self, lambda_cls: f64) -> PathBuf {
+        self.root.join(format!("lambda_cls-{lambda_cls}"))
+    }
+
+    /// `lambda_cls-<value>/model.safetensors`.
+    pub fn model(&self, lambda_cls: f64) -> PathBuf {
+        self.train(lambda_cls).join("model.safetensors")
+    }
+}
+
+/// The GAN's training data for one scope, and the hashes of the files it came from.
+pub struct ScopeData {
+    /// Min-max normalised source and per-emotion targets.
+    pub data: TrainingData,
+    /// Input files and their sha256.
+    pub inputs: BTreeMap<String, String>,
+    /// The held-out session, for fold scopes.
+    pub held_out_session: Option<String>,
+    /// Target rows per emotion.
+    pub target_rows: Vec<usize>,
+}
+
+fn check_normalisation(
+    path: &Path,
+    expected_subset: &str,
+    names: &[String],
+) -> Result<Normaliser, StageError> {
+    let metadata = read_parquet_metadata(path)?;
+    let subset = metadata.get("emocycle.normalisation.subset").unwrap_or("");
+    if subset != expected_subset {
+        return Err(StageError::Input(format!(
+            "{}: normalisation subset is {subset:?}, expected {expected_subset:?}",
+            path.display()
+        )));
+    }
+    let normaliser = Normaliser::read(path)?;
+    if normaliser.features != names {
+        return Err(StageError::Input(format!(
+            "{}: the normalisation's features are not the corpus's features",
+            path.display()
+        )));
+    }
+    Ok(normaliser)
+}
+
+fn tensor(values: &[f32], rows: usize, width: usize) -> Tensor {
+    Tensor::from_slice(values).reshape([rows as i64, width as i64])
+}
+
+/// Reads and normalises one scope's data. For a fold scope, the target rows are those the fold
+/// file assigns to other folds, and their sessions are checked independently: a row of the
+/// fold's test session here is an error, never training data.
+pub fn load_scope_data(inputs: &StageInputs, scope: &Scope) -> Result<ScopeData, StageError> {
+    let source = FeatureMatrix::read(&inputs.source)?;
+    let target = FeatureMatrix::read(&inputs.target)?;
+    if source.names != target.names {
+        return Err(StageError::Input(format!(
+            "{} and {} have different features",
+            inputs.source.display(),
+            inputs.target.display()
+        )));
+    }
+    let (train_part, held_out_session, subset) = match scope {
+        Scope::All => (target, None, "all".to_string()),
+        Scope::Fold(number) => {
+            let (folds_frame, folds_metadata) = read_parquet(&inputs.target_folds)?;
+            let folds: Vec<Fold> =
+                folds_metadata.get_json("emocycle.folds", &inputs.target_folds)?;
+            let fold = folds
+                .iter()
+                .find(|fold| fold.number == *number)
+                .ok_or_else(|| {
+                    StageError::Input(format!(
+                        "{}: there is no fold {number} (folds 1..={})",
+                        inputs.target_folds.display(),
+                        folds.len()
+                    ))
+                })?;
+            let fold_of: BTreeMap<String, u32> = folds_frame
+                .column("utterance_id")
+                .ok()
+                .and_then(|ids| ids.str().ok().cloned())
+                .zip(
+                    folds_frame
+                        .column("fold")
+                        .ok()
+                        .and_then(|folds| folds.u32().ok().cloned()),
+                )
+                .map(|(ids, folds)| {
+                    ids.iter()
+                        .zip(folds.iter())
+                        .filter_map(|(id, fold)| Some((id?.to_string(), fold?)))
+                        .collect()
+                })
+                .ok_or_else(|| {
+                    StageError::Input(format!(
+                        "{}: needs columns utterance_id and fold",
+                        inputs.target_folds.display()
+                    ))
+                })?;
+            if let Some(missing) = target.ids.iter().find(|id| !fold_of.contains_key(*id)) {
+                return Err(StageError::Input(format!(
+                    "{}: utterance {missing:?} of {} has no fold",
+                    inputs.target_folds.display(),
+                    inputs.target.display()
+                )));
+            }
+            let selected = target.select(|row| fold_of[&target.ids[row]] as usize != *number);
+            let sessions: Vec<String> = selected
+                .sessions
+                .iter()
+                .map(|s| s.clone().unwrap_or_default())
+                .collect();
+            ensure_no_test_session(&sessions, &fold.test_session)?;
+            (
+                selected,
+                Some(fold.test_session.clone()),
+                format!("fold{number}-train"),
+            )
+        }
+    };
+    let source_norm = check_normalisation(&inputs.source_normalisation, "all", &source.names)?;
+    let target_norm =
+        check_normalisation(&inputs.target_normalisation, &subset, &train_part.names)?;
+    if target_norm.rows != train_part.rows() as u64 {
+        return Err(StageError::Input(format!(
+            "{}: fitted on {} rows, but the scope's training part has {}",
+            inputs.target_normalisation.display(),
+            target_norm.rows,
+            train_part.rows()
+        )));
+    }
+    let width = source.width();
+    let mut source_values = source.values.clone();
+    source_norm.transform_rows(&mut source_values, Scaling::MinMax);
+    let mut target_values = train_part.values.clone();
+    target_norm.transform_rows(&mut target_values, Scaling::MinMax);
+    let mut targets = Vec::with_capacity(Emotion::ALL.len());
+    let mut target_rows = Vec::with_capacity(Emotion::ALL.len());
+    for emotion in Emotion::ALL {
+        let rows: Vec<usize> = (0..train_part.rows())
+            .filter(|&row| train_part.emotions[row] == Some(emotion))
+            .collect();
+        let values: Vec<f32> = rows
+            .iter()
+            .flat_map(|&row| {
+                target_values[row * width..(row + 1) * width]
+                    .iter()
+                    .copied()
+            })
+            .collect();
+        target_rows.push(rows.len());
+        targets.push(tensor(&values, rows.len(), width));
+    }
+    let mut hashes = BTreeMap::new();
+    let mut files = vec![
+        &inputs.source,
+        &inputs.source_normalisation,
+        &inputs.target,
+        &inputs.target_normalisation,
+    ];
+    if matches!(scope, Scope::Fold(_)) {
+        files.push(&inputs.target_folds);
+    }
+    for path in files {
+        hashes.insert(path.display().to_string(), sha256_file(path)?);
+    }
+    Ok(ScopeData {
+        data: TrainingData::new(tensor(&source_values, source.rows(), width), targets),
+        inputs: hashes,
+        held_out_session,
+        target_rows,
+    })
+}
+
+/// The JSON manifest of a GAN run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StageManifest {
+    /// `pretrain` or `train`.
+    pub stage: String,
+    /// The scope's name.
+    pub scope: String,
+    /// The session the scope never saw, for fold scopes.
+    pub held_out_session: Option<String>,
+    /// Code version of the writer.
+    pub code_version: String,
+    /// Input files and their sha256.
+    pub inputs: BTreeMap<String, String>,
+    /// What the run did (config, seed, epochs, wall time, device, layout).
+    pub run: RunManifest,
+}
+
+fn write_manifest(path: &Path, manifest: &StageManifest) -> Result<(), StageError> {
+    let text = serde_json::to_string_pretty(manifest)
+        .map_err(|error| StageError::Input(error.to_string()))?;
+    write_bytes_atomic(path, text.as_bytes())?;
+    Ok(())
+}
+
+fn frame_error(error: polars::error::PolarsError) -> StageError {
+    StageError::Input(format!("assembling a loss log: {error}"))
+}
+
+fn log_metadata(
+    stage: &str,
+    scope: &Scope,
+    config: &GanConfig,
+    inputs: &BTreeMap<String, String>,
+) -> Metadata {
+    let mut metadata = Metadata::for_stage(stage);
+    metadata.insert("emocycle.scope", scope.name());
+    metadata.insert_json(keys::CONFIG, config);
+    metadata.insert_json(keys::SEEDS, &serde_json::json!({ "gan": config.seed }));
+    metadata.insert_json(keys::INPUTS, inputs);
+    metadata
+}
+
+/// Pretrains the scope's generator pairs and writes `pretrain/`.
+pub fn run_pretrain(
+    config: &GanConfig,
+    inputs: &StageInputs,
+    scope: &Scope,
+    dirs: &ScopeDirs,
+    device: Device,
+    resume: bool,
+    progress: &mut dyn FnMut(&EpochReport),
+) -> Result<PretrainOutcome, StageError> {
+    let scope_data = load_scope_data(inputs, scope)?;
+    let directory = dirs.pretrain();
+    let options = RunOptions {
+        checkpoint_dir: Some(directory.clone()),
+        resume,
+        ..RunOptions::default()
+    };
+    let outcome = pretrain(config, &scope_data.data, device, &options, progress)?;
+    outcome.generators.save(&dirs.generators())?;
+    let mut frame = DataFrame::new(
+        outcome.log.len(),
+        vec![
+            Column::new(
+                "pair".into(),
+                outcome
+                    .log
+                    .iter()
+                    .map(|r| r.pair as u32)
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "emotion".into(),
+                outcome
+                    .log
+                    .iter()
+                    .map(|r| Emotion::from_index(r.pair).map_or("", Emotion::as_str))
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "epoch".into(),
+                outcome
+                    .log
+                    .iter()
+                    .map(|r| r.epoch as u32)
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "cycle".into(),
+                outcome.log.iter().map(|r| r.cycle).collect::<Vec<_>>(),
+            ),
+        ],
+    )
+    .map_err(frame_error)?;
+    let metadata = log_metadata("pretrain", scope, config, &scope_data.inputs);
+    write_parquet(&directory.join("loss_log.parquet"), &mut frame, &metadata)?;
+    write_manifest(
+        &directory.join("manifest.json"),
+        &StageManifest {
+            stage: "pretrain".into(),
+            scope: scope.name(),
+            held_out_session: scope_data.held_out_session,
+            code_version: emocycle_artifact::CODE_VERSION.to_string(),
+            inputs: scope_data.inputs,
+            run: outcome.manifest.clone(),
+        },
+    )?;
+    Ok(outcome)
+}
+
+/// Trains the scope's CycleGANs jointly (one `lambda_cls`, from `config`) from the scope's
+/// pretrained generators, and writes `lambda_cls-<value>/`.
+pub fn run_train(
+    config: &GanConfig,
+    inputs: &StageInputs,
+    scope: &Scope,
+    dirs: &ScopeDirs,
+    device: Device,
+    resume: bool,
+    progress: &mut dyn FnMut(&EpochReport),
+) -> Result<TrainOutcome, StageError> {
+    let generators_path = dirs.generators();
+    if !generators_path.is_file() {
+        return Err(StageError::Input(format!(
+            "{} does not exist: pretrain scope {} first",
+            generators_path.display(),
+            scope.name()
+        )));
+    }
+    let pretrained = PretrainedGenerators::load(&generators_path)?;
+    let mut scope_data = load_scope_data(inputs, scope)?;
+    scope_data.inputs.insert(
+        generators_path.display().to_string(),
+        sha256_file(&generators_path)?,
+    );
+    let directory = dirs.train(config.lambda_cls);
+    let options = RunOptions {
+        checkpoint_dir: Some(directory.clone()),
+        resume,
+        ..RunOptions::default()
+    };
+    let outcome = train(
+        config,
+        &scope_data.data,
+        &pretrained,
+        device,
+        &options,
+        progress,
+    )?;
+    outcome.model.save_weights(&dirs.model(config.lambda_cls))?;
+    let emotions: Vec<&str> = (0..outcome.model.emotions())
+        .map(|index| Emotion::from_index(index).map_or("unknown", Emotion::as_str))
+        .collect();
+    let log = &outcome.log;
+    let mut columns = vec![
+        Column::new(
+            "epoch".into(),
+            log.iter().map(|r| r.epoch as u32).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "learning_rate".into(),
+            log.iter().map(|r| r.learning_rate).collect::<Vec<_>>(),
+        ),
+    ];
+    for (prefix, pick) in [
+        (
+            "d",
+            (|r: &crate::TrainEpochRecord| &r.d) as fn(&crate::TrainEpochRecord) -> &Vec<f64>,
+        ),
+        ("g", |r| &r.g),
+        ("cycle", |r| &r.cycle),
+    ] {
+        for (index, emotion) in emotions.iter().enumerate() {
+            columns.push(Column::new(
+                format!("{prefix}_{emotion}").into(),
+                log.iter().map(|r| pick(r)[index]).collect::<Vec<_>>(),
+            ));
+        }
+    }
+    columns.push(Column::new(
+        "cls".into(),
+        log.iter().map(|r| r.cls).collect::<Vec<_>>(),
+    ));
+    let mut frame = DataFrame::new(log.len(), columns).map_err(frame_error)?;
+    let mut metadata = log_metadata("train", scope, config, &scope_data.inputs);
+    metadata.insert("emocycle.lambda_cls", config.lambda_cls.to_string());
+    write_parquet(&directory.join("loss_log.parquet"), &mut frame, &metadata)?;
+    write_manifest(
+        &directory.join("manifest.json"),
+        &StageManifest {
+            stage: "train".into(),
+            scope: scope.name(),
+            held_out_session: scope_data.held_out_session,
+            code_version: emocycle_artifact::CODE_VERSION.to_string(),
+            inputs: scope_data.inputs,
+            run: outcome.manifest.clone(),
+        },
+    )?;
+    Ok(outcome)
+}
