@@ -47,11 +47,20 @@ fn strings(frame: &DataFrame, path: &Path, column: &str) -> Result<Vec<Option<St
 }
 
 impl FeatureMatrix {
-    /// Reads a `features/<corpus>.parquet` written by the feature stage.
+    /// Reads a `features/<corpus>.parquet` written by the feature stage, or any artifact with
+    /// the same conventions: an id column (`utterance_id`, or `synthetic_id` for synthetic
+    /// sets), an `emotion` column, an optional `session` column, and the feature names as JSON
+    /// under the footer key `emocycle.features`.
     pub fn read(path: &Path) -> Result<Self> {
         let (frame, metadata) = read_parquet(path)?;
         let names: Vec<String> = metadata.get_json("emocycle.features", path)?;
-        let ids = strings(&frame, path, "utterance_id")?
+        let id_column =
+            if frame.column("utterance_id").is_err() && frame.column("synthetic_id").is_ok() {
+                "synthetic_id"
+            } else {
+                "utterance_id"
+            };
+        let ids = strings(&frame, path, id_column)?
             .into_iter()
             .enumerate()
             .map(|(row, id)| {
@@ -65,7 +74,11 @@ impl FeatureMatrix {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let sessions = strings(&frame, path, "session")?;
+        let sessions = if frame.column("session").is_ok() {
+            strings(&frame, path, "session")?
+        } else {
+            vec![None; frame.height()]
+        };
         let emotions = strings(&frame, path, "emotion")?
             .into_iter()
             .enumerate()
