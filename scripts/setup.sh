@@ -16,6 +16,19 @@ if [ -n "${LIBTORCH:-}" ]; then
     exit 0
 fi
 
+# safetensors lets tests (and users) load emocycle's checkpoints in PyTorch.
+SAFETENSORS_VERSION="0.7.0"
+PACKAGING_VERSION="26.3"
+
+extras_ok() {
+    "$EMOCYCLE_TORCH_VENV/bin/python" -c "import safetensors.torch" >/dev/null 2>&1
+}
+
+install_extras() {
+    extras_ok || "$EMOCYCLE_TORCH_VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+        "safetensors==$SAFETENSORS_VERSION" "packaging==$PACKAGING_VERSION"
+}
+
 torch_ok() {
     "$EMOCYCLE_TORCH_VENV/bin/python" - "$EMOCYCLE_TORCH_VERSION" <<'PY' >/dev/null 2>&1
 import sys, torch
@@ -23,7 +36,7 @@ sys.exit(0 if torch.__version__.split("+")[0] == sys.argv[1] else 1)
 PY
 }
 
-if torch_ok; then
+if torch_ok && extras_ok; then
     echo "setup: torch $EMOCYCLE_TORCH_VERSION ready in $EMOCYCLE_TORCH_VENV"
     exit 0
 fi
@@ -38,6 +51,7 @@ mkdir -p "$EMOCYCLE_CACHE"
 exec 9>"$EMOCYCLE_CACHE/.setup.lock"
 flock 9
 if torch_ok; then
+    install_extras
     echo "setup: torch $EMOCYCLE_TORCH_VERSION ready in $EMOCYCLE_TORCH_VENV"
     exit 0
 fi
@@ -46,6 +60,6 @@ echo "setup: installing torch==$EMOCYCLE_TORCH_VERSION into $EMOCYCLE_TORCH_VENV
 rm -rf "$EMOCYCLE_TORCH_VENV"
 "$python" -m venv "$EMOCYCLE_TORCH_VENV"
 "$EMOCYCLE_TORCH_VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-    "torch==$EMOCYCLE_TORCH_VERSION"
+    "torch==$EMOCYCLE_TORCH_VERSION" "safetensors==$SAFETENSORS_VERSION" "packaging==$PACKAGING_VERSION"
 torch_ok || { echo "error: torch $EMOCYCLE_TORCH_VERSION does not import from $EMOCYCLE_TORCH_VENV" >&2; exit 1; }
 echo "setup: torch $EMOCYCLE_TORCH_VERSION installed in $EMOCYCLE_TORCH_VENV"

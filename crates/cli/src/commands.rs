@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use emocycle_artifact::{keys, read_parquet, read_parquet_metadata};
-use emocycle_features::{DEFAULT_CHUNK_ROWS, ingest_corpus};
+use emocycle_features::{DEFAULT_CHUNK_ROWS, NanPolicy, ingest_corpus};
 use emocycle_gan::{EpochReport, Scope, run_pretrain, run_train};
 use emocycle_pipeline::Pipeline;
 use emocycle_torch::DeviceChoice;
@@ -20,11 +20,16 @@ fn spinner(message: String) -> ProgressBar {
     bar
 }
 
-pub fn features(config: &Path) -> Result<()> {
+pub fn features(config: &Path, nan: Option<NanPolicy>) -> Result<()> {
     let pipeline = Pipeline::load(config)?;
     let layout = pipeline.feature_layout();
     let started = Instant::now();
-    let features = pipeline.features();
+    let mut features = pipeline.features();
+    if let Some(policy) = nan {
+        for corpus in &mut features.corpora {
+            corpus.nan_policy = policy;
+        }
+    }
     // Feature lists are compared before anything is written.
     emocycle_features::check_corpora(&features)?;
     for corpus in &features.corpora {

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use emocycle_features::NanPolicy;
 use emocycle_torch::DeviceChoice;
 
 /// CycleGAN emotion style transfer as data augmentation for speech emotion recognition.
@@ -31,6 +32,10 @@ enum Command {
         /// The pipeline file.
         #[arg(long, short)]
         config: PathBuf,
+        /// NaN, Inf or missing values: `error` (name the line and column), `drop-row` (drop the
+        /// utterance and count it) or `zero`; overrides every corpus's `nan_policy`.
+        #[arg(long)]
+        nan: Option<NanPolicy>,
     },
     /// GAN stage, part 1: cycle-only pretraining of each (G_i, F_i) pair, per scope.
     Pretrain {
@@ -87,7 +92,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.verbose, cli.quiet);
     let outcome = match cli.command {
-        Command::Features { config } => commands::features(&config),
+        Command::Features { config, nan } => commands::features(&config, nan),
         Command::Pretrain { config, run } => {
             commands::pretrain(&config, run.scope.as_deref(), run.device, run.resume)
         }

@@ -84,6 +84,39 @@ fn bad_input_exits_non_zero_with_file_line_and_column() {
 }
 
 #[test]
+fn the_nan_flag_overrides_the_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("f.csv"),
+        "name;frameTime;a;b\n'u1';0.000000;1;2\n'u2';0.000000;nan;2\n'u3';0.000000;3;4\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("labels.csv"),
+        "utterance_id,emotion,session\nu1,ang,S1\nu2,sad,S2\nu3,neu,S1\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("p.json"),
+        r#"{"name": "nan", "corpora": [
+            {"name": "lab", "features": "f.csv", "labels": "labels.csv", "label_map": "iemocap"},
+            {"name": "src", "features": "f.csv"}],
+           "roles": {"target": "lab", "source": "src"}}"#,
+    )
+    .unwrap();
+    let refused = emocycle(dir.path(), &["features", "--config", "p.json"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("f.csv:3, column \"a\""));
+    let dropped = emocycle(
+        dir.path(),
+        &["features", "--config", "p.json", "--nan", "drop-row"],
+    );
+    let stderr = String::from_utf8_lossy(&dropped.stderr);
+    assert!(dropped.status.success(), "{stderr}");
+    assert!(stderr.contains("features: lab -> 2 utterances"), "{stderr}");
+}
+
+#[test]
 fn unknown_pipeline_key_is_named() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
