@@ -5,11 +5,45 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use emocycle_artifact::{keys, read_parquet, read_parquet_metadata};
-use emocycle_features::{DEFAULT_CHUNK_ROWS, NanPolicy, ingest_corpus};
+use emocycle_features::{DEFAULT_CHUNK_ROWS, FoldScheme, NanPolicy, ingest_corpus};
 use emocycle_gan::{EpochReport, Scope, run_pretrain, run_train};
 use emocycle_pipeline::Pipeline;
 use emocycle_torch::DeviceChoice;
 use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::GanRunArgs;
+use crate::freshness::{Expected, except, is_fresh, only, whole};
+
+/// The GAN settings pretraining depends on (lambda_cls and everything of joint training do not).
+const PRETRAIN_FIELDS: &[&str] = &[
+    "generator_hidden",
+    "generator_dropout",
+    "leaky_slope",
+    "learning_rate",
+    "adam_beta1",
+    "adam_beta2",
+    "adam_epsilon",
+    "batch_size",
+    "pretrain_epochs",
+    "seed",
+];
+
+/// Settings joint training does not depend on (pretraining's reach it through the generators).
+const TRAIN_IGNORED: &[&str] = &["checkpoint_every", "pretrain_epochs"];
+
+fn scope_input_files(pipeline: &Pipeline, scope: &Scope) -> Vec<std::path::PathBuf> {
+    let inputs = pipeline.gan_inputs(scope);
+    let mut files = vec![
+        inputs.source,
+        inputs.source_normalisation,
+        inputs.target,
+        inputs.target_normalisation,
+    ];
+    if matches!(scope, Scope::Fold(_)) {
+        files.push(inputs.target_folds);
+    }
+    files
+}
 
 fn spinner(message: String) -> ProgressBar {
     let bar = ProgressBar::new_spinner().with_message(message);
@@ -20,7 +54,7 @@ fn spinner(message: String) -> ProgressBar {
     bar
 }
 
-pub fn features(config: &Path, nan: Option<NanPolicy>) -> Result<()> {
+pub fn features(config: &Path, nan: Option<NanPolicy>, force: bool) -> Result<()> {
     let pipeline = Pipeline::load(config)?;
     let layout = pipeline.feature_layout();
     let started = Instant::now();
@@ -33,6 +67,32 @@ pub fn features(config: &Path, nan: Option<NanPolicy>) -> Result<()> {
     // Feature lists are compared before anything is written.
     emocycle_features::check_corpora(&features)?;
     for corpus in &features.corpora {
+        let mut also = vec![layout.normalisation(&corpus.name, "all")];
+        if corpus.folds != FoldScheme::None {
+            also.push(layout.folds(&corpus.name));
+        }
+        if corpus.split.is_some() {
+            also.push(layout.split(&corpus.name));
+        }
+        let expected = Expected {
+            config: serde_json::to_value(corpus)?,
+            inputs: [
+                Some(&corpus.features),
+                corpus.labels.as_ref(),
+                corpus.feature_names.as_ref(),
+            ]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect(),
+        };
+        if !force && is_fresh(&layout.corpus(&corpus.name), &expected, &also, whole)? {
+            eprintln!(
+                "features: {} is up to date (skipped; --force reruns it)",
+                corpus.name
+            );
+            continue;
+        }
         let bar = spinner(format!("features: {}", corpus.name));
         let corpus_started = Instant::now();
         let report = ingest_corpus(corpus, &layout, DEFAULT_CHUNK_ROWS)
@@ -115,18 +175,34 @@ fn on_epoch(bar: &ProgressBar) -> impl FnMut(&EpochReport) + '_ {
     }
 }
 
-pub fn pretrain(
-    config: &Path,
-    scope: Option<&str>,
-    device: Option<DeviceChoice>,
-    resume: bool,
-) -> Result<()> {
+pub fn pretrain(config: &Path, run: &GanRunArgs) -> Result<()> {
     let pipeline = Pipeline::load(config)?;
-    let device = device.unwrap_or(pipeline.config.device).resolve()?;
+    let device = run.device.unwrap_or(pipeline.config.device).resolve()?;
     let started = Instant::now();
     // Pretraining is cycle-only: it does not depend on lambda_cls.
     let gan_config = pipeline.gan_config(pipeline.config.gan.lambda_cls[0]);
-    for scope in gan_scopes(&pipeline, scope)? {
+    for scope in gan_scopes(&pipeline, run.scope.as_deref())? {
+        let dirs = pipeline.gan_dirs(&scope);
+        let expected = Expected {
+            config: serde_json::to_value(&gan_config)?,
+            inputs: scope_input_files(&pipeline, &scope),
+        };
+        let record = dirs.pretrain().join("loss_log.parquet");
+        if !run.force
+            && !run.resume
+            && is_fresh(
+                &record,
+                &expected,
+                &[dirs.generators()],
+                only(PRETRAIN_FIELDS),
+            )?
+        {
+            eprintln!(
+                "pretrain: {} is up to date (skipped; --force reruns it)",
+                scope.name()
+            );
+            continue;
+        }
         let scope_started = Instant::now();
         let bar = progress_bar(
             gan_config.pretrain_epochs as u64,
@@ -136,9 +212,9 @@ pub fn pretrain(
             &gan_config,
             &pipeline.gan_inputs(&scope),
             &scope,
-            &pipeline.gan_dirs(&scope),
+            &dirs,
             device,
-            resume,
+            run.resume,
             &mut on_epoch(&bar),
         )
         .with_context(|| format!("pretraining scope {}", scope.name()))?;
@@ -159,23 +235,41 @@ pub fn pretrain(
     Ok(())
 }
 
-pub fn train(
-    config: &Path,
-    lambda_cls: Option<f64>,
-    scope: Option<&str>,
-    device: Option<DeviceChoice>,
-    resume: bool,
-) -> Result<()> {
+pub fn train(config: &Path, lambda_cls: Option<f64>, run: &GanRunArgs) -> Result<()> {
     let pipeline = Pipeline::load(config)?;
-    let device = device.unwrap_or(pipeline.config.device).resolve()?;
+    let device = run.device.unwrap_or(pipeline.config.device).resolve()?;
     let lambdas = match lambda_cls {
         Some(value) => vec![value],
         None => pipeline.config.gan.lambda_cls.clone(),
     };
     let started = Instant::now();
-    for scope in gan_scopes(&pipeline, scope)? {
+    for scope in gan_scopes(&pipeline, run.scope.as_deref())? {
+        let dirs = pipeline.gan_dirs(&scope);
         for &lambda in &lambdas {
             let gan_config = pipeline.gan_config(lambda);
+            let mut inputs = scope_input_files(&pipeline, &scope);
+            inputs.push(dirs.generators());
+            let expected = Expected {
+                config: serde_json::to_value(&gan_config)?,
+                inputs,
+            };
+            let record = dirs.train(lambda).join("loss_log.parquet");
+            if !run.force
+                && !run.resume
+                && dirs.generators().is_file()
+                && is_fresh(
+                    &record,
+                    &expected,
+                    &[dirs.model(lambda)],
+                    except(TRAIN_IGNORED),
+                )?
+            {
+                eprintln!(
+                    "train: {} lambda_cls={lambda} is up to date (skipped; --force reruns it)",
+                    scope.name()
+                );
+                continue;
+            }
             let run_started = Instant::now();
             let bar = progress_bar(
                 gan_config.train_epochs as u64,
@@ -185,9 +279,9 @@ pub fn train(
                 &gan_config,
                 &pipeline.gan_inputs(&scope),
                 &scope,
-                &pipeline.gan_dirs(&scope),
+                &dirs,
                 device,
-                resume,
+                run.resume,
                 &mut on_epoch(&bar),
             )
             .with_context(|| format!("training scope {} with lambda_cls {lambda}", scope.name()))?;

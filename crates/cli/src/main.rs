@@ -1,6 +1,7 @@
 //! `emocycle`: the command line of the emocycle pipeline, one subcommand per stage.
 
 mod commands;
+mod freshness;
 mod logging;
 
 use std::path::PathBuf;
@@ -36,6 +37,9 @@ enum Command {
         /// utterance and count it) or `zero`; overrides every corpus's `nan_policy`.
         #[arg(long)]
         nan: Option<NanPolicy>,
+        /// Rerun even when the outputs are up to date.
+        #[arg(long)]
+        force: bool,
     },
     /// GAN stage, part 1: cycle-only pretraining of each (G_i, F_i) pair, per scope.
     Pretrain {
@@ -75,38 +79,33 @@ enum Command {
 
 /// Options shared by the model-training subcommands.
 #[derive(Debug, clap::Args)]
-struct GanRunArgs {
+pub struct GanRunArgs {
     /// Only this scope: `fold<k>` (trained without fold k's test session) or `all`.
     #[arg(long)]
-    scope: Option<String>,
+    pub scope: Option<String>,
     /// Where to run (auto, cpu, cuda, cuda:N); default: the pipeline's `device`.
     #[arg(long)]
-    device: Option<DeviceChoice>,
+    pub device: Option<DeviceChoice>,
     /// Continue from the checkpoint a stopped run left, ending with the same weights as an
     /// uninterrupted run.
     #[arg(long)]
-    resume: bool,
+    pub resume: bool,
+    /// Rerun even when the outputs are up to date.
+    #[arg(long)]
+    pub force: bool,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.verbose, cli.quiet);
     let outcome = match cli.command {
-        Command::Features { config, nan } => commands::features(&config, nan),
-        Command::Pretrain { config, run } => {
-            commands::pretrain(&config, run.scope.as_deref(), run.device, run.resume)
-        }
+        Command::Features { config, nan, force } => commands::features(&config, nan, force),
+        Command::Pretrain { config, run } => commands::pretrain(&config, &run),
         Command::Train {
             config,
             lambda_cls,
             run,
-        } => commands::train(
-            &config,
-            lambda_cls,
-            run.scope.as_deref(),
-            run.device,
-            run.resume,
-        ),
+        } => commands::train(&config, lambda_cls, &run),
         Command::Inspect { file, rows } => commands::inspect(&file, rows),
         Command::Doctor { device } => commands::doctor(device),
     };

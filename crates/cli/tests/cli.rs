@@ -53,6 +53,51 @@ fn features_stage_writes_every_artifact_and_inspect_reads_them() {
 }
 
 #[test]
+fn a_second_run_skips_up_to_date_corpora_until_an_input_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in [
+        "smilextract.csv",
+        "labels_iemocap.csv",
+        "smilextract_headerless.csv",
+        "feature_names.txt",
+        "opensmile_python.csv",
+        "labels_msp.csv",
+        "pipeline.json",
+    ] {
+        std::fs::copy(fixture(name), dir.path().join(name)).unwrap();
+    }
+    let first = emocycle(dir.path(), &["features", "--config", "pipeline.json"]);
+    assert!(first.status.success());
+    let second = emocycle(dir.path(), &["features", "--config", "pipeline.json"]);
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    for corpus in ["iemocap", "tedlium", "msp"] {
+        assert!(
+            stderr.contains(&format!("features: {corpus} is up to date")),
+            "{stderr}"
+        );
+    }
+    let forced = emocycle(
+        dir.path(),
+        &["features", "--config", "pipeline.json", "--force"],
+    );
+    assert!(String::from_utf8_lossy(&forced.stderr).contains("features: iemocap -> 5 utterances"));
+    // Changing one corpus's labels reruns that corpus only.
+    let labels = std::fs::read_to_string(dir.path().join("labels_msp.csv")).unwrap();
+    std::fs::write(
+        dir.path().join("labels_msp.csv"),
+        labels.replace("Ses02F_0003,N", "Ses02F_0003,A"),
+    )
+    .unwrap();
+    let third = emocycle(dir.path(), &["features", "--config", "pipeline.json"]);
+    let stderr = String::from_utf8_lossy(&third.stderr);
+    assert!(
+        stderr.contains("features: iemocap is up to date"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("features: msp -> 6 utterances"), "{stderr}");
+}
+
+#[test]
 fn bad_input_exits_non_zero_with_file_line_and_column() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(

@@ -145,8 +145,9 @@ impl Pipeline {
 
     /// Parses and validates pipeline JSON; `path` locates relative paths and names errors.
     pub fn from_json(path: &Path, text: &str) -> Result<Self, PipelineError> {
+        let text = expand_variables(path, text, |name| std::env::var(name).ok())?;
         let mut config: PipelineConfig =
-            serde_json::from_str(text).map_err(|source| PipelineError::Json {
+            serde_json::from_str(&text).map_err(|source| PipelineError::Json {
                 path: path.to_path_buf(),
                 source,
             })?;
@@ -393,6 +394,14 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "p.json: ${MISSING}: the environment variable MISSING is not set"
+        );
+        // Pipeline::from_json expands from the process environment.
+        let text =
+            pipeline_text("").replace(r#""name": "t""#, r#""name": "${EMOCYCLE_TEST_UNSET}""#);
+        let error = Pipeline::from_json(&fixtures(), &text).unwrap_err();
+        assert!(
+            error.to_string().contains("EMOCYCLE_TEST_UNSET is not set"),
+            "{error}"
         );
     }
 

@@ -1,0 +1,157 @@
+//! Whether a stage's outputs are up to date, so a rerun can skip it.
+//!
+//! Every stage records in its parquet footer the code version, its config and the sha256 of each
+//! input. An output is fresh when those three equal what this run would record, and the stage's
+//! other outputs exist. Nothing else is trusted: not modification times, not file names.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use emocycle_artifact::{CODE_VERSION, keys, read_parquet_metadata, sha256_file};
+
+/// What a stage run would record.
+pub struct Expected {
+    /// The config the stage records under `emocycle.config`.
+    pub config: serde_json::Value,
+    /// Input files; their sha256 is compared with `emocycle.inputs`.
+    pub inputs: Vec<PathBuf>,
+}
+
+/// Hashes the inputs (missing inputs are an error: the stage could not run either).
+pub fn input_hashes(inputs: &[PathBuf]) -> Result<BTreeMap<String, String>> {
+    inputs
+        .iter()
+        .map(|path| Ok((path.display().to_string(), sha256_file(path)?)))
+        .collect()
+}
+
+/// Whether `record` (a parquet file with the stage's footer) matches `expected` and every path
+/// in `also` exists. Any unreadable or absent record means "not fresh".
+pub fn is_fresh(
+    record: &Path,
+    expected: &Expected,
+    also: &[PathBuf],
+    project: impl Fn(serde_json::Value) -> serde_json::Value,
+) -> Result<bool> {
+    if !record.is_file() || also.iter().any(|path| !path.exists()) {
+        return Ok(false);
+    }
+    let Ok(metadata) = read_parquet_metadata(record) else {
+        return Ok(false);
+    };
+    if metadata.get(keys::CODE_VERSION) != Some(CODE_VERSION) {
+        return Ok(false);
+    }
+    let recorded_config: Option<serde_json::Value> = metadata
+        .get(keys::CONFIG)
+        .and_then(|text| serde_json::from_str(text).ok());
+    if recorded_config.map(&project) != Some(project(expected.config.clone())) {
+        return Ok(false);
+    }
+    let recorded_inputs: Option<BTreeMap<String, String>> = metadata
+        .get(keys::INPUTS)
+        .and_then(|text| serde_json::from_str(text).ok());
+    Ok(recorded_inputs == Some(input_hashes(&expected.inputs)?))
+}
+
+/// Keeps only the named keys of a JSON object: the config fields a stage's output depends on.
+pub fn only(fields: &'static [&'static str]) -> impl Fn(serde_json::Value) -> serde_json::Value {
+    move |value| match value {
+        serde_json::Value::Object(map) => map
+            .into_iter()
+            .filter(|(key, _)| fields.contains(&key.as_str()))
+            .collect(),
+        other => other,
+    }
+}
+
+/// Drops the named keys of a JSON object: fields a stage's output does not depend on.
+pub fn except(fields: &'static [&'static str]) -> impl Fn(serde_json::Value) -> serde_json::Value {
+    move |value| match value {
+        serde_json::Value::Object(map) => map
+            .into_iter()
+            .filter(|(key, _)| !fields.contains(&key.as_str()))
+            .collect(),
+        other => other,
+    }
+}
+
+/// The identity projection: the whole config matters.
+pub fn whole(value: serde_json::Value) -> serde_json::Value {
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use emocycle_artifact::{Metadata, write_parquet};
+    use polars::prelude::*;
+
+    fn record(dir: &Path, config: serde_json::Value, input: &Path) -> PathBuf {
+        let path = dir.join("out.parquet");
+        let mut metadata = Metadata::for_stage("test");
+        metadata.insert_json(keys::CONFIG, &config);
+        metadata.insert_json(keys::INPUTS, &input_hashes(&[input.to_path_buf()]).unwrap());
+        let mut frame = df!("x" => [1i32]).unwrap();
+        write_parquet(&path, &mut frame, &metadata).unwrap();
+        path
+    }
+
+    #[test]
+    fn fresh_only_when_config_inputs_and_outputs_all_match() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.csv");
+        std::fs::write(&input, "a").unwrap();
+        let config = serde_json::json!({"epochs": 3, "lambda": 2});
+        let out = record(dir.path(), config.clone(), &input);
+        let expected = |config| Expected {
+            config,
+            inputs: vec![input.clone()],
+        };
+        assert!(is_fresh(&out, &expected(config.clone()), &[], whole).unwrap());
+        // Another config value.
+        assert!(
+            !is_fresh(
+                &out,
+                &expected(serde_json::json!({"epochs": 4, "lambda": 2})),
+                &[],
+                whole
+            )
+            .unwrap()
+        );
+        // ... unless the stage does not depend on it.
+        assert!(
+            is_fresh(
+                &out,
+                &expected(serde_json::json!({"epochs": 3, "lambda": 0})),
+                &[],
+                only(&["epochs"])
+            )
+            .unwrap()
+        );
+        // A companion output is missing.
+        assert!(
+            !is_fresh(
+                &out,
+                &expected(config.clone()),
+                &[dir.path().join("gone")],
+                whole
+            )
+            .unwrap()
+        );
+        // The input changed.
+        std::fs::write(&input, "b").unwrap();
+        assert!(!is_fresh(&out, &expected(config), &[], whole).unwrap());
+        // No record at all.
+        assert!(
+            !is_fresh(
+                &dir.path().join("none.parquet"),
+                &expected(serde_json::json!({})),
+                &[],
+                whole
+            )
+            .unwrap()
+        );
+    }
+}
