@@ -33,6 +33,8 @@ reproduce pipeline=demo: build
     {{emocycle}} features --config {{pipeline}}
     {{emocycle}} pretrain --config {{pipeline}}
     {{emocycle}} train --config {{pipeline}}
+    {{emocycle}} generate --config {{pipeline}}
+    {{emocycle}} quality --config {{pipeline}}
 
 # Feature stage: ingest openSMILE files and labels, make folds and normalisation statistics
 features pipeline=demo *flags: build
@@ -45,6 +47,14 @@ pretrain pipeline=demo *flags: build
 # GAN stage, part 2: joint training of the four CycleGANs per scope and lambda_cls
 train pipeline=demo *flags: build
     {{emocycle}} train --config {{pipeline}} {{flags}}
+
+# Synthesis stage: synthetic sets from every trained scope and lambda_cls
+generate pipeline=demo *flags: build
+    {{emocycle}} generate --config {{pipeline}} {{flags}}
+
+# Quality of the synthetic sets: Table 1, Figure 2, Frechet distance, two-sample test, k-NN
+quality pipeline=demo *flags: build
+    {{emocycle}} quality --config {{pipeline}} {{flags}}
 
 # Show an artifact's schema and footer metadata
 inspect file: build

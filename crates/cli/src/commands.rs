@@ -8,6 +8,7 @@ use emocycle_artifact::{keys, read_parquet, read_parquet_metadata};
 use emocycle_features::{DEFAULT_CHUNK_ROWS, FoldScheme, NanPolicy, ingest_corpus};
 use emocycle_gan::{EpochReport, Scope, run_pretrain, run_train};
 use emocycle_pipeline::Pipeline;
+use emocycle_synth::{GenerateRequest, QualitySet, generate_set, quality_report};
 use emocycle_torch::DeviceChoice;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -300,6 +301,123 @@ pub fn train(config: &Path, lambda_cls: Option<f64>, run: &GanRunArgs) -> Result
         }
     }
     eprintln!("train: done in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn lambdas(pipeline: &Pipeline, only: Option<f64>) -> Vec<f64> {
+    match only {
+        Some(value) => vec![value],
+        None => pipeline.config.gan.lambda_cls.clone(),
+    }
+}
+
+fn generate_request(pipeline: &Pipeline, scope: &Scope, lambda: f64) -> GenerateRequest {
+    let inputs = pipeline.gan_inputs(scope);
+    GenerateRequest {
+        source: inputs.source.clone(),
+        inputs,
+        model: pipeline.gan_dirs(scope).model(lambda),
+        gan: pipeline.gan_config(lambda),
+        scope: scope.clone(),
+        lambda_cls: lambda,
+        seed: pipeline.config.seed,
+        output: pipeline.synth_layout().synthetic(scope, lambda),
+    }
+}
+
+pub fn generate(
+    config: &Path,
+    lambda_cls: Option<f64>,
+    scope: Option<&str>,
+    device: Option<DeviceChoice>,
+    force: bool,
+) -> Result<()> {
+    let pipeline = Pipeline::load(config)?;
+    let device = device.unwrap_or(pipeline.config.device).resolve()?;
+    let synth = &pipeline.config.synth;
+    let started = Instant::now();
+    for scope in gan_scopes(&pipeline, scope)? {
+        for lambda in lambdas(&pipeline, lambda_cls) {
+            let request = generate_request(&pipeline, &scope, lambda);
+            anyhow::ensure!(
+                request.model.is_file(),
+                "{} does not exist: train scope {} with lambda_cls {lambda} first",
+                request.model.display(),
+                scope.name()
+            );
+            let expected = Expected {
+                config: request.recorded_config(synth),
+                inputs: request.input_files(synth),
+            };
+            if !force && is_fresh(&request.output, &expected, &[], whole)? {
+                eprintln!(
+                    "generate: {} lambda_cls={lambda} is up to date (skipped; --force reruns it)",
+                    scope.name()
+                );
+                continue;
+            }
+            let run_started = Instant::now();
+            let bar = progress_bar(0, format!("generate {} lambda_cls={lambda}", scope.name()));
+            let report = generate_set(&request, synth, device, &mut |progress| {
+                bar.set_length(progress.rows_total as u64);
+                bar.set_position(progress.rows_done as u64);
+            })
+            .with_context(|| {
+                format!("generating scope {} with lambda_cls {lambda}", scope.name())
+            })?;
+            bar.finish_and_clear();
+            eprintln!(
+                "generate: {} lambda_cls={lambda} -> {} synthetic vectors in {:.1} s ({})",
+                scope.name(),
+                report.rows,
+                run_started.elapsed().as_secs_f64(),
+                report.output.display()
+            );
+        }
+    }
+    eprintln!("generate: done in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+pub fn quality(config: &Path, device: Option<DeviceChoice>) -> Result<()> {
+    let pipeline = Pipeline::load(config)?;
+    let device = device.unwrap_or(pipeline.config.device).resolve()?;
+    let started = Instant::now();
+    let layout = pipeline.synth_layout();
+    let mut sets = Vec::new();
+    for scope in pipeline.gan_scopes()? {
+        for lambda in lambdas(&pipeline, None) {
+            let synthetic = layout.synthetic(&scope, lambda);
+            anyhow::ensure!(
+                synthetic.is_file(),
+                "{} does not exist: run `emocycle generate` first",
+                synthetic.display()
+            );
+            sets.push(QualitySet {
+                inputs: pipeline.gan_inputs(&scope),
+                scope: scope.clone(),
+                lambda_cls: lambda,
+                synthetic,
+            });
+        }
+    }
+    let bar = spinner("quality".to_string());
+    let report = quality_report(
+        &sets,
+        &layout,
+        &pipeline.config.synth,
+        device,
+        &mut |step| bar.set_message(format!("quality: {step}")),
+    )
+    .context("quality report")?;
+    bar.finish_and_clear();
+    eprintln!(
+        "quality: {} rows over {} synthetic sets in {:.1} s; {}",
+        report.rows.len(),
+        sets.len(),
+        started.elapsed().as_secs_f64(),
+        layout.quality_markdown().display()
+    );
     Ok(())
 }
 

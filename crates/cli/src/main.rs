@@ -61,6 +61,35 @@ enum Command {
         #[command(flatten)]
         run: GanRunArgs,
     },
+    /// Synthesis stage: every trained G_i applied to the source corpus, per scope and
+    /// lambda_cls, written as synthetic sets with provenance.
+    Generate {
+        /// The pipeline file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Only this lambda_cls (default: every value in the pipeline).
+        #[arg(long)]
+        lambda_cls: Option<f64>,
+        /// Only this scope: `fold<k>` or `all`.
+        #[arg(long)]
+        scope: Option<String>,
+        /// Where to run (auto, cpu, cuda, cuda:N); default: the pipeline's `device`.
+        #[arg(long)]
+        device: Option<DeviceChoice>,
+        /// Rerun even when the outputs are up to date.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Quality report of the synthetic sets against the real target data (the paper's Table 1
+    /// and Figure 2, Frechet distance, two-sample test, k-NN precision and recall).
+    Quality {
+        /// The pipeline file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Where to run (auto, cpu, cuda, cuda:N); default: the pipeline's `device`.
+        #[arg(long)]
+        device: Option<DeviceChoice>,
+    },
     /// Show a parquet artifact's shape, columns and footer metadata.
     Inspect {
         /// The parquet file.
@@ -106,6 +135,14 @@ fn main() -> ExitCode {
             lambda_cls,
             run,
         } => commands::train(&config, lambda_cls, &run),
+        Command::Generate {
+            config,
+            lambda_cls,
+            scope,
+            device,
+            force,
+        } => commands::generate(&config, lambda_cls, scope.as_deref(), device, force),
+        Command::Quality { config, device } => commands::quality(&config, device),
         Command::Inspect { file, rows } => commands::inspect(&file, rows),
         Command::Doctor { device } => commands::doctor(device),
     };

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use emocycle_features::{CorpusSpec, FeatureLayout, FeaturesConfig, FoldScheme};
 use emocycle_gan::{GanConfig, Scope, ScopeDirs, StageInputs};
+use emocycle_synth::{SynthConfig, SynthLayout};
 use emocycle_torch::DeviceChoice;
 use serde::{Deserialize, Serialize};
 
@@ -122,6 +123,9 @@ pub struct PipelineConfig {
     /// The GAN stage.
     #[serde(default)]
     pub gan: GanStageConfig,
+    /// Synthetic-set generation and its quality report.
+    #[serde(default)]
+    pub synth: SynthConfig,
 }
 
 /// A validated pipeline and where it came from.
@@ -227,6 +231,35 @@ impl Pipeline {
                 "the source corpus must differ from the target",
             ));
         }
+        let gan = &config.gan;
+        let defaults = GanConfig::default();
+        if gan.network.lambda_cls != defaults.lambda_cls {
+            return Err(self.invalid(
+                "gan.network.lambda_cls",
+                "set the list gan.lambda_cls instead",
+            ));
+        }
+        if gan.network.seed != defaults.seed {
+            return Err(self.invalid("gan.network.seed", "set the pipeline's seed instead"));
+        }
+        if gan.lambda_cls.is_empty()
+            || gan
+                .lambda_cls
+                .iter()
+                .any(|value| !(value.is_finite() && *value >= 0.0))
+        {
+            return Err(self.invalid(
+                "gan.lambda_cls",
+                "must be a non-empty list of finite values >= 0",
+            ));
+        }
+        gan.network
+            .validate()
+            .map_err(|error| self.invalid("gan.network", error.to_string()))?;
+        config
+            .synth
+            .validate()
+            .map_err(|error| self.invalid("synth", error.to_string()))?;
         Ok(())
     }
 
@@ -307,6 +340,11 @@ impl Pipeline {
     /// Where a GAN scope's outputs go.
     pub fn gan_dirs(&self, scope: &Scope) -> ScopeDirs {
         ScopeDirs::new(&self.output_dir().join("gan"), scope)
+    }
+
+    /// Where the synthetic sets and the quality report go.
+    pub fn synth_layout(&self) -> SynthLayout {
+        SynthLayout::new(self.output_dir().join("synth"))
     }
 
     /// Where the feature stage writes.
@@ -431,6 +469,30 @@ mod tests {
             "paper.json must keep the paper's GAN"
         );
         assert_eq!(config.gan.lambda_cls, [0.0, 2.0]);
+    }
+
+    #[test]
+    fn gan_and_synth_sections_are_validated() {
+        let cases = [
+            (
+                r#", "gan": {"network": {"lambda_cls": 1}}"#,
+                "gan.network.lambda_cls",
+            ),
+            (r#", "gan": {"network": {"seed": 4}}"#, "gan.network.seed"),
+            (r#", "gan": {"lambda_cls": []}"#, "gan.lambda_cls"),
+            (r#", "gan": {"network": {"batch_size": 0}}"#, "gan.network"),
+            (
+                r#", "gan": {"network": {"epochs": 3}}"#,
+                "unknown field `epochs`",
+            ),
+            (r#", "synth": {"knn_k": 0}"#, "synth"),
+        ];
+        for (extra, key) in cases {
+            let error = Pipeline::from_json(&fixtures(), &pipeline_text(extra))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(key), "{extra}: {error}");
+        }
     }
 
     #[test]
