@@ -70,7 +70,8 @@ corpus *flags:
 
 # Run the benchmarks and print their tables
 bench: setup
-    scripts/cargo.sh run --release --quiet -p emocycle-bench -- {{justfile_directory()}}
+    scripts/cargo.sh build --release --quiet -p emocycle-bench
+    scripts/cargo.sh run --release --quiet -p emocycle-bench --bin emocycle-bench -- {{justfile_directory()}}
 
 # Remove build outputs and pipeline runs (keeps the cached libtorch virtualenv)
 clean:

@@ -36,6 +36,18 @@ pub(crate) fn parse_field(field: &[u8]) -> Option<Value> {
 
 #[inline]
 fn parse_fast(text: &[u8]) -> Option<f32> {
+    match parse_fast_prefix(text) {
+        Some((value, used)) if used == text.len() => Some(value),
+        _ => None,
+    }
+}
+
+/// The fast path on the number at the start of `text`: its value and the bytes it spans, or
+/// `None` where the fast path does not apply (the caller then takes the general route). The
+/// reader calls it on whole lines, so that a field is scanned once instead of being split off
+/// first and parsed after.
+#[inline]
+pub(crate) fn parse_fast_prefix(text: &[u8]) -> Option<(f32, usize)> {
     let mut position = 0;
     let negative = match text.first()? {
         b'-' => {
@@ -48,34 +60,33 @@ fn parse_fast(text: &[u8]) -> Option<f32> {
         }
         _ => false,
     };
+    // Up to 9 digits cannot overflow a u32; longer mantissas leave the fast path anyway.
     let mut mantissa: u32 = 0;
     let mut digits = 0u32;
     let mut fraction_digits = 0i32;
     while let Some(&byte) = text.get(position) {
-        if !byte.is_ascii_digit() {
+        let digit = byte.wrapping_sub(b'0');
+        if digit > 9 {
             break;
         }
-        mantissa = mantissa
-            .checked_mul(10)?
-            .checked_add(u32::from(byte - b'0'))?;
+        mantissa = mantissa.wrapping_mul(10).wrapping_add(u32::from(digit));
         digits += 1;
         position += 1;
     }
     if text.get(position) == Some(&b'.') {
         position += 1;
         while let Some(&byte) = text.get(position) {
-            if !byte.is_ascii_digit() {
+            let digit = byte.wrapping_sub(b'0');
+            if digit > 9 {
                 break;
             }
-            mantissa = mantissa
-                .checked_mul(10)?
-                .checked_add(u32::from(byte - b'0'))?;
+            mantissa = mantissa.wrapping_mul(10).wrapping_add(u32::from(digit));
             digits += 1;
             fraction_digits += 1;
             position += 1;
         }
     }
-    if digits == 0 || mantissa > (1 << 24) {
+    if digits == 0 || digits > 9 || mantissa > (1 << 24) {
         return None;
     }
     let mut exponent = 0i32;
@@ -107,9 +118,6 @@ fn parse_fast(text: &[u8]) -> Option<f32> {
             exponent = -exponent;
         }
     }
-    if position != text.len() {
-        return None;
-    }
     let power = exponent - fraction_digits;
     let magnitude = mantissa as f32;
     let value = if (0..=10).contains(&power) {
@@ -119,7 +127,7 @@ fn parse_fast(text: &[u8]) -> Option<f32> {
     } else {
         return None;
     };
-    Some(if negative { -value } else { value })
+    Some((if negative { -value } else { value }, position))
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{FeatureError, Result};
-use crate::number::{Value, parse_field};
+use crate::number::{Value, parse_fast_prefix, parse_field};
 
 /// The file layouts the reader recognises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -572,6 +572,63 @@ struct ParsedPiece {
     dropped_non_finite: usize,
 }
 
+/// One data line in a single pass, for the common case: an unquoted or simply quoted id,
+/// skipped fields that do not start with a quote, and feature fields that are plain numbers
+/// (see [`parse_fast_prefix`]) separated by exactly the delimiter. Returns the raw id field, or
+/// `None` for anything else (spaces, NaN, missing values, long mantissas, ragged rows, ...):
+/// such lines go through the general path, which parses the same numbers to the same bits and
+/// is the one that reports errors.
+#[inline]
+fn parse_row_fast<'l>(line: &'l [u8], header: &Header, row: &mut [f32]) -> Option<&'l [u8]> {
+    let delimiter = header.delimiter;
+    let id_end = match line.first()? {
+        &quote @ (b'\'' | b'"') => memchr::memchr(quote, &line[1..])? + 2,
+        _ => memchr::memchr(delimiter, line)?,
+    };
+    if line.get(id_end) != Some(&delimiter) {
+        return None;
+    }
+    let mut position = id_end + 1;
+    for _ in 0..header.skipped_after_id {
+        if matches!(line.get(position), Some(b'\'' | b'"')) {
+            return None;
+        }
+        position += memchr::memchr(delimiter, line.get(position..)?)? + 1;
+    }
+    let last = row.len().checked_sub(1)?;
+    for (feature, slot) in row.iter_mut().enumerate() {
+        let rest = line.get(position..)?;
+        let (value, used) = match parse_fast_prefix(rest) {
+            Some(parsed) => parsed,
+            // Numbers the fast path does not cover (6.2e-05 is 62 x 10^-11) go through the
+            // general parser on the same field the general path would cut out.
+            None => {
+                if matches!(rest.first(), Some(b'\'' | b'"')) {
+                    return None;
+                }
+                let used = if feature < last {
+                    memchr::memchr(delimiter, rest)?
+                } else {
+                    rest.len()
+                };
+                match parse_field(&rest[..used]) {
+                    Some(Value::Number(value)) if value.is_finite() => (value, used),
+                    _ => return None,
+                }
+            }
+        };
+        *slot = value;
+        position += used;
+        if feature < last {
+            if line.get(position) != Some(&delimiter) {
+                return None;
+            }
+            position += 1;
+        }
+    }
+    (position == line.len()).then_some(&line[..id_end])
+}
+
 fn parse_piece(
     path: &Path,
     header: &Header,
@@ -586,6 +643,11 @@ fn parse_piece(
     let mut parsed = ParsedPiece::default();
     let mut spans = Vec::with_capacity(expected_fields);
     let mut row = vec![0f32; width];
+    // ARFF rows may carry a class field after the features; they take the general path.
+    let fast_rows = !arff && !header.has_class;
+    parsed
+        .values
+        .reserve(width * (piece.len() / (width * 8).max(1) + 1));
     for (number, line) in lines_of(piece, first_line) {
         let trimmed = line.trim_ascii();
         if trimmed.is_empty() || (arff && trimmed.starts_with(b"%")) {
@@ -598,6 +660,15 @@ fn parse_piece(
                 None,
                 "sparse ARFF rows are not supported",
             ));
+        }
+        if fast_rows && let Some(id) = parse_row_fast(line, header, &mut row) {
+            let id = unquote(id);
+            if !id.is_empty() {
+                parsed.ids.push(text(id));
+                parsed.lines.push(number);
+                parsed.values.extend_from_slice(&row);
+                continue;
+            }
         }
         split_fields(line, header.delimiter, &mut spans);
         if spans.len() != expected_fields {
@@ -733,10 +804,22 @@ impl ChunkBuilder {
         let rows = self.staging.len() / self.width;
         let staging = &self.staging;
         let width = self.width;
-        let columns = (0..width)
+        // Transposed in bands of 16 columns (one cache line of a row): every row's band is read
+        // once, instead of every column striding through all rows.
+        const BAND: usize = 16;
+        let columns: Vec<Vec<f32>> = (0..width.div_ceil(BAND))
             .into_par_iter()
-            .with_min_len(64)
-            .map(|column| (0..rows).map(|row| staging[row * width + column]).collect())
+            .flat_map_iter(|band| {
+                let first = band * BAND;
+                let count = BAND.min(width - first);
+                let mut columns = vec![Vec::with_capacity(rows); count];
+                for row in staging.chunks_exact(width) {
+                    for (column, &value) in columns.iter_mut().zip(&row[first..first + count]) {
+                        column.push(value);
+                    }
+                }
+                columns
+            })
             .collect();
         self.chunks.push(ColumnChunk { columns, rows });
         self.staging.clear();

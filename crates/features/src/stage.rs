@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use emocycle_artifact::{Metadata, WriteOptions, keys, write_parquet, write_parquet_with};
+use emocycle_artifact::{
+    Metadata, ParquetCompression, WriteOptions, keys, write_parquet, write_parquet_with,
+};
 use polars::prelude::*;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -514,8 +516,10 @@ pub fn ingest_corpus(
         &mut frame,
         &metadata,
         WriteOptions {
+            // openSMILE functionals are float noise to a compressor: zstd saved 10% of the bytes
+            // and cost a fifth of the stage's time (docs/benchmarks.md); LZ4 is nearly free.
+            compression: ParquetCompression::Lz4,
             row_group_rows: Some(chunk_rows),
-            ..WriteOptions::default()
         },
     )?;
     drop(frame);
@@ -790,10 +794,21 @@ fn grouped_stats(
             let mut stats = vec![RunningStats::default(); groups];
             let mut row = 0;
             for chunk in chunks {
-                for &value in &chunk.columns[feature] {
-                    stats[group_of_row[row]].push(f64::from(value));
-                    row += 1;
+                let column = &chunk.columns[feature];
+                let groups_here = &group_of_row[row..row + column.len()];
+                // Runs of rows of one group (sessions usually come in blocks; an unlabelled corpus
+                // is one run per chunk) are summarised two-pass and merged: no division per value.
+                let mut start = 0;
+                while start < column.len() {
+                    let group = groups_here[start];
+                    let end = groups_here[start..]
+                        .iter()
+                        .position(|&g| g != group)
+                        .map_or(column.len(), |offset| start + offset);
+                    stats[group] = stats[group].merge(&slice_stats(&column[start..end]));
+                    start = end;
                 }
+                row += column.len();
             }
             stats
         })
@@ -801,6 +816,32 @@ fn grouped_stats(
     (0..groups)
         .map(|group| per_feature.iter().map(|stats| stats[group]).collect())
         .collect()
+}
+
+/// Count, min, max, mean and sum of squared deviations of `values`, two-pass in f64.
+fn slice_stats(values: &[f32]) -> RunningStats {
+    if values.is_empty() {
+        return RunningStats::default();
+    }
+    let (mut sum, mut min, mut max) = (0.0f64, f64::INFINITY, f64::NEG_INFINITY);
+    for &value in values {
+        let value = f64::from(value);
+        sum += value;
+        min = min.min(value);
+        max = max.max(value);
+    }
+    let mean = sum / values.len() as f64;
+    let m2 = values
+        .iter()
+        .map(|&value| (f64::from(value) - mean).powi(2))
+        .sum();
+    RunningStats {
+        count: values.len() as u64,
+        min,
+        max,
+        mean,
+        m2,
+    }
 }
 
 /// Assembles the output frame chunk by chunk, moving (not copying) the feature vectors.

@@ -24,10 +24,11 @@ pub enum ModelLayout {
 impl ModelLayout {
     /// The concrete layout for `device`.
     ///
-    /// `Auto` is `Batched` on CUDA, where it launches a quarter of the kernels, and `Separate` on
-    /// the CPU, where a full-size iteration measured 873 ms separate vs 909 ms batched (release
-    /// build, d = 1582, batch 64, 2 threads, `examples/step_timing.rs`): the batched layout's
-    /// larger temporaries cost more than the saved dispatches there.
+    /// `Auto` is `Batched` on CUDA, where it launches a quarter of the kernels (not measured
+    /// here: no GPU), and `Separate` on the CPU, where a full-size iteration measured 756-790 ms
+    /// separate vs 806-870 ms batched in every `emocycle-bench` run (release build, d = 1582,
+    /// batch 64, 2 threads; docs/benchmarks.md): batched matrix products on `[K, 64, d]` are
+    /// slower in libtorch's CPU kernels than K plain ones, and the stacked temporaries are larger.
     pub fn resolve(self, device: tch::Device) -> ModelLayout {
         match (self, device) {
             (ModelLayout::Auto, tch::Device::Cpu) => ModelLayout::Separate,

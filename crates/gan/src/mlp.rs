@@ -33,6 +33,48 @@ impl Acts {
         }
     }
 
+    /// Model k's rows of `self` followed by its rows of `other`: `[2n, width]` per model.
+    pub fn cat_rows(&self, other: &Acts) -> Acts {
+        match (self, other) {
+            (Acts::Stacked(a), Acts::Stacked(b)) => Acts::Stacked(Tensor::cat(&[a, b], 1)),
+            (Acts::List(a), Acts::List(b)) => Acts::List(
+                a.iter()
+                    .zip(b)
+                    .map(|(a, b)| Tensor::cat(&[a, b], 0))
+                    .collect(),
+            ),
+            _ => unreachable!("activations of one step always share a layout"),
+        }
+    }
+
+    /// Splits every model's rows into the first `n` and the rest (views, no copy).
+    pub fn split_rows(&self, n: i64) -> (Acts, Acts) {
+        match self {
+            Acts::Stacked(x) => {
+                let rest = x.size()[1] - n;
+                (
+                    Acts::Stacked(x.narrow(1, 0, n)),
+                    Acts::Stacked(x.narrow(1, n, rest)),
+                )
+            }
+            Acts::List(xs) => {
+                let (head, tail) = xs
+                    .iter()
+                    .map(|x| (x.narrow(0, 0, n), x.narrow(0, n, x.size()[0] - n)))
+                    .unzip();
+                (Acts::List(head), Acts::List(tail))
+            }
+        }
+    }
+
+    /// Rows per model.
+    pub fn rows(&self) -> i64 {
+        match self {
+            Acts::Stacked(x) => x.size()[1],
+            Acts::List(xs) => xs.first().map_or(0, |x| x.size()[0]),
+        }
+    }
+
     /// Mean of `f(self_k, other_k)`'s elements per model, as a `[K]` tensor.
     fn per_model(&self, other: &Acts, f: impl Fn(&Tensor, &Tensor) -> Tensor) -> Tensor {
         match (self, other) {
@@ -304,6 +346,7 @@ impl MlpStack {
         }
     }
 
+    #[cfg(test)]
     pub fn zero_grad(&self) {
         for mut leaf in self.leaves() {
             leaf.tensor.zero_grad();

@@ -167,10 +167,16 @@ impl Nets {
         };
         let fake_s = tch::no_grad(|| self.f.forward(t, true));
         let real = config.real_label;
-        let target_side = self.d_t.forward(t, true).bce_with_logits(real)
-            + self.d_t.forward(&fake_t, true).bce_with_logits(0.0);
-        let source_side = self.d_s.forward(s, true).bce_with_logits(real)
-            + self.d_s.forward(&fake_s, true).bce_with_logits(0.0);
+        // Each discriminator sees its real and its fake batch as one: one matmul per layer on
+        // twice the rows and one weight gradient instead of two plus their sum, which on the
+        // CPU also halves the packing of every weight matrix (docs/benchmarks.md).
+        let both = |d: &MlpStack, real_rows: &Acts, fake_rows: &Acts| {
+            let logits = d.forward(&real_rows.cat_rows(fake_rows), true);
+            let (on_real, on_fake) = logits.split_rows(real_rows.rows());
+            on_real.bce_with_logits(real) + on_fake.bce_with_logits(0.0)
+        };
+        let target_side = both(&self.d_t, t, &fake_t);
+        let source_side = both(&self.d_s, s, &fake_s);
         (target_side + source_side) * 0.5
     }
 
@@ -184,9 +190,11 @@ impl Nets {
         t: &Acts,
         labels: &Tensor,
     ) -> GeneratorLosses {
-        let gs = self.g.forward(s, true);
+        // G runs once on s and F(t) together (the rows of one matmul doubled, one weight
+        // gradient instead of two plus their sum); F cannot do the same, as F(G(s)) needs G(s).
         let ft = self.f.forward(t, true);
-        let cycle = s.mse(&self.f.forward(&gs, true)) + t.mse(&self.g.forward(&ft, true));
+        let (gs, gft) = self.g.forward(&s.cat_rows(&ft), true).split_rows(s.rows());
+        let cycle = s.mse(&self.f.forward(&gs, true)) + t.mse(&gft);
         let real = config.real_label;
         let adversarial = self.d_t.forward(&gs, true).bce_with_logits(real)
             + self.d_s.forward(&ft, true).bce_with_logits(real);

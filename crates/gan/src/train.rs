@@ -415,14 +415,11 @@ pub fn pretrain(
                 let t = Acts::List(vec![
                     data.targets.index_select(0, &plan.target_rows.get(it)),
                 ]);
-                pair.g.zero_grad();
-                pair.f.zero_grad();
                 let gs = pair.g.forward(&s, true);
                 let ft = pair.f.forward(&t, true);
                 let loss = (s.mse(&pair.f.forward(&gs, true)) + t.mse(&pair.g.forward(&ft, true)))
                     .sum(Kind::Float);
-                loss.backward();
-                pair.adam.step(config.learning_rate);
+                pair.adam.minimise(&loss, config.learning_rate);
                 sum += loss.detach();
             }
             let cycle = sum.double_value(&[]) / plan.iterations as f64;
@@ -557,14 +554,8 @@ impl Trainer {
         lr: f64,
     ) -> Tensor {
         let quirk = config.d_step_updates_generator;
-        self.nets.d_t.zero_grad();
-        self.nets.d_s.zero_grad();
-        if quirk {
-            self.nets.g.zero_grad();
-        }
         let losses = self.nets.discriminator_losses(config, s, t, quirk);
-        losses.sum(Kind::Float).backward();
-        self.adam_d.step(lr);
+        self.adam_d.minimise(&losses.sum(Kind::Float), lr);
         losses.detach()
     }
 
@@ -580,14 +571,8 @@ impl Trainer {
         // D is constant here: skipping its weight gradients saves a third of its backward pass.
         self.nets.d_t.set_requires_grad(false);
         self.nets.d_s.set_requires_grad(false);
-        self.nets.g.zero_grad();
-        self.nets.f.zero_grad();
-        if let Some(c) = &self.nets.c {
-            c.zero_grad();
-        }
         let losses = self.nets.generator_losses(config, s, t, &self.labels);
-        losses.total.backward();
-        self.adam_g.step(lr);
+        self.adam_g.minimise(&losses.total, lr);
         self.nets.d_t.set_requires_grad(true);
         self.nets.d_s.set_requires_grad(true);
         sums.g += losses.g.detach();
@@ -858,7 +843,7 @@ pub fn train(
 
 /// Times joint-training iterations (one D step and `generator_steps` G steps on K random
 /// batches of `features` columns) with freshly initialised networks, after `warmup` untimed
-/// ones. Returns the mean time of one iteration. Used to choose [`ModelLayout::Auto`].
+/// ones. Returns the median time of one iteration. Used to choose [`ModelLayout::Auto`].
 pub fn time_training_iterations(
     config: &GanConfig,
     emotions: usize,
@@ -895,10 +880,16 @@ pub fn time_training_iterations(
         trainer.iteration(config, &data, &source_rows, &target_rows, lr, &mut sums);
     }
     sync();
-    let start = Instant::now();
-    for _ in 0..iterations {
-        trainer.iteration(config, &data, &source_rows, &target_rows, lr, &mut sums);
-    }
-    sync();
-    Ok(start.elapsed() / u32::try_from(iterations.max(1)).unwrap_or(u32::MAX))
+    // The median, not the mean: on a shared machine one iteration that a neighbour's burst slowed
+    // down would otherwise decide the layout.
+    let mut times: Vec<Duration> = (0..iterations.max(1))
+        .map(|_| {
+            let start = Instant::now();
+            trainer.iteration(config, &data, &source_rows, &target_rows, lr, &mut sums);
+            sync();
+            start.elapsed()
+        })
+        .collect();
+    times.sort();
+    Ok(times[times.len() / 2])
 }

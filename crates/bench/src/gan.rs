@@ -1,0 +1,322 @@
+//! GAN benchmark (issue 5): milliseconds per joint-training iteration in both layouts, the
+//! PyTorch-eager loop, and the roofline floor from this machine's measured matmul speed and
+//! memory bandwidth.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use emocycle_gan::{GanConfig, ModelLayout, time_training_iterations};
+use tch::{Device, Kind, Tensor};
+
+use crate::table::{Table, verdict};
+
+const EMOTIONS: usize = 4;
+const FEATURES: i64 = 1582;
+
+/// Best-of-`tries` seconds of `f`, after one untimed call.
+fn best_of(tries: usize, device: Device, mut f: impl FnMut()) -> f64 {
+    let sync = || {
+        if let Device::Cuda(index) = device {
+            tch::Cuda::synchronize(index as i64);
+        }
+    };
+    f();
+    sync();
+    (0..tries)
+        .map(|_| {
+            let started = Instant::now();
+            f();
+            sync();
+            started.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// float32 matmul GFLOP/s on 2048 x 2048 x 2048.
+fn matmul_gflops(device: Device) -> f64 {
+    let n = 2048i64;
+    let a = Tensor::rand([n, n], (Kind::Float, device));
+    let b = Tensor::rand([n, n], (Kind::Float, device));
+    let c = Tensor::empty([n, n], (Kind::Float, device));
+    let seconds = best_of(5, device, || {
+        let _ = a.matmul_out(&c, &b);
+    });
+    2.0 * (n * n * n) as f64 / seconds / 1e9
+}
+
+/// Copy bandwidth of a 256 MiB float32 tensor, GB/s counting bytes read plus bytes written
+/// (the unit Adam's traffic is counted in below).
+fn copy_gbps(device: Device) -> f64 {
+    let elements = 64i64 << 20;
+    let source = Tensor::rand([elements], (Kind::Float, device));
+    let mut target = Tensor::zeros([elements], (Kind::Float, device));
+    let seconds = best_of(5, device, || target.copy_(&source));
+    2.0 * (elements * 4) as f64 / seconds / 1e9
+}
+
+/// Matmul FLOPs and Adam bytes of one joint iteration: the least work any implementation of the
+/// method must do.
+pub struct Floor {
+    pub flops: f64,
+    pub adam_bytes: f64,
+}
+
+/// One evaluation of an MLP of `sizes` on `rows` rows: forward `2 rows in out` per layer; in
+/// backward `2 rows in out` for each weight gradient (when `weights`) and each input gradient
+/// (for every layer but the first, whose input gradient is needed only with `input`).
+fn mlp_flops(sizes: &[i64], rows: i64, backward: Option<(bool, bool)>) -> f64 {
+    sizes
+        .windows(2)
+        .enumerate()
+        .map(|(layer, pair)| {
+            let unit = 2.0 * (rows * pair[0] * pair[1]) as f64;
+            let mut total = unit;
+            if let Some((weights, input)) = backward {
+                if weights {
+                    total += unit;
+                }
+                if layer > 0 || input {
+                    total += unit;
+                }
+            }
+            total
+        })
+        .sum()
+}
+
+pub fn floor(config: &GanConfig, emotions: usize, features: i64) -> Floor {
+    let sizes = |hidden: &[usize], out: i64| -> Vec<i64> {
+        std::iter::once(features)
+            .chain(hidden.iter().map(|&h| h as i64))
+            .chain(std::iter::once(out))
+            .collect()
+    };
+    let generator = sizes(&config.generator_hidden, features);
+    let disc = sizes(&config.discriminator_hidden, 1);
+    let cls = sizes(&config.classifier_hidden, emotions as i64);
+    let b = config.batch_size as i64;
+    let k = emotions as f64;
+    let quirk = config.d_step_updates_generator;
+    // D step, per CycleGAN: G(s) (backward into G only with the quirk), F(t) forward only,
+    // D_T on t and G(s), D_S on s and F(t).
+    let d_step = k
+        * (mlp_flops(&generator, b, quirk.then_some((true, false)))
+            + mlp_flops(&generator, b, None)
+            + mlp_flops(&disc, b, Some((true, false)))
+            + mlp_flops(&disc, b, Some((true, quirk)))
+            + 2.0 * mlp_flops(&disc, b, Some((true, false))));
+    // G step, per CycleGAN: G(s), F(t), F(G(s)), G(F(t)); D_T(G(s)), D_S(F(t)) with input
+    // gradients only; then C once on all K batches.
+    let g_step = k
+        * (2.0 * mlp_flops(&generator, b, Some((true, false)))
+            + 2.0 * mlp_flops(&generator, b, Some((true, true)))
+            + 2.0 * mlp_flops(&disc, b, Some((false, true))))
+        + if config.has_classifier() {
+            mlp_flops(&cls, b * emotions as i64, Some((true, true)))
+        } else {
+            0.0
+        };
+    let params =
+        |sizes: &[i64]| -> f64 { sizes.windows(2).map(|p| (p[0] * p[1] + p[1]) as f64).sum() };
+    let (g_params, d_params) = (params(&generator), params(&disc));
+    let c_params = if config.has_classifier() {
+        params(&cls)
+    } else {
+        0.0
+    };
+    // Adam reads parameter, gradient and both moments and writes parameter and moments:
+    // 7 float32 per parameter per step.
+    let per_param = 7.0 * 4.0;
+    let d_touched = k * 2.0 * d_params + if quirk { k * g_params } else { 0.0 };
+    let g_touched = k * 2.0 * g_params + c_params;
+    let steps = config.generator_steps as f64;
+    Floor {
+        flops: d_step + steps * g_step,
+        adam_bytes: per_param * (d_touched + steps * g_touched),
+    }
+}
+
+fn torch_python() -> std::path::PathBuf {
+    let venv = std::env::var_os("EMOCYCLE_TORCH_VENV")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| crate::cache_dir().join("torch-2.11.0"));
+    venv.join("bin/python")
+}
+
+fn torch_eager_ms(repo: &Path, threads: i32, warmup: usize, iterations: usize) -> Result<f64> {
+    let python = torch_python();
+    if !python.exists() {
+        bail!(
+            "no PyTorch virtualenv at {} (run `just setup`, or set EMOCYCLE_TORCH_VENV)",
+            python.display()
+        );
+    }
+    let script = repo.join("tools/bench/torch_eager.py");
+    let output = Command::new(&python)
+        .arg(&script)
+        .args(["--threads", &threads.to_string()])
+        .args(["--features", &FEATURES.to_string()])
+        .args(["--warmup", &warmup.to_string()])
+        .args(["--iterations", &iterations.to_string()])
+        .output()
+        .with_context(|| format!("starting {}", python.display()))?;
+    if !output.status.success() {
+        bail!(
+            "{} failed: {}",
+            script.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .with_context(|| format!("{} printed {stdout:?}", script.display()))?;
+    report["ms_per_iteration"]
+        .as_f64()
+        .with_context(|| format!("no ms_per_iteration in {report}"))
+}
+
+pub fn bench(repo: &Path, warmup: usize, iterations: usize) -> Result<String> {
+    let config = GanConfig::default();
+    let threads = tch::get_num_threads();
+    let mut devices = vec![Device::Cpu];
+    if tch::Cuda::is_available() {
+        devices.push(Device::Cuda(0));
+    }
+    let mut out = format!(
+        "## GAN: one joint iteration (1 D step + {} G steps), K = {EMOTIONS}, d = {FEATURES}, batch {}, G {:?}, D {:?}, C {:?}, lambda_cls {}; {warmup} warm-up + {iterations} timed iterations, median; {threads} threads\n\n",
+        config.generator_steps,
+        config.batch_size,
+        config.generator_hidden,
+        config.discriminator_hidden,
+        config.classifier_hidden,
+        config.lambda_cls,
+    );
+    let floor = floor(&config, EMOTIONS, FEATURES);
+    for device in devices {
+        let name = emocycle_torch::device_name(device);
+        eprintln!("bench: GAN on {name}");
+        let gflops = matmul_gflops(device);
+        let gbps = copy_gbps(device);
+        let matmul_ms = floor.flops / (gflops * 1e9) * 1e3;
+        let adam_ms = floor.adam_bytes / (gbps * 1e9) * 1e3;
+        let floor_ms = matmul_ms + adam_ms;
+        let mut layouts = Vec::new();
+        for layout in [ModelLayout::Separate, ModelLayout::Batched] {
+            let mean = time_training_iterations(
+                &config, EMOTIONS, FEATURES, layout, device, warmup, iterations,
+            )?;
+            layouts.push((layout, mean.as_secs_f64() * 1e3));
+        }
+        let auto = ModelLayout::Auto.resolve(device);
+        let auto_ms = layouts
+            .iter()
+            .find(|(layout, _)| *layout == auto)
+            .map_or(f64::NAN, |(_, ms)| *ms);
+        let mut machine = Table::new(&["machine measurement", "value"]);
+        machine.row(vec![
+            "float32 matmul 2048^3, best of 5".into(),
+            format!("{gflops:.1} GFLOP/s"),
+        ]);
+        machine.row(vec![
+            "256 MiB tensor copy_, best of 5 (read + written bytes)".into(),
+            format!("{gbps:.1} GB/s"),
+        ]);
+        machine.row(vec![
+            "matmul FLOPs per iteration (forward + needed backward)".into(),
+            format!("{:.2} GFLOP -> {matmul_ms:.1} ms", floor.flops / 1e9),
+        ]);
+        machine.row(vec![
+            "Adam bytes per iteration (7 float32 per parameter per step)".into(),
+            format!("{:.2} GB -> {adam_ms:.1} ms", floor.adam_bytes / 1e9),
+        ]);
+        machine.row(vec![
+            "roofline floor of one iteration".into(),
+            format!("{floor_ms:.1} ms"),
+        ]);
+        let mut table = Table::new(&[
+            "implementation",
+            "ms per iteration (median)",
+            "x roofline floor",
+        ]);
+        for (layout, ms) in &layouts {
+            let tag = if *layout == auto {
+                " (Auto's choice)"
+            } else {
+                ""
+            };
+            table.row(vec![
+                format!("emocycle, {} layout{tag}", layout.name()),
+                format!("{ms:.1}"),
+                format!("{:.2}", ms / floor_ms),
+            ]);
+        }
+        let eager = if device == Device::Cpu {
+            match torch_eager_ms(repo, threads, warmup, iterations) {
+                Ok(ms) => {
+                    table.row(vec![
+                        "PyTorch eager (tools/bench/torch_eager.py)".into(),
+                        format!("{ms:.1}"),
+                        format!("{:.2}", ms / floor_ms),
+                    ]);
+                    Some(ms)
+                }
+                Err(error) => {
+                    table.row(vec![
+                        format!("PyTorch eager: not measured ({error:#})"),
+                        "-".into(),
+                        "-".into(),
+                    ]);
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        out.push_str(&format!(
+            "### {name}\n\n{}\n{}\n",
+            machine.render(),
+            table.render()
+        ));
+        if device == Device::Cpu {
+            let mut targets = Table::new(&["target (issue 5, CPU)", "measured", "verdict"]);
+            if let Some(eager) = eager {
+                let ratio = eager / auto_ms;
+                targets.row(vec![
+                    "default (Auto) iteration >= 1.3x faster than PyTorch eager".into(),
+                    format!("{ratio:.2}x"),
+                    verdict(ratio >= 1.3),
+                ]);
+            }
+            let ratio = auto_ms / floor_ms;
+            targets.row(vec![
+                "default (Auto) iteration within 1.7x of the roofline floor".into(),
+                format!("{ratio:.2}x"),
+                verdict(ratio <= 1.7),
+            ]);
+            out.push_str(&format!("{}\n", targets.render()));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floor_counts_the_papers_iteration() {
+        let floor = floor(&GanConfig::default(), 4, 1582);
+        // Hand count (docs/benchmarks.md): 156.6 M multiply-adds per row and CycleGAN
+        // (D step 41.3 M, each G step 57.6 M), C included.
+        let per_row_and_gan = floor.flops / (2.0 * 64.0 * 4.0);
+        assert!(
+            (per_row_and_gan / 1e6 - 156.6).abs() < 0.2,
+            "{per_row_and_gan}"
+        );
+        // D optimiser: 8 discriminators + 4 generators; G optimiser: 8 generators + C, twice.
+        let params = floor.adam_bytes / 28.0;
+        assert!((params / 1e6 - 104.4).abs() < 0.2, "{params}");
+    }
+}
