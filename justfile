@@ -35,6 +35,7 @@ reproduce pipeline=demo: build
     {{emocycle}} train --config {{pipeline}}
     {{emocycle}} generate --config {{pipeline}}
     {{emocycle}} quality --config {{pipeline}}
+    {{emocycle}} evaluate --config {{pipeline}}
 
 # Feature stage: ingest openSMILE files and labels, make folds and normalisation statistics
 features pipeline=demo *flags: build
@@ -55,6 +56,10 @@ generate pipeline=demo *flags: build
 # Quality of the synthetic sets: Table 1, Figure 2, Frechet distance, two-sample test, k-NN
 quality pipeline=demo *flags: build
     {{emocycle}} quality --config {{pipeline}} {{flags}}
+
+# Evaluation: UAR tables (Tables 2, 3) and confusion matrices (Figure 3)
+evaluate pipeline=demo *flags: build
+    {{emocycle}} evaluate --config {{pipeline}} {{flags}}
 
 # Show an artifact's schema and footer metadata
 inspect file: build

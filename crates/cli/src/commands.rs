@@ -5,15 +5,16 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use emocycle_artifact::{keys, read_parquet, read_parquet_metadata};
+use emocycle_eval::{EvalInputs, run_evaluation};
 use emocycle_features::{DEFAULT_CHUNK_ROWS, FoldScheme, NanPolicy, ingest_corpus};
 use emocycle_gan::{EpochReport, Scope, run_pretrain, run_train};
 use emocycle_pipeline::Pipeline;
-use emocycle_synth::{GenerateRequest, QualitySet, generate_set, quality_report};
+use emocycle_synth::{FeatureSpace, GenerateRequest, QualitySet, generate_set, quality_report};
 use emocycle_torch::DeviceChoice;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::GanRunArgs;
-use crate::freshness::{Expected, except, is_fresh, only, whole};
+use crate::freshness::{Expected, except, is_fresh, is_fresh_by_record, only, whole};
 
 /// The GAN settings pretraining depends on (lambda_cls and everything of joint training do not).
 const PRETRAIN_FIELDS: &[&str] = &[
@@ -31,6 +32,28 @@ const PRETRAIN_FIELDS: &[&str] = &[
 
 /// Settings joint training does not depend on (pretraining's reach it through the generators).
 const TRAIN_IGNORED: &[&str] = &["checkpoint_every", "pretrain_epochs"];
+
+static THREAD_OVERRIDE: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+
+/// Records the command line's `--threads`, which wins over the pipeline's `threads`.
+pub fn set_thread_override(threads: Option<usize>) {
+    let _ = THREAD_OVERRIDE.set(threads);
+}
+
+/// Loads the pipeline and applies its thread setting before any model runs.
+fn load_for_models(config: &Path) -> Result<Pipeline> {
+    let pipeline = Pipeline::load(config)?;
+    if let Some(threads) = THREAD_OVERRIDE
+        .get()
+        .copied()
+        .flatten()
+        .or(pipeline.config.threads)
+    {
+        tch::set_num_threads(i32::try_from(threads).unwrap_or(i32::MAX));
+        tracing::debug!(threads, "libtorch intra-op threads set");
+    }
+    Ok(pipeline)
+}
 
 fn scope_input_files(pipeline: &Pipeline, scope: &Scope) -> Vec<std::path::PathBuf> {
     let inputs = pipeline.gan_inputs(scope);
@@ -177,7 +200,7 @@ fn on_epoch(bar: &ProgressBar) -> impl FnMut(&EpochReport) + '_ {
 }
 
 pub fn pretrain(config: &Path, run: &GanRunArgs) -> Result<()> {
-    let pipeline = Pipeline::load(config)?;
+    let pipeline = load_for_models(config)?;
     let device = run.device.unwrap_or(pipeline.config.device).resolve()?;
     let started = Instant::now();
     // Pretraining is cycle-only: it does not depend on lambda_cls.
@@ -237,7 +260,7 @@ pub fn pretrain(config: &Path, run: &GanRunArgs) -> Result<()> {
 }
 
 pub fn train(config: &Path, lambda_cls: Option<f64>, run: &GanRunArgs) -> Result<()> {
-    let pipeline = Pipeline::load(config)?;
+    let pipeline = load_for_models(config)?;
     let device = run.device.unwrap_or(pipeline.config.device).resolve()?;
     let lambdas = match lambda_cls {
         Some(value) => vec![value],
@@ -332,7 +355,7 @@ pub fn generate(
     device: Option<DeviceChoice>,
     force: bool,
 ) -> Result<()> {
-    let pipeline = Pipeline::load(config)?;
+    let pipeline = load_for_models(config)?;
     let device = device.unwrap_or(pipeline.config.device).resolve()?;
     let synth = &pipeline.config.synth;
     let started = Instant::now();
@@ -380,7 +403,7 @@ pub fn generate(
 }
 
 pub fn quality(config: &Path, device: Option<DeviceChoice>) -> Result<()> {
-    let pipeline = Pipeline::load(config)?;
+    let pipeline = load_for_models(config)?;
     let device = device.unwrap_or(pipeline.config.device).resolve()?;
     let started = Instant::now();
     let layout = pipeline.synth_layout();
@@ -417,6 +440,54 @@ pub fn quality(config: &Path, device: Option<DeviceChoice>) -> Result<()> {
         sets.len(),
         started.elapsed().as_secs_f64(),
         layout.quality_markdown().display()
+    );
+    Ok(())
+}
+
+pub fn evaluate(config: &Path, device: Option<DeviceChoice>, force: bool) -> Result<()> {
+    let pipeline = load_for_models(config)?;
+    let device = device.unwrap_or(pipeline.config.device).resolve()?;
+    let eval_config = pipeline.eval_config();
+    let roles = &pipeline.config.roles;
+    let run_dir = pipeline.output_dir();
+    let mut inputs = EvalInputs::for_run(&run_dir, &roles.target, roles.cross_corpus.as_deref());
+    if pipeline.config.synth.feature_space == FeatureSpace::MinMax {
+        // Synthetic vectors live in the scope's target min-max space; eval maps them back when
+        // its z-normalisation needs one scale for real and synthetic rows.
+        let layout = pipeline.feature_layout();
+        let target = roles.target.clone();
+        inputs.synthetic_minmax = Some(Box::new(move |scope: &str| {
+            let subset = if scope == "all" {
+                "all".to_string()
+            } else {
+                format!("{scope}-train")
+            };
+            layout.normalisation(&target, &subset)
+        }));
+    }
+    let record = inputs.output_dir.join("results.parquet");
+    if !force && is_fresh_by_record(&record, &serde_json::to_value(&eval_config)?)? {
+        eprintln!("evaluate: up to date (skipped; --force reruns it)");
+        return Ok(());
+    }
+    let started = Instant::now();
+    let bar = progress_bar(0, "evaluate".to_string());
+    let report = run_evaluation(&inputs, &eval_config, device, &mut |progress| {
+        bar.set_length(progress.total as u64);
+        bar.set_position(progress.done as u64);
+        bar.set_message(format!(
+            "{} {} UAR {:.3}",
+            progress.scope, progress.setup, progress.uar
+        ));
+    })
+    .context("evaluation")?;
+    bar.finish_and_clear();
+    eprintln!(
+        "evaluate: {} classifiers on {} worker(s) in {:.1} s; {}",
+        report.results.len(),
+        report.workers,
+        started.elapsed().as_secs_f64(),
+        inputs.output_dir.join("tables.md").display()
     );
     Ok(())
 }

@@ -55,6 +55,36 @@ pub fn is_fresh(
     Ok(recorded_inputs == Some(input_hashes(&expected.inputs)?))
 }
 
+/// Like [`is_fresh`] for stages whose input list is worked out inside the stage: the record's
+/// own list of inputs is hashed again, so any changed, missing or deleted input makes it stale.
+pub fn is_fresh_by_record(record: &Path, config: &serde_json::Value) -> Result<bool> {
+    let Ok(metadata) = read_parquet_metadata(record) else {
+        return Ok(false);
+    };
+    if metadata.get(keys::CODE_VERSION) != Some(CODE_VERSION) {
+        return Ok(false);
+    }
+    let recorded_config: Option<serde_json::Value> = metadata
+        .get(keys::CONFIG)
+        .and_then(|text| serde_json::from_str(text).ok());
+    if recorded_config.as_ref() != Some(config) {
+        return Ok(false);
+    }
+    let Some(recorded): Option<BTreeMap<String, String>> = metadata
+        .get(keys::INPUTS)
+        .and_then(|text| serde_json::from_str(text).ok())
+    else {
+        return Ok(false);
+    };
+    for (path, hash) in &recorded {
+        let path = Path::new(path);
+        if !path.is_file() || &sha256_file(path)? != hash {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// Keeps only the named keys of a JSON object: the config fields a stage's output depends on.
 pub fn only(fields: &'static [&'static str]) -> impl Fn(serde_json::Value) -> serde_json::Value {
     move |value| match value {

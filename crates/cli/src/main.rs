@@ -21,6 +21,9 @@ struct Cli {
     /// Less log output (-q warnings only, -qq errors only).
     #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "verbose")]
     quiet: u8,
+    /// libtorch intra-op threads on the CPU (overrides the pipeline's `threads`).
+    #[arg(long, global = true, value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
     #[command(subcommand)]
     command: Command,
 }
@@ -90,6 +93,19 @@ enum Command {
         #[arg(long)]
         device: Option<DeviceChoice>,
     },
+    /// Evaluation stage: UAR of real, syn and real+syn classifiers, leave-one-session-out and
+    /// cross-corpus, with the paper's Tables 2 and 3 and the confusion matrices of Figure 3.
+    Evaluate {
+        /// The pipeline file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Where to run (auto, cpu, cuda, cuda:N); default: the pipeline's `device`.
+        #[arg(long)]
+        device: Option<DeviceChoice>,
+        /// Rerun even when the outputs are up to date.
+        #[arg(long)]
+        force: bool,
+    },
     /// Show a parquet artifact's shape, columns and footer metadata.
     Inspect {
         /// The parquet file.
@@ -127,6 +143,7 @@ pub struct GanRunArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.verbose, cli.quiet);
+    commands::set_thread_override(cli.threads.map(usize::from));
     let outcome = match cli.command {
         Command::Features { config, nan, force } => commands::features(&config, nan, force),
         Command::Pretrain { config, run } => commands::pretrain(&config, &run),
@@ -143,6 +160,11 @@ fn main() -> ExitCode {
             force,
         } => commands::generate(&config, lambda_cls, scope.as_deref(), device, force),
         Command::Quality { config, device } => commands::quality(&config, device),
+        Command::Evaluate {
+            config,
+            device,
+            force,
+        } => commands::evaluate(&config, device, force),
         Command::Inspect { file, rows } => commands::inspect(&file, rows),
         Command::Doctor { device } => commands::doctor(device),
     };

@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+use emocycle_eval::EvalConfig;
 use emocycle_features::{CorpusSpec, FeatureLayout, FeaturesConfig, FoldScheme};
 use emocycle_gan::{GanConfig, Scope, ScopeDirs, StageInputs};
 use emocycle_synth::{SynthConfig, SynthLayout};
@@ -116,6 +117,10 @@ pub struct PipelineConfig {
     /// Where models run: `auto`, `cpu`, `cuda` or `cuda:N`.
     #[serde(default)]
     pub device: DeviceChoice,
+    /// libtorch's intra-op threads on the CPU; default: libtorch's choice (one per core). Small
+    /// networks on a busy 2-core machine run several times faster with 1 (docs/benchmarks.md).
+    #[serde(default)]
+    pub threads: Option<usize>,
     /// The corpora, all with the same feature set.
     pub corpora: Vec<CorpusSpec>,
     /// Which corpus is which.
@@ -126,6 +131,10 @@ pub struct PipelineConfig {
     /// Synthetic-set generation and its quality report.
     #[serde(default)]
     pub synth: SynthConfig,
+    /// The evaluation stage. Its `lambda_cls`, `synthetic_scope` and `seed` come from
+    /// `gan.lambda_cls`, `gan.synthetic_scope` and the pipeline's `seed`.
+    #[serde(default)]
+    pub evaluation: EvalConfig,
 }
 
 /// A validated pipeline and where it came from.
@@ -256,6 +265,37 @@ impl Pipeline {
         gan.network
             .validate()
             .map_err(|error| self.invalid("gan.network", error.to_string()))?;
+        let eval_defaults = EvalConfig::default();
+        for (key, differs) in [
+            (
+                "evaluation.lambda_cls",
+                config.evaluation.lambda_cls != eval_defaults.lambda_cls,
+            ),
+            (
+                "evaluation.synthetic_scope",
+                config.evaluation.synthetic_scope != eval_defaults.synthetic_scope,
+            ),
+            (
+                "evaluation.seed",
+                config.evaluation.seed != eval_defaults.seed,
+            ),
+        ] {
+            if differs {
+                return Err(self.invalid(
+                    key,
+                    "set gan.lambda_cls, gan.synthetic_scope or the pipeline's seed instead",
+                ));
+            }
+        }
+        self.eval_config()
+            .validate()
+            .map_err(|error| self.invalid("evaluation", error.to_string()))?;
+        if config.threads == Some(0) {
+            return Err(self.invalid(
+                "threads",
+                "must be at least 1 (or absent for libtorch's default)",
+            ));
+        }
         config
             .synth
             .validate()
@@ -340,6 +380,21 @@ impl Pipeline {
     /// Where a GAN scope's outputs go.
     pub fn gan_dirs(&self, scope: &Scope) -> ScopeDirs {
         ScopeDirs::new(&self.output_dir().join("gan"), scope)
+    }
+
+    /// The evaluation configuration, with the pipeline-wide settings filled in.
+    pub fn eval_config(&self) -> EvalConfig {
+        let config = &self.config;
+        EvalConfig {
+            lambda_cls: config.gan.lambda_cls.clone(),
+            synthetic_scope: match config.gan.synthetic_scope {
+                SyntheticScope::PerFold => emocycle_eval::SyntheticScope::PerFold,
+                SyntheticScope::AllSessions => emocycle_eval::SyntheticScope::AllSessions,
+            },
+            seed: config.seed,
+            cross_corpus: config.evaluation.cross_corpus && config.roles.cross_corpus.is_some(),
+            ..config.evaluation.clone()
+        }
     }
 
     /// Where the synthetic sets and the quality report go.

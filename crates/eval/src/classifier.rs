@@ -1,0 +1,403 @@
+//! The emotion classifier: an MLP trained with Adam on softmax cross-entropy.
+//!
+//! Every random choice (initial weights, the order of each epoch, dropout masks) comes from the
+//! run's own SplitMix64 streams, never from libtorch's process-global generator, so a run's
+//! numbers depend on its seed alone and not on which other runs share the process or in what
+//! order the workers pick them up.
+
+use std::sync::Arc;
+
+use emocycle_features::{Emotion, SplitMix64};
+use tch::{Device, Kind, Tensor};
+
+use crate::config::{AdamParams, ClassifierParams};
+use crate::error::Result;
+use crate::metrics::CLASSES;
+
+/// Normalised rows with their class indices, row-major float32.
+#[derive(Debug, Clone)]
+pub(crate) struct Dataset {
+    pub width: usize,
+    pub values: Vec<f32>,
+    pub labels: Vec<Emotion>,
+}
+
+impl Dataset {
+    pub fn rows(&self) -> usize {
+        self.labels.len()
+    }
+
+    fn row(&self, row: usize) -> &[f32] {
+        &self.values[row * self.width..(row + 1) * self.width]
+    }
+}
+
+/// Independent streams of one run. Separate streams keep e.g. the initial weights the same
+/// whatever the training set's size.
+struct Streams {
+    init: SplitMix64,
+    order: SplitMix64,
+    dropout: SplitMix64,
+}
+
+impl Streams {
+    fn new(seed: u64) -> Self {
+        // Distinct, fixed offsets decorrelate the three streams of one seed.
+        let mut mixer = SplitMix64::new(seed);
+        Self {
+            init: SplitMix64::new(mixer.next_u64()),
+            order: SplitMix64::new(mixer.next_u64()),
+            dropout: SplitMix64::new(mixer.next_u64()),
+        }
+    }
+}
+
+/// A uniform float in [0, 1) from the top 24 bits (exactly representable in f32).
+fn unit(generator: &mut SplitMix64) -> f32 {
+    (generator.next_u64() >> 40) as f32 / (1u64 << 24) as f32
+}
+
+/// Trainable layers: weight `[out, in]`, bias `[out]`.
+struct Mlp {
+    layers: Vec<(Tensor, Tensor)>,
+    slope: Tensor,
+}
+
+impl Mlp {
+    /// Glorot-uniform weights and zero biases (TF's `dense` defaults, as the published code).
+    fn new(dims: &[usize], slope: f64, generator: &mut SplitMix64, device: Device) -> Self {
+        let layers = dims
+            .windows(2)
+            .map(|pair| {
+                let (input, output) = (pair[0], pair[1]);
+                let limit = (6.0 / (input + output) as f64).sqrt() as f32;
+                let weights: Vec<f32> = (0..input * output)
+                    .map(|_| (2.0 * unit(generator) - 1.0) * limit)
+                    .collect();
+                let weight = Tensor::from_slice(&weights)
+                    .view([output as i64, input as i64])
+                    .to_device(device)
+                    .set_requires_grad(true);
+                let bias =
+                    Tensor::zeros([output as i64], (Kind::Float, device)).set_requires_grad(true);
+                (weight, bias)
+            })
+            .collect();
+        Self {
+            layers,
+            slope: Tensor::from_slice(&[slope as f32]).to_device(device),
+        }
+    }
+
+    fn parameters(&self) -> Vec<&Tensor> {
+        self.layers.iter().flat_map(|(w, b)| [w, b]).collect()
+    }
+
+    /// Logits; `masks[l]` (already scaled by 1 / keep) multiplies hidden layer l's output.
+    fn forward(&self, x: &Tensor, masks: Option<&[Tensor]>) -> Tensor {
+        let last = self.layers.len() - 1;
+        let mut x = x.shallow_clone();
+        for (index, (weight, bias)) in self.layers.iter().enumerate() {
+            x = x.linear(weight, Some(bias));
+            if index < last {
+                x = x.prelu(&self.slope);
+                if let Some(masks) = masks {
+                    x = &x * &masks[index];
+                }
+            }
+        }
+        x
+    }
+}
+
+/// Adam with TensorFlow 1.x's update (the published code's optimiser), in place.
+struct Adam {
+    params: AdamParams,
+    step: i32,
+    m: Vec<Tensor>,
+    v: Vec<Tensor>,
+}
+
+impl Adam {
+    fn new(parameters: &[&Tensor], params: AdamParams) -> Self {
+        let zeros = || parameters.iter().map(|p| p.detach().zeros_like()).collect();
+        Self {
+            params,
+            step: 0,
+            m: zeros(),
+            v: zeros(),
+        }
+    }
+
+    fn minimise(&mut self, loss: &Tensor, parameters: &[&Tensor], lr: f64) {
+        let grads = Tensor::run_backward(&[loss], parameters, false, false);
+        self.step += 1;
+        let AdamParams {
+            beta1,
+            beta2,
+            epsilon,
+        } = self.params;
+        let rate = lr * (1.0 - beta2.powi(self.step)).sqrt() / (1.0 - beta1.powi(self.step));
+        tch::no_grad(|| {
+            for ((param, grad), (m, v)) in parameters
+                .iter()
+                .zip(&grads)
+                .zip(self.m.iter_mut().zip(self.v.iter_mut()))
+            {
+                let _ = m.lerp_(grad, 1.0 - beta1);
+                let _ = v.lerp_(&grad.square(), 1.0 - beta2);
+                let denominator = (v.sqrt() + epsilon) * (-1.0 / rate);
+                let _ = param.shallow_clone().addcdiv_(m, &denominator);
+            }
+        });
+    }
+}
+
+/// What one trained classifier says about each test set.
+pub(crate) struct TrainOutcome {
+    /// Predicted class per row, one vector per test set.
+    pub predictions: Vec<Vec<Emotion>>,
+    /// Mean minibatch loss of the last epoch.
+    pub final_loss: f64,
+}
+
+/// Fills `out` with inverted-dropout masks for `rows x width`: `1 / keep` with probability
+/// `keep`, else 0, two 32-bit draws per 64-bit output.
+fn fill_mask(generator: &mut SplitMix64, keep: f64, out: &mut [f32]) {
+    let threshold = (keep * 4_294_967_296.0).round() as u64;
+    let scale = (1.0 / keep) as f32;
+    let mut chunks = out.chunks_exact_mut(2);
+    for pair in &mut chunks {
+        let bits = generator.next_u64();
+        pair[0] = if (bits & 0xFFFF_FFFF) < threshold {
+            scale
+        } else {
+            0.0
+        };
+        pair[1] = if (bits >> 32) < threshold { scale } else { 0.0 };
+    }
+    if let [last] = chunks.into_remainder() {
+        *last = if (generator.next_u64() & 0xFFFF_FFFF) < threshold {
+            scale
+        } else {
+            0.0
+        };
+    }
+}
+
+/// Trains a fresh classifier on the concatenation of `train` and predicts every test set.
+///
+/// An epoch is one pass over the shuffled training rows in minibatches of
+/// `params.batch_size`; the last, partial batch is kept. No early stopping, no class weights.
+pub(crate) fn train_and_predict(
+    train: &[Arc<Dataset>],
+    tests: &[Arc<Dataset>],
+    params: &ClassifierParams,
+    slope: f64,
+    adam: &AdamParams,
+    seed: u64,
+    device: Device,
+) -> Result<TrainOutcome> {
+    let width = train.first().map_or(0, |part| part.width);
+    let mut streams = Streams::new(seed);
+    let mut dims = vec![width];
+    dims.extend(&params.hidden);
+    dims.push(CLASSES);
+    let model = Mlp::new(&dims, slope, &mut streams.init, device);
+    let parameters = model.parameters();
+    let mut optimiser = Adam::new(&parameters, adam.clone());
+
+    // Global row r of the training set: part `index[r].0`, row `index[r].1`.
+    let mut order: Vec<(u32, u32)> = train
+        .iter()
+        .enumerate()
+        .flat_map(|(part, data)| (0..data.rows() as u32).map(move |row| (part as u32, row)))
+        .collect();
+    let keep = 1.0 - params.dropout;
+    let mut batch = Vec::with_capacity(params.batch_size * width);
+    let mut labels = Vec::with_capacity(params.batch_size);
+    let mut masks: Vec<Vec<f32>> = params.hidden.iter().map(|_| Vec::new()).collect();
+    let mut final_loss = f64::NAN;
+    for _epoch in 0..params.epochs {
+        streams.order.shuffle(&mut order);
+        let mut loss_sum = Tensor::zeros([], (Kind::Float, device));
+        let mut batches = 0usize;
+        for chunk in order.chunks(params.batch_size) {
+            batch.clear();
+            labels.clear();
+            for &(part, row) in chunk {
+                let data = &train[part as usize];
+                batch.extend_from_slice(data.row(row as usize));
+                labels.push(data.labels[row as usize].index() as i64);
+            }
+            let rows = chunk.len() as i64;
+            let x = Tensor::from_slice(&batch)
+                .view([rows, width as i64])
+                .to_device(device);
+            let y = Tensor::from_slice(&labels).to_device(device);
+            let mask_tensors: Option<Vec<Tensor>> = (params.dropout > 0.0).then(|| {
+                masks
+                    .iter_mut()
+                    .zip(&params.hidden)
+                    .map(|(mask, &hidden)| {
+                        mask.resize(chunk.len() * hidden, 0.0);
+                        fill_mask(&mut streams.dropout, keep, mask);
+                        Tensor::from_slice(mask)
+                            .view([rows, hidden as i64])
+                            .to_device(device)
+                    })
+                    .collect()
+            });
+            let logits = model.forward(&x, mask_tensors.as_deref());
+            let loss = logits.cross_entropy_for_logits(&y);
+            optimiser.minimise(&loss, &parameters, params.learning_rate);
+            loss_sum += loss.detach();
+            batches += 1;
+        }
+        final_loss = loss_sum.double_value(&[]) / batches.max(1) as f64;
+    }
+
+    let predictions = tests
+        .iter()
+        .map(|test| predict(&model, test, device))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(TrainOutcome {
+        predictions,
+        final_loss,
+    })
+}
+
+/// Class with the largest logit per row, dropout off, in chunks to bound memory.
+fn predict(model: &Mlp, test: &Dataset, device: Device) -> Result<Vec<Emotion>> {
+    const CHUNK_ROWS: usize = 4096;
+    let mut predicted = Vec::with_capacity(test.rows());
+    tch::no_grad(|| -> Result<()> {
+        for chunk in test.values.chunks(CHUNK_ROWS * test.width.max(1)) {
+            let rows = (chunk.len() / test.width.max(1)) as i64;
+            let x = Tensor::from_slice(chunk)
+                .view([rows, test.width as i64])
+                .to_device(device);
+            let classes: Vec<i64> = Vec::try_from(model.forward(&x, None).argmax(1, false))?;
+            predicted.extend(classes.into_iter().map(|class| {
+                Emotion::from_index(class as usize).expect("the output layer has 4 units")
+            }));
+        }
+        Ok(())
+    })?;
+    Ok(predicted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blobs(rows_per_class: usize, width: usize, seed: u64) -> Dataset {
+        let mut generator = SplitMix64::new(seed);
+        let mut values = Vec::new();
+        let mut labels = Vec::new();
+        for emotion in Emotion::ALL {
+            for _ in 0..rows_per_class {
+                for feature in 0..width {
+                    let centre = if feature % CLASSES == emotion.index() {
+                        2.0
+                    } else {
+                        0.0
+                    };
+                    values.push(centre + unit(&mut generator) - 0.5);
+                }
+                labels.push(emotion);
+            }
+        }
+        Dataset {
+            width,
+            values,
+            labels,
+        }
+    }
+
+    fn params(epochs: usize, dropout: f64) -> ClassifierParams {
+        ClassifierParams {
+            hidden: vec![16, 16],
+            batch_size: 7,
+            dropout,
+            learning_rate: 1e-2,
+            epochs,
+        }
+    }
+
+    #[test]
+    fn masks_keep_the_expected_fraction_scaled_by_one_over_keep() {
+        let mut generator = SplitMix64::new(3);
+        let mut mask = vec![0f32; 100_001];
+        fill_mask(&mut generator, 0.2, &mut mask);
+        let kept = mask.iter().filter(|&&m| m > 0.0).count() as f64 / mask.len() as f64;
+        assert!((kept - 0.2).abs() < 0.01, "{kept}");
+        assert!(mask.iter().all(|&m| m == 0.0 || (m - 5.0).abs() < 1e-6));
+    }
+
+    #[test]
+    fn learns_separable_classes_and_is_deterministic_per_seed() {
+        let train = Arc::new(blobs(20, 8, 1));
+        let test = Arc::new(blobs(10, 8, 2));
+        let run = |seed| {
+            train_and_predict(
+                std::slice::from_ref(&train),
+                std::slice::from_ref(&test),
+                &params(30, 0.2),
+                0.2,
+                &AdamParams::default(),
+                seed,
+                Device::Cpu,
+            )
+            .unwrap()
+        };
+        let first = run(11);
+        let correct = first.predictions[0]
+            .iter()
+            .zip(&test.labels)
+            .filter(|(p, t)| p == t)
+            .count();
+        assert!(correct as f64 / test.rows() as f64 > 0.9, "{correct}");
+        assert!(first.final_loss.is_finite());
+        let again = run(11);
+        assert_eq!(first.predictions, again.predictions);
+        assert_eq!(first.final_loss.to_bits(), again.final_loss.to_bits());
+        let other = run(12);
+        assert_ne!(first.final_loss.to_bits(), other.final_loss.to_bits());
+    }
+
+    #[test]
+    fn two_parts_train_like_their_concatenation_in_the_same_global_order() {
+        // Splitting the training rows into parts must not change the run: the global row order
+        // is the parts' rows in sequence.
+        let whole = blobs(6, 5, 9);
+        let cut = whole.rows() / 2 * whole.width;
+        let first = Dataset {
+            width: 5,
+            values: whole.values[..cut].to_vec(),
+            labels: whole.labels[..whole.rows() / 2].to_vec(),
+        };
+        let second = Dataset {
+            width: 5,
+            values: whole.values[cut..].to_vec(),
+            labels: whole.labels[whole.rows() / 2..].to_vec(),
+        };
+        let test = Arc::new(blobs(3, 5, 4));
+        let run = |train: Vec<Arc<Dataset>>| {
+            train_and_predict(
+                &train,
+                std::slice::from_ref(&test),
+                &params(3, 0.5),
+                0.2,
+                &AdamParams::default(),
+                5,
+                Device::Cpu,
+            )
+            .unwrap()
+        };
+        let a = run(vec![Arc::new(whole.clone())]);
+        let b = run(vec![Arc::new(first), Arc::new(second)]);
+        assert_eq!(a.final_loss.to_bits(), b.final_loss.to_bits());
+        assert_eq!(a.predictions, b.predictions);
+    }
+}
