@@ -30,6 +30,8 @@ mod normalise;
 mod number;
 mod reader;
 mod stage;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use emotion::{Emotion, LabelMap};
 pub use error::{FeatureError, FeatureMismatch, Location, Result};

@@ -314,10 +314,28 @@ pub struct StageManifest {
     pub run: RunManifest,
 }
 
-fn write_manifest(path: &Path, manifest: &StageManifest) -> Result<(), StageError> {
-    let text = serde_json::to_string_pretty(manifest)
+/// Writes a run's `loss_log.parquet` and `manifest.json` into `directory`.
+fn write_log_and_manifest(
+    stage: &str,
+    directory: &Path,
+    log: &mut DataFrame,
+    metadata: &Metadata,
+    scope: &Scope,
+    scope_data: ScopeData,
+    run: &RunManifest,
+) -> Result<(), StageError> {
+    write_parquet(&directory.join("loss_log.parquet"), log, metadata)?;
+    let manifest = StageManifest {
+        stage: stage.to_string(),
+        scope: scope.name(),
+        held_out_session: scope_data.held_out_session,
+        code_version: emocycle_artifact::CODE_VERSION.to_string(),
+        inputs: scope_data.inputs,
+        run: run.clone(),
+    };
+    let text = serde_json::to_string_pretty(&manifest)
         .map_err(|error| StageError::Input(error.to_string()))?;
-    write_bytes_atomic(path, text.as_bytes())?;
+    write_bytes_atomic(&directory.join("manifest.json"), text.as_bytes())?;
     Ok(())
 }
 
@@ -393,17 +411,14 @@ pub fn run_pretrain(
     )
     .map_err(frame_error)?;
     let metadata = log_metadata("pretrain", scope, config, &scope_data.inputs);
-    write_parquet(&directory.join("loss_log.parquet"), &mut frame, &metadata)?;
-    write_manifest(
-        &directory.join("manifest.json"),
-        &StageManifest {
-            stage: "pretrain".into(),
-            scope: scope.name(),
-            held_out_session: scope_data.held_out_session,
-            code_version: emocycle_artifact::CODE_VERSION.to_string(),
-            inputs: scope_data.inputs,
-            run: outcome.manifest.clone(),
-        },
+    write_log_and_manifest(
+        "pretrain",
+        &directory,
+        &mut frame,
+        &metadata,
+        scope,
+        scope_data,
+        &outcome.manifest,
     )?;
     Ok(outcome)
 }
@@ -484,17 +499,14 @@ pub fn run_train(
     let mut frame = DataFrame::new(log.len(), columns).map_err(frame_error)?;
     let mut metadata = log_metadata("train", scope, config, &scope_data.inputs);
     metadata.insert("emocycle.lambda_cls", config.lambda_cls.to_string());
-    write_parquet(&directory.join("loss_log.parquet"), &mut frame, &metadata)?;
-    write_manifest(
-        &directory.join("manifest.json"),
-        &StageManifest {
-            stage: "train".into(),
-            scope: scope.name(),
-            held_out_session: scope_data.held_out_session,
-            code_version: emocycle_artifact::CODE_VERSION.to_string(),
-            inputs: scope_data.inputs,
-            run: outcome.manifest.clone(),
-        },
+    write_log_and_manifest(
+        "train",
+        &directory,
+        &mut frame,
+        &metadata,
+        scope,
+        scope_data,
+        &outcome.manifest,
     )?;
     Ok(outcome)
 }

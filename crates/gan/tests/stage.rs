@@ -1,72 +1,14 @@
 //! The GAN stage's files end to end: feature-stage parquet in; checkpoints, loss logs and
 //! manifests out; and the test session can never reach training.
 
-use std::path::{Path, PathBuf};
-
 use emocycle_artifact::{read_parquet, write_parquet};
-use emocycle_features::{
-    CorpusSpec, FeatureLayout, FeaturesConfig, FoldScheme, LabelMap, NanPolicy, run_features,
-};
+use emocycle_features::testing::tiny_corpora;
+use emocycle_features::{FeatureLayout, run_features};
 use emocycle_gan::{
     GanConfig, GanError, Scope, ScopeDirs, StageError, StageInputs, load_scope_data, run_pretrain,
     run_train,
 };
 use polars::prelude::*;
-
-/// A tiny labelled corpus (3 sessions x 4 emotions x 3 utterances, 6 features) and a source.
-fn corpora(dir: &Path) -> FeaturesConfig {
-    let names: Vec<String> = (0..6).map(|i| format!("f{i}")).collect();
-    let header = format!("name;frameTime;{}\n", names.join(";"));
-    let mut labelled = header.clone();
-    let mut labels = String::from("utterance_id,emotion,session,speaker\n");
-    let codes = ["ang", "hap", "neu", "sad"];
-    for session in 1..=3 {
-        for (emotion, code) in codes.iter().enumerate() {
-            for take in 0..3 {
-                let id = format!("S{session}_{code}_{take}");
-                let values: Vec<String> = (0..6)
-                    .map(|f| format!("{:e}", (emotion * 10 + f + take + session) as f32 / 7.0))
-                    .collect();
-                labelled.push_str(&format!("'{id}';0.000000;{}\n", values.join(";")));
-                labels.push_str(&format!("{id},{code},Ses{session},Ses{session}_F\n"));
-            }
-        }
-    }
-    let mut source = header;
-    for row in 0..12 {
-        let values: Vec<String> = (0..6)
-            .map(|f| format!("{:e}", ((row * 3 + f) % 11) as f32 / 3.0))
-            .collect();
-        source.push_str(&format!("'src{row}';0.000000;{}\n", values.join(";")));
-    }
-    let write = |name: &str, text: &str| -> PathBuf {
-        let path = dir.join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    };
-    let base = CorpusSpec {
-        name: "labelled".into(),
-        features: write("labelled.csv", &labelled),
-        labels: Some(write("labels.csv", &labels)),
-        label_map: LabelMap::Iemocap,
-        feature_names: None,
-        folds: FoldScheme::LeaveOneSessionOut,
-        split: None,
-        nan_policy: NanPolicy::Error,
-    };
-    FeaturesConfig {
-        corpora: vec![
-            base.clone(),
-            CorpusSpec {
-                name: "source".into(),
-                features: write("source.csv", &source),
-                labels: None,
-                folds: FoldScheme::None,
-                ..base
-            },
-        ],
-    }
-}
 
 fn inputs(layout: &FeatureLayout, subset: &str) -> StageInputs {
     StageInputs {
@@ -97,7 +39,7 @@ fn tiny_config(lambda_cls: f64) -> GanConfig {
 fn a_fold_scope_trains_without_its_test_session_and_writes_every_artifact() {
     let dir = tempfile::tempdir().unwrap();
     let layout = FeatureLayout::new(dir.path().join("features"));
-    run_features(&corpora(dir.path()), &layout, 16).unwrap();
+    run_features(&tiny_corpora(dir.path()), &layout, 16).unwrap();
     let scope = Scope::Fold(2);
     let inputs = inputs(&layout, "fold2-train");
 
@@ -174,7 +116,7 @@ fn a_fold_scope_trains_without_its_test_session_and_writes_every_artifact() {
 fn training_before_pretraining_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let layout = FeatureLayout::new(dir.path().join("features"));
-    run_features(&corpora(dir.path()), &layout, 16).unwrap();
+    run_features(&tiny_corpora(dir.path()), &layout, 16).unwrap();
     let dirs = ScopeDirs::new(&dir.path().join("gan"), &Scope::All);
     let error = run_train(
         &tiny_config(0.0),
@@ -197,7 +139,7 @@ fn training_before_pretraining_says_so() {
 fn a_test_session_row_in_the_training_part_is_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let layout = FeatureLayout::new(dir.path().join("features"));
-    run_features(&corpora(dir.path()), &layout, 16).unwrap();
+    run_features(&tiny_corpora(dir.path()), &layout, 16).unwrap();
     // Corrupt the fold file: one utterance of session Ses1 (fold 1's test session) is moved to
     // fold 2, so fold 1's training part would contain it.
     let folds_path = layout.folds("labelled");

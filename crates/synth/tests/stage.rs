@@ -3,13 +3,11 @@
 //! with its figures.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use emocycle_artifact::{read_parquet, sha256_file};
-use emocycle_features::{
-    CorpusSpec, Emotion, FeatureLayout, FeatureMatrix, FeaturesConfig, FoldScheme, LabelMap,
-    NanPolicy, Normaliser, Scaling, run_features,
-};
+use emocycle_features::testing::tiny_corpora;
+use emocycle_features::{Emotion, FeatureLayout, FeatureMatrix, Normaliser, Scaling, run_features};
 use emocycle_gan::{
     CycleGanModel, GanConfig, ModelLayout, Scope, ScopeDirs, StageInputs, load_scope_data,
     run_pretrain, run_train,
@@ -18,62 +16,6 @@ use emocycle_synth::{
     Comparison, FeatureSpace, GenerateRequest, QualitySet, SynthConfig, SynthError, SynthLayout,
     generate_set, quality_report,
 };
-
-/// A tiny labelled corpus (3 sessions x 4 emotions x 3 utterances, 6 features) and a source
-/// of 12 utterances, as the GAN crate's stage tests build them.
-fn corpora(dir: &Path) -> FeaturesConfig {
-    let names: Vec<String> = (0..6).map(|i| format!("f{i}")).collect();
-    let header = format!("name;frameTime;{}\n", names.join(";"));
-    let mut labelled = header.clone();
-    let mut labels = String::from("utterance_id,emotion,session,speaker\n");
-    let codes = ["ang", "hap", "neu", "sad"];
-    for session in 1..=3 {
-        for (emotion, code) in codes.iter().enumerate() {
-            for take in 0..3 {
-                let id = format!("S{session}_{code}_{take}");
-                let values: Vec<String> = (0..6)
-                    .map(|f| format!("{:e}", (emotion * 10 + f + take + session) as f32 / 7.0))
-                    .collect();
-                labelled.push_str(&format!("'{id}';0.000000;{}\n", values.join(";")));
-                labels.push_str(&format!("{id},{code},Ses{session},Ses{session}_F\n"));
-            }
-        }
-    }
-    let mut source = header;
-    for row in 0..12 {
-        let values: Vec<String> = (0..6)
-            .map(|f| format!("{:e}", ((row * 3 + f) % 11) as f32 / 3.0))
-            .collect();
-        source.push_str(&format!("'src{row}';0.000000;{}\n", values.join(";")));
-    }
-    let write = |name: &str, text: &str| -> PathBuf {
-        let path = dir.join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    };
-    let base = CorpusSpec {
-        name: "labelled".into(),
-        features: write("labelled.csv", &labelled),
-        labels: Some(write("labels.csv", &labels)),
-        label_map: LabelMap::Iemocap,
-        feature_names: None,
-        folds: FoldScheme::LeaveOneSessionOut,
-        split: None,
-        nan_policy: NanPolicy::Error,
-    };
-    FeaturesConfig {
-        corpora: vec![
-            base.clone(),
-            CorpusSpec {
-                name: "source".into(),
-                features: write("source.csv", &source),
-                labels: None,
-                folds: FoldScheme::None,
-                ..base
-            },
-        ],
-    }
-}
 
 fn inputs(layout: &FeatureLayout, scope: &Scope) -> StageInputs {
     let subset = match scope {
@@ -115,7 +57,7 @@ impl Run {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let layout = FeatureLayout::new(dir.path().join("features"));
-        run_features(&corpora(dir.path()), &layout, 16).unwrap();
+        run_features(&tiny_corpora(dir.path()), &layout, 16).unwrap();
         for (scope, lambdas) in [(Scope::All, vec![0.0, 2.0]), (Scope::Fold(1), vec![0.0])] {
             let dirs = ScopeDirs::new(&dir.path().join("gan"), &scope);
             let inputs = inputs(&layout, &scope);
