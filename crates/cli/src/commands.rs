@@ -466,7 +466,13 @@ pub fn evaluate(config: &Path, device: Option<DeviceChoice>, force: bool) -> Res
         }));
     }
     let record = inputs.output_dir.join("results.parquet");
-    if !force && is_fresh_by_record(&record, &serde_json::to_value(&eval_config)?)? {
+    if force {
+        // --force means "train every classifier again", not only "rewrite the tables".
+        if record.is_file() {
+            std::fs::remove_file(&record)
+                .with_context(|| format!("removing {}", record.display()))?;
+        }
+    } else if is_fresh_by_record(&record, &serde_json::to_value(&eval_config)?)? {
         eprintln!("evaluate: up to date (skipped; --force reruns it)");
         return Ok(());
     }
@@ -475,16 +481,27 @@ pub fn evaluate(config: &Path, device: Option<DeviceChoice>, force: bool) -> Res
     let report = run_evaluation(&inputs, &eval_config, device, &mut |progress| {
         bar.set_length(progress.total as u64);
         bar.set_position(progress.done as u64);
+        let source = progress
+            .source
+            .as_ref()
+            .map_or(String::new(), |source| format!(" {source}"));
         bar.set_message(format!(
-            "{} {} UAR {:.3}",
-            progress.scope, progress.setup, progress.uar
+            "{} {}{source} UAR {:.3}{}",
+            progress.scope,
+            progress.setup,
+            progress.uar,
+            if progress.reused { " (reused)" } else { "" }
         ));
     })
     .context("evaluation")?;
     bar.finish_and_clear();
+    for line in &report.skipped {
+        eprintln!("evaluate: left out {line}");
+    }
     eprintln!(
-        "evaluate: {} classifiers on {} worker(s) in {:.1} s; {}",
-        report.results.len(),
+        "evaluate: {} classifiers trained, {} reused from the previous results, on {} worker(s) in {:.1} s; {}",
+        report.trained,
+        report.reused,
         report.workers,
         started.elapsed().as_secs_f64(),
         inputs.output_dir.join("tables.md").display()

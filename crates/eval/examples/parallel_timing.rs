@@ -13,7 +13,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use emocycle_artifact::{Metadata, write_parquet};
-use emocycle_eval::{EvalConfig, EvalInputs, SetupParams, run_evaluation, synthetic_path};
+use emocycle_eval::{
+    EvalConfig, EvalInputs, SetupParams, SyntheticSource, run_evaluation, synthetic_path,
+};
 use emocycle_features::{Fold, SplitMix64, leave_one_session_out};
 use polars::prelude::*;
 
@@ -163,7 +165,7 @@ fn main() {
     for fold in &folds {
         let scope = format!("fold{}", fold.number);
         write_synthetic(
-            &synthetic_path(&dir.join("synth"), &scope, 2.0),
+            &synthetic_path(&dir.join("synth"), &scope, &SyntheticSource::cyclegan(2.0)),
             &scope,
             2.0,
             synthetic_rows,
@@ -212,7 +214,7 @@ fn main() {
                 "  {} {} lambda {:?}: UAR {:.4} +- {:.4}",
                 summary.experiment.as_str(),
                 summary.setup,
-                summary.lambda_cls,
+                summary.lambda_cls(),
                 summary.uar_mean,
                 summary.uar_std
             );

@@ -5,6 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EvalError, Result};
+use crate::source::SyntheticSource;
 
 /// The three training sets of the paper's Tables 2 and 3.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -242,6 +243,10 @@ pub struct EvalConfig {
     /// The GAN runs to evaluate, one per value (the paper: 0 and 2).
     #[serde(default = "default_lambda_cls")]
     pub lambda_cls: Vec<f64>,
+    /// Baseline synthetic sets evaluated next to the CycleGAN's, by name
+    /// (`synth/<scope>/<name>/synthetic.parquet`).
+    #[serde(default)]
+    pub baselines: Vec<String>,
     /// Which setups to train (default all three).
     #[serde(default = "default_setups")]
     pub setups: Vec<Setup>,
@@ -292,6 +297,7 @@ impl Default for EvalConfig {
     fn default() -> Self {
         Self {
             lambda_cls: default_lambda_cls(),
+            baselines: Vec::new(),
             setups: default_setups(),
             repeats: default_repeats(),
             seed: 0,
@@ -325,8 +331,30 @@ impl EvalConfig {
         if setups.len() != self.setups.len() {
             return fail(format!("setups lists a setup twice: {:?}", self.setups));
         }
-        if self.setups.iter().any(|setup| setup.uses_synthetic()) && self.lambda_cls.is_empty() {
-            return fail("lambda_cls is empty but a synthetic setup is configured".into());
+        if self.setups.iter().any(|setup| setup.uses_synthetic())
+            && self.lambda_cls.is_empty()
+            && self.baselines.is_empty()
+        {
+            return fail(
+                "lambda_cls and baselines are empty but a synthetic setup is configured".into(),
+            );
+        }
+        for (index, name) in self.baselines.iter().enumerate() {
+            let valid = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !name.starts_with("lambda_cls")
+                && name != crate::source::CYCLEGAN;
+            if !valid {
+                return fail(format!(
+                    "baselines[{index}]: {name:?} is not a baseline name (a-z, 0-9 and '-', \
+                     not \"cyclegan\", not starting with \"lambda_cls\")"
+                ));
+            }
+            if self.baselines[..index].contains(name) {
+                return fail(format!("baselines lists {name:?} twice"));
+            }
         }
         for (index, value) in self.lambda_cls.iter().enumerate() {
             if !(value.is_finite() && *value >= 0.0) {
@@ -366,6 +394,15 @@ impl EvalConfig {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         }
+    }
+
+    /// Every synthetic source: the CycleGAN of each lambda_cls, then the baselines.
+    pub fn sources(&self) -> Vec<SyntheticSource> {
+        self.lambda_cls
+            .iter()
+            .map(|&value| SyntheticSource::cyclegan(value))
+            .chain(self.baselines.iter().map(SyntheticSource::baseline))
+            .collect()
     }
 
     /// Seed of repeat `repeat` (`seed + repeat`).

@@ -11,9 +11,10 @@ use serde::Deserialize;
 
 use crate::classifier::Dataset;
 use crate::error::{EvalError, Result};
+use crate::source::SyntheticSource;
 
-/// A function from (scope name, lambda_cls) to a path, e.g. the synthetic set of a scope.
-pub type ScopePath = Box<dyn Fn(&str, f64) -> PathBuf + Send + Sync>;
+/// A function from (scope name, synthetic source) to a path: the synthetic set of a scope.
+pub type ScopePath = Box<dyn Fn(&str, &SyntheticSource) -> PathBuf + Send + Sync>;
 
 /// A function from a scope name to a path, e.g. the min-max statistics a scope's synthetic
 /// vectors are expressed in.
@@ -37,7 +38,7 @@ pub struct EvalInputs {
     pub target_folds: PathBuf,
     /// The cross-corpus set; `None` skips the cross-corpus experiment.
     pub cross_corpus: Option<CrossCorpusInputs>,
-    /// The synthetic set of a scope (`fold<k>` or `all`) and lambda_cls.
+    /// The synthetic set of a scope (`fold<k>` or `all`) and source.
     pub synthetic: ScopePath,
     /// When the synthetic vectors are in the target's min-max space (the GAN's space), the
     /// min-max statistics of each scope (`norm/<target>.fold<k>-train.parquet` or
@@ -56,7 +57,8 @@ pub struct EvalInputs {
 impl EvalInputs {
     /// The conventional layout of a pipeline run directory: `features/<target>.parquet`,
     /// `features/<target>.folds.parquet`, `features/<cross>.parquet` and `.split.parquet`,
-    /// `synth/<scope>/lambda_cls-<v>/synthetic.parquet`, `gan/`, and `eval/` for the outputs.
+    /// `synth/<scope>/<lambda_cls-<v> or baseline>/synthetic.parquet`, `gan/`, and `eval/` for
+    /// the outputs.
     /// `synthetic_minmax` is left `None`; set it when the synthetic sets are in min-max space.
     pub fn for_run(run_dir: &Path, target: &str, cross_corpus: Option<&str>) -> Self {
         let features = run_dir.join("features");
@@ -68,7 +70,7 @@ impl EvalInputs {
                 features: features.join(format!("{name}.parquet")),
                 split: features.join(format!("{name}.split.parquet")),
             }),
-            synthetic: Box::new(move |scope, lambda_cls| synthetic_path(&synth, scope, lambda_cls)),
+            synthetic: Box::new(move |scope, source| synthetic_path(&synth, scope, source)),
             synthetic_minmax: None,
             gan_root: Some(run_dir.join("gan")),
             output_dir: run_dir.join("eval"),
@@ -76,12 +78,12 @@ impl EvalInputs {
     }
 }
 
-/// `<synth_root>/<scope>/lambda_cls-<v>/synthetic.parquet`, `v` in Rust's f64 Display (`0`,
-/// `2`, `0.5`), the synthetic stage's layout.
-pub fn synthetic_path(synth_root: &Path, scope: &str, lambda_cls: f64) -> PathBuf {
+/// `<synth_root>/<scope>/<dir>/synthetic.parquet`, `dir` being `lambda_cls-<v>` (`v` in
+/// Rust's f64 Display: `0`, `2`, `0.5`) or a baseline's name: the synthetic stages' layout.
+pub fn synthetic_path(synth_root: &Path, scope: &str, source: &SyntheticSource) -> PathBuf {
     synth_root
         .join(scope)
-        .join(format!("lambda_cls-{lambda_cls}"))
+        .join(source.dir_name())
         .join("synthetic.parquet")
 }
 
@@ -480,24 +482,45 @@ struct GanManifest {
 }
 
 /// Reads one synthetic set, refusing it unless it comes from `scope` (the `fold` column) and
-/// `lambda_cls`, has the real corpus's features, and, where its GAN manifest exists, that GAN
-/// held out exactly `held_out` (a fold's test session; `None` for scope `all`).
+/// `source` (the `lambda_cls` column of a CycleGAN set, the `method` column of a baseline's),
+/// has the real corpus's features, and its model held out exactly `held_out` (a fold's test
+/// session; `None` for scope `all`): checked against the GAN manifest where it exists, and
+/// against a baseline set's footer `emocycle.held_out_session`.
 pub(crate) fn read_synthetic(
     inputs: &EvalInputs,
     scope: &str,
-    lambda_cls: f64,
+    source: &SyntheticSource,
     held_out: Option<&str>,
     names: &[String],
 ) -> Result<RawSet> {
-    let path = (inputs.synthetic)(scope, lambda_cls);
-    if let Some(gan_root) = &inputs.gan_root {
-        let manifest_path = gan_manifest_path(gan_root, scope, lambda_cls);
-        if manifest_path.is_file() {
-            check_manifest(&manifest_path, scope, held_out)?;
+    let path = (inputs.synthetic)(scope, source);
+    let provenance = match source {
+        SyntheticSource::CycleGan { lambda_cls } => {
+            if let Some(gan_root) = &inputs.gan_root {
+                let manifest_path = gan_manifest_path(gan_root, scope, *lambda_cls);
+                if manifest_path.is_file() {
+                    check_manifest(&manifest_path, scope, held_out)?;
+                }
+            }
+            "lambda_cls"
         }
-    }
+        SyntheticSource::Baseline { .. } => {
+            let metadata = emocycle_artifact::read_parquet_metadata(&path)?;
+            let recorded = metadata.get("emocycle.held_out_session");
+            if recorded != held_out {
+                return Err(EvalError::leakage(
+                    &path,
+                    format!(
+                        "the set was made without session {recorded:?}, this use needs \
+                         {held_out:?} held out"
+                    ),
+                ));
+            }
+            "method"
+        }
+    };
     // Only the two provenance columns: the feature columns are read once, below.
-    let frame = read_parquet_columns(&path, &["fold", "lambda_cls"])?;
+    let frame = read_parquet_columns(&path, &["fold", provenance])?;
     let scopes = strings(&frame, &path, "fold")?;
     if let Some((row, found)) = scopes
         .iter()
@@ -512,7 +535,27 @@ pub(crate) fn read_synthetic(
             ),
         ));
     }
-    check_lambda_column(&frame, &path, lambda_cls)?;
+    match source {
+        SyntheticSource::CycleGan { lambda_cls } => {
+            check_lambda_column(&frame, &path, *lambda_cls)?
+        }
+        SyntheticSource::Baseline { name } => {
+            let methods = strings(&frame, &path, "method")?;
+            if let Some((row, found)) = methods
+                .iter()
+                .enumerate()
+                .find(|(_, found)| found.as_deref() != Some(name.as_str()))
+            {
+                return Err(EvalError::input(
+                    &path,
+                    format!(
+                        "row {}: method {found:?}, but this use needs {name:?}",
+                        row + 1
+                    ),
+                ));
+            }
+        }
+    }
     drop(frame);
     let matrix = FeatureMatrix::read(&path)?;
     if matrix.names != names {

@@ -13,6 +13,9 @@
 //! - the synthetic sets `synth/<scope>/lambda_cls-<v>/synthetic.parquet` (`synthetic_id,
 //!   source_utterance_id, emotion, fold, lambda_cls, seed, checkpoint_sha256`, then the
 //!   features; footer `emocycle.features`), one per scope (`fold<k>`, `all`) and lambda_cls;
+//! - the baselines' sets `synth/<scope>/<name>/synthetic.parquet` (the same layout with a
+//!   `method` column instead of `lambda_cls`; footer `emocycle.held_out_session`), one per
+//!   scope and name in [`EvalConfig::baselines`];
 //! - where present, the GAN manifests `gan/<scope>/lambda_cls-<v>/manifest.json` (`scope`,
 //!   `held_out_session`), and optionally min-max statistics to map synthetic vectors back to
 //!   feature units ([`EvalInputs::synthetic_minmax`]).
@@ -21,7 +24,8 @@
 //!
 //! For every fold of the leave-one-session-out split (within corpus) and for the whole corpus
 //! against the cross-corpus set, three setups: `real`, `syn` and `real+syn`, the synthetic ones
-//! once per lambda_cls. Each is an MLP (LeakyReLU, inverted dropout after every hidden layer,
+//! once per synthetic source ([`SyntheticSource`]: the CycleGAN of each lambda_cls, then each
+//! baseline). A `syn` setup whose set lacks a class is left out and said so. Each is an MLP (LeakyReLU, inverted dropout after every hidden layer,
 //! linear output, softmax cross-entropy, no class weights, no early stopping) trained with
 //! Adam in TensorFlow 1.x's form (the published code's optimiser; see [`AdamParams`]), from a
 //! fresh Glorot-uniform initialisation in each of `repeats` repeats. An epoch is one pass over
@@ -35,15 +39,22 @@
 //!
 //! Below [`EvalInputs::output_dir`] (a run's `eval/`), atomically:
 //! - `results.parquet`: one row per experiment (`within`, `cross-test`, `cross-dev`) x fold x
-//!   setup x lambda_cls x repeat: `experiment, fold (u32, null for cross-corpus), test_session,
-//!   setup, lambda_cls (null for real), synthetic_scope, repeat, seed, run_seed, train_rows,
-//!   test_rows, uar, accuracy, recall_<emotion> (null when the class is absent),
-//!   cm_<true>_<predicted> (16 counts), final_loss, seconds`; footer: config, seeds, input
-//!   hashes, code version;
+//!   setup x source x repeat: `experiment, fold (u32, null for cross-corpus), test_session,
+//!   setup, method (cyclegan or a baseline's name; null for real), lambda_cls (CycleGAN rows
+//!   only), synthetic_scope, repeat, seed, run_seed, train_rows, test_rows, uar, accuracy,
+//!   recall_<emotion> (null when the class is absent), cm_<true>_<predicted> (16 counts),
+//!   final_loss, seconds, run_key`; footer: config, seeds, input hashes, code version;
 //! - `tables.md`: Table 2 and Table 3 analogues with the paper's numbers beside ours, the
 //!   cross-corpus dev part, and per-fold UARs;
-//! - `confusion_<experiment>_<setup>[_lambda_cls-<v>].png`: confusion counts summed over folds,
+//! - `confusion_<experiment>_<setup>[_<lambda_cls-<v> or baseline>].png`: confusion counts summed over folds,
 //!   averaged over repeats, row-normalised (the paper's Figure 3).
+//!
+//! # Reuse
+//!
+//! Every run has a `run_key`: the sha256 of the code version, the settings that shape training,
+//! the setup's hyper-parameters, its seed and the sha256 of every file it reads. A run whose key
+//! is in the previous `results.parquet` is not trained again: changing one synthetic set, one
+//! lambda_cls or one setup's hyper-parameters retrains exactly the runs that depend on it.
 //!
 //! # Aggregation
 //!
@@ -84,6 +95,7 @@ mod error;
 mod metrics;
 mod report;
 mod run;
+mod source;
 
 pub use config::{
     AdamParams, ClassifierParams, DEFAULT_PARALLEL_JOBS, EvalConfig, Setup, SetupParams,
@@ -96,3 +108,4 @@ pub use report::{confusion_file_name, draw_confusion, paper_uar, results_frame, 
 pub use run::{
     EvalProgress, EvalReport, Experiment, RunResult, Summary, run_evaluation, summarise,
 };
+pub use source::{CYCLEGAN, SyntheticSource};

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use emocycle_artifact::{Metadata, keys, sha256_file, write_bytes_atomic, write_parquet};
+use emocycle_artifact::{Metadata, keys, read_parquet, write_bytes_atomic, write_parquet};
 use emocycle_features::Emotion;
 use emocycle_plot::plotters::prelude::*;
 use emocycle_plot::plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -14,14 +14,21 @@ use crate::config::{EvalConfig, Setup};
 use crate::error::{EvalError, Result};
 use crate::metrics::{CLASSES, row_normalise};
 use crate::run::{Experiment, RunResult, Summary};
+use crate::source::SyntheticSource;
 
-/// UAR in % (mean, std) the paper reports (Tables 2 and 3) for (experiment, setup, lambda_cls).
+/// UAR in % (mean, std) the paper reports (Tables 2 and 3) for (experiment, setup, source);
+/// the paper has CycleGAN numbers for lambda_cls 0 and 2 only.
 pub fn paper_uar(
     experiment: Experiment,
     setup: Setup,
-    lambda_cls: Option<f64>,
+    source: Option<&SyntheticSource>,
 ) -> Option<(f64, f64)> {
-    let lambda = lambda_cls.map(|v| v.to_string());
+    if source.is_some_and(|source| !source.is_cyclegan()) {
+        return None;
+    }
+    let lambda = source
+        .and_then(SyntheticSource::lambda_cls)
+        .map(|v| v.to_string());
     match (experiment, setup, lambda.as_deref()) {
         (Experiment::Within, Setup::Real, None) => Some((59.48, 0.71)),
         (Experiment::Within, Setup::Syn, Some("0")) => Some((51.57, 0.60)),
@@ -37,17 +44,18 @@ pub fn paper_uar(
     }
 }
 
-/// `confusion_<experiment>_<setup>[_lambda_cls-<v>].png`.
+/// `confusion_<experiment>_<setup>[_<lambda_cls-<v> or baseline>].png`.
 pub fn confusion_file_name(
     experiment: Experiment,
     setup: Setup,
-    lambda_cls: Option<f64>,
+    source: Option<&SyntheticSource>,
 ) -> String {
-    match lambda_cls {
-        Some(value) => format!(
-            "confusion_{}_{}_lambda_cls-{value}.png",
+    match source {
+        Some(source) => format!(
+            "confusion_{}_{}_{}.png",
             experiment.as_str(),
-            setup.as_str()
+            setup.as_str(),
+            source.dir_name()
         ),
         None => format!("confusion_{}_{}.png", experiment.as_str(), setup.as_str()),
     }
@@ -86,8 +94,15 @@ pub fn results_frame(results: &[RunResult]) -> Result<DataFrame> {
             results.iter().map(|r| r.setup.as_str()).collect::<Vec<_>>(),
         ),
         Column::new(
+            "method".into(),
+            strings(&|r| r.source.as_ref().map(|s| s.method().to_string())),
+        ),
+        Column::new(
             "lambda_cls".into(),
-            results.iter().map(|r| r.lambda_cls).collect::<Vec<_>>(),
+            results
+                .iter()
+                .map(RunResult::lambda_cls)
+                .collect::<Vec<_>>(),
         ),
         Column::new(
             "synthetic_scope".into(),
@@ -156,6 +171,10 @@ pub fn results_frame(results: &[RunResult]) -> Result<DataFrame> {
         "seconds".into(),
         results.iter().map(|r| r.seconds).collect::<Vec<_>>(),
     ));
+    columns.push(Column::new(
+        "run_key".into(),
+        strings(&|r| Some(r.run_key.clone())),
+    ));
     DataFrame::new(results.len(), columns).map_err(frame_error("results table"))
 }
 
@@ -167,8 +186,17 @@ fn percent(value: f64) -> String {
     }
 }
 
-fn lambda_label(lambda_cls: Option<f64>) -> String {
-    lambda_cls.map_or("–".to_string(), |v| v.to_string())
+/// The `method` and `lambda_cls` cells of a table row.
+fn source_cells(source: Option<&SyntheticSource>) -> (String, String) {
+    match source {
+        None => ("–".to_string(), "–".to_string()),
+        Some(source) => (
+            source.method().to_string(),
+            source
+                .lambda_cls()
+                .map_or("–".to_string(), |v| v.to_string()),
+        ),
+    }
 }
 
 /// The Markdown tables: Table 2 and Table 3 analogues with the paper's numbers beside ours,
@@ -222,23 +250,23 @@ pub fn tables_markdown(
         let _ = writeln!(out, "Folds per repeat: {folds}.\n");
         let _ = writeln!(
             out,
-            "| setup | lambda_cls | UAR (ours) | UAR (paper) | accuracy (ours) | recall angry | recall happy | recall neutral | recall sad | figure |"
+            "| setup | method | lambda_cls | UAR (ours) | UAR (paper) | accuracy (ours) | recall angry | recall happy | recall neutral | recall sad | figure |"
         );
-        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|");
         for summary in rows {
-            let paper = paper_uar(experiment, summary.setup, summary.lambda_cls)
+            let paper = paper_uar(experiment, summary.setup, summary.source.as_ref())
                 .map_or("–".to_string(), |(m, s)| format!("{m:.2} ± {s:.2}"));
             let recalls: Vec<String> = summary
                 .recall_mean
                 .iter()
                 .map(|r| r.map_or("–".to_string(), percent))
                 .collect();
-            let figure = confusion_file_name(experiment, summary.setup, summary.lambda_cls);
+            let figure = confusion_file_name(experiment, summary.setup, summary.source.as_ref());
+            let (method, lambda) = source_cells(summary.source.as_ref());
             let _ = writeln!(
                 out,
-                "| {} | {} | {} ± {} | {paper} | {} ± {} | {} | [png](<{figure}>) |",
+                "| {} | {method} | {lambda} | {} ± {} | {paper} | {} ± {} | {} | [png](<{figure}>) |",
                 summary.setup,
-                lambda_label(summary.lambda_cls),
                 percent(summary.uar_mean),
                 percent(summary.uar_std),
                 percent(summary.accuracy_mean),
@@ -250,7 +278,8 @@ pub fn tables_markdown(
     }
 
     // Per fold: where the variance between sessions hides.
-    let mut per_fold: BTreeMap<(usize, String, Setup, Option<u64>), Vec<f64>> = BTreeMap::new();
+    type FoldKey = (usize, String, Setup, Option<(u8, u64, String)>);
+    let mut per_fold: BTreeMap<FoldKey, (Option<&SyntheticSource>, Vec<f64>)> = BTreeMap::new();
     for result in results
         .iter()
         .filter(|r| r.experiment == Experiment::Within)
@@ -260,9 +289,10 @@ pub fn tables_markdown(
                 result.fold.unwrap_or(0),
                 result.test_session.clone().unwrap_or_default(),
                 result.setup,
-                result.lambda_cls.map(f64::to_bits),
+                result.source.as_ref().map(SyntheticSource::sort_key),
             ))
-            .or_default()
+            .or_insert_with(|| (result.source.as_ref(), Vec::new()))
+            .1
             .push(result.uar());
     }
     if !per_fold.is_empty() {
@@ -270,14 +300,17 @@ pub fn tables_markdown(
             out,
             "## Within corpus, per fold (UAR %, mean ± std over repeats)\n"
         );
-        let _ = writeln!(out, "| fold | test session | setup | lambda_cls | UAR |");
-        let _ = writeln!(out, "|---|---|---|---|---|");
-        for ((fold, session, setup, lambda_bits), values) in per_fold {
+        let _ = writeln!(
+            out,
+            "| fold | test session | setup | method | lambda_cls | UAR |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|");
+        for ((fold, session, setup, _), (source, values)) in per_fold {
             let (mean, std) = crate::metrics::mean_std(&values);
+            let (method, lambda) = source_cells(source);
             let _ = writeln!(
                 out,
-                "| {fold} | {session} | {setup} | {} | {} ± {} |",
-                lambda_label(lambda_bits.map(f64::from_bits)),
+                "| {fold} | {session} | {setup} | {method} | {lambda} | {} ± {} |",
                 percent(mean),
                 percent(std)
             );
@@ -404,9 +437,10 @@ pub fn draw_confusion(path: &Path, title: &str, counts: &[[f64; CLASSES]; CLASSE
 pub(crate) fn write_all(
     dir: &Path,
     config: &EvalConfig,
-    inputs: &[PathBuf],
+    inputs: &BTreeMap<PathBuf, String>,
     results: &[RunResult],
     summaries: &[Summary],
+    skipped: &[String],
 ) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     let mut metadata = Metadata::for_stage("eval");
@@ -418,31 +452,42 @@ pub(crate) fn write_all(
             "repeats": (0..config.repeats).map(|r| config.repeat_seed(r)).collect::<Vec<_>>(),
         }),
     );
-    let mut hashes = BTreeMap::new();
-    for path in inputs {
-        hashes.insert(path.display().to_string(), sha256_file(path)?);
-    }
+    let hashes: BTreeMap<String, &String> = inputs
+        .iter()
+        .map(|(path, hash)| (path.display().to_string(), hash))
+        .collect();
     metadata.insert_json(keys::INPUTS, &hashes);
     let results_path = dir.join("results.parquet");
     write_parquet(&results_path, &mut results_frame(results)?, &metadata)?;
     written.push(results_path);
 
     let tables_path = dir.join("tables.md");
-    write_bytes_atomic(
-        &tables_path,
-        tables_markdown(config, results, summaries).as_bytes(),
-    )?;
+    let mut tables = tables_markdown(config, results, summaries);
+    if !skipped.is_empty() {
+        let _ = writeln!(tables, "## Setups left out\n");
+        for line in skipped {
+            let _ = writeln!(tables, "- {line}");
+        }
+        let _ = writeln!(tables);
+    }
+    write_bytes_atomic(&tables_path, tables.as_bytes())?;
     written.push(tables_path);
 
     for summary in summaries {
         let path = dir.join(confusion_file_name(
             summary.experiment,
             summary.setup,
-            summary.lambda_cls,
+            summary.source.as_ref(),
         ));
-        let title = match summary.lambda_cls {
-            Some(value) => format!(
-                "{} · {} · λcls = {value} · UAR {}%",
+        let title = match &summary.source {
+            Some(SyntheticSource::CycleGan { lambda_cls }) => format!(
+                "{} · {} · λcls = {lambda_cls} · UAR {}%",
+                summary.experiment.as_str(),
+                summary.setup,
+                percent(summary.uar_mean)
+            ),
+            Some(SyntheticSource::Baseline { name }) => format!(
+                "{} · {} · {name} · UAR {}%",
                 summary.experiment.as_str(),
                 summary.setup,
                 percent(summary.uar_mean)
@@ -458,4 +503,116 @@ pub(crate) fn write_all(
         written.push(path);
     }
     Ok(written)
+}
+
+/// The rows of an earlier `results.parquet`, by run key, for reuse. Anything unreadable (no
+/// file, an older schema, a damaged file) yields nothing: the runs are trained again.
+pub(crate) fn read_previous_results(path: &Path) -> BTreeMap<String, Vec<RunResult>> {
+    if !path.is_file() {
+        return BTreeMap::new();
+    }
+    match parse_results(path) {
+        Ok(results) => {
+            let mut by_key: BTreeMap<String, Vec<RunResult>> = BTreeMap::new();
+            for result in results {
+                by_key
+                    .entry(result.run_key.clone())
+                    .or_default()
+                    .push(result);
+            }
+            by_key
+        }
+        Err(error) => {
+            tracing::info!(path = %path.display(), %error, "earlier results not reused");
+            BTreeMap::new()
+        }
+    }
+}
+
+/// Reads `results.parquet` back into [`RunResult`]s (the inverse of [`results_frame`]).
+fn parse_results(path: &Path) -> std::result::Result<Vec<RunResult>, String> {
+    let (frame, _) = read_parquet(path).map_err(|e| e.to_string())?;
+    let column = |name: &str| frame.column(name).map_err(|e| e.to_string());
+    let strings = |name: &str| -> std::result::Result<Vec<Option<String>>, String> {
+        Ok(column(name)?
+            .str()
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(|v| v.map(str::to_string))
+            .collect())
+    };
+    let u64s = |name: &str| -> std::result::Result<Vec<Option<u64>>, String> {
+        let cast = column(name)?
+            .cast(&polars::prelude::DataType::UInt64)
+            .map_err(|e| e.to_string())?;
+        Ok(cast.u64().map_err(|e| e.to_string())?.iter().collect())
+    };
+    let f64s = |name: &str| -> std::result::Result<Vec<Option<f64>>, String> {
+        Ok(column(name)?
+            .f64()
+            .map_err(|e| e.to_string())?
+            .iter()
+            .collect())
+    };
+    let experiments = strings("experiment")?;
+    let folds = u64s("fold")?;
+    let sessions = strings("test_session")?;
+    let setups = strings("setup")?;
+    let methods = strings("method")?;
+    let lambdas = f64s("lambda_cls")?;
+    let synthetic_scopes = strings("synthetic_scope")?;
+    let repeats = u64s("repeat")?;
+    let seeds = u64s("seed")?;
+    let run_seeds = u64s("run_seed")?;
+    let train_rows = u64s("train_rows")?;
+    let losses = f64s("final_loss")?;
+    let seconds = f64s("seconds")?;
+    let keys = strings("run_key")?;
+    let mut cells = Vec::new();
+    for truth in Emotion::ALL {
+        for predicted in Emotion::ALL {
+            cells.push((truth, predicted, u64s(&format!("cm_{truth}_{predicted}"))?));
+        }
+    }
+    let mut results = Vec::with_capacity(frame.height());
+    for row in 0..frame.height() {
+        let missing = |what: &str| format!("row {}: no {what}", row + 1);
+        let experiment = Experiment::ALL
+            .into_iter()
+            .find(|e| experiments[row].as_deref() == Some(e.as_str()))
+            .ok_or_else(|| missing("experiment"))?;
+        let setup = Setup::ALL
+            .into_iter()
+            .find(|s| setups[row].as_deref() == Some(s.as_str()))
+            .ok_or_else(|| missing("setup"))?;
+        let source = match (&methods[row], lambdas[row]) {
+            (None, _) => None,
+            (Some(method), Some(lambda_cls)) if method == crate::source::CYCLEGAN => {
+                Some(SyntheticSource::cyclegan(lambda_cls))
+            }
+            (Some(method), _) => Some(SyntheticSource::baseline(method.clone())),
+        };
+        let mut confusion = crate::metrics::ConfusionMatrix::default();
+        for (truth, predicted, values) in &cells {
+            confusion.counts[truth.index()][predicted.index()] =
+                values[row].ok_or_else(|| missing("confusion count"))?;
+        }
+        results.push(RunResult {
+            experiment,
+            fold: folds[row].map(|f| f as usize),
+            test_session: sessions[row].clone(),
+            setup,
+            source,
+            synthetic_scope: synthetic_scopes[row].clone(),
+            repeat: repeats[row].ok_or_else(|| missing("repeat"))? as usize,
+            seed: seeds[row].ok_or_else(|| missing("seed"))?,
+            run_seed: run_seeds[row].ok_or_else(|| missing("run_seed"))?,
+            train_rows: train_rows[row].ok_or_else(|| missing("train_rows"))? as usize,
+            confusion,
+            final_loss: losses[row].unwrap_or(f64::NAN),
+            seconds: seconds[row].unwrap_or(0.0),
+            run_key: keys[row].clone().ok_or_else(|| missing("run_key"))?,
+        });
+    }
+    Ok(results)
 }

@@ -1,7 +1,6 @@
 //! Orchestration: which classifiers are trained on what, on how many workers, and the
 //! aggregation of their results.
 
-use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering as AtomicOrdering};
@@ -21,6 +20,7 @@ use crate::data::{
 use crate::error::{EvalError, Result};
 use crate::metrics::{CLASSES, ConfusionMatrix, confusion, mean_counts, mean_std};
 use crate::report;
+use crate::source::{SyntheticSource, order_optional};
 
 /// What a classifier is tested on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -62,8 +62,8 @@ pub struct RunResult {
     pub test_session: Option<String>,
     /// The training set.
     pub setup: Setup,
-    /// The GAN's lambda_cls (synthetic setups only).
-    pub lambda_cls: Option<f64>,
+    /// Where the synthetic rows came from (synthetic setups only).
+    pub source: Option<SyntheticSource>,
     /// The scope whose synthetic set was used (`fold<k>` or `all`; synthetic setups only).
     pub synthetic_scope: Option<String>,
     /// 0-based repeat.
@@ -80,9 +80,17 @@ pub struct RunResult {
     pub final_loss: f64,
     /// Training and prediction wall time, seconds.
     pub seconds: f64,
+    /// sha256 of everything the run depends on (code version, hyper-parameters, seed, input
+    /// files): a later evaluation reuses the result instead of training again when it matches.
+    pub run_key: String,
 }
 
 impl RunResult {
+    /// The CycleGAN's lambda_cls (CycleGAN synthetic setups only).
+    pub fn lambda_cls(&self) -> Option<f64> {
+        self.source.as_ref().and_then(SyntheticSource::lambda_cls)
+    }
+
     /// UAR on the test set (NaN when empty, which the stage never produces).
     pub fn uar(&self) -> f64 {
         self.confusion.uar().unwrap_or(f64::NAN)
@@ -94,7 +102,7 @@ impl RunResult {
     }
 }
 
-/// Aggregate of one (experiment, setup, lambda_cls) over folds and repeats.
+/// Aggregate of one (experiment, setup, synthetic source) over folds and repeats.
 ///
 /// For each repeat, the UAR is averaged over the folds (the paper's fold aggregate, the mean of
 /// the per-fold UARs); `uar_mean` and `uar_std` are the mean and population standard deviation
@@ -107,8 +115,8 @@ pub struct Summary {
     pub experiment: Experiment,
     /// The training set.
     pub setup: Setup,
-    /// The GAN's lambda_cls (synthetic setups only).
-    pub lambda_cls: Option<f64>,
+    /// Where the synthetic rows came from (synthetic setups only).
+    pub source: Option<SyntheticSource>,
     /// Folds averaged per repeat (1 for cross-corpus).
     pub folds: usize,
     /// Fold-averaged UAR per repeat.
@@ -129,13 +137,27 @@ pub struct Summary {
     pub confusion_mean: [[f64; CLASSES]; CLASSES],
 }
 
+impl Summary {
+    /// The CycleGAN's lambda_cls (CycleGAN synthetic setups only).
+    pub fn lambda_cls(&self) -> Option<f64> {
+        self.source.as_ref().and_then(SyntheticSource::lambda_cls)
+    }
+}
+
 /// Everything one evaluation produced.
 #[derive(Debug, Clone)]
 pub struct EvalReport {
-    /// One entry per experiment x fold x setup x lambda_cls x repeat.
+    /// One entry per experiment x fold x setup x synthetic source x repeat.
     pub results: Vec<RunResult>,
-    /// One entry per experiment x setup x lambda_cls.
+    /// One entry per experiment x setup x synthetic source.
     pub summaries: Vec<Summary>,
+    /// Classifiers whose results came from the previous `results.parquet` (same run key).
+    pub reused: usize,
+    /// Classifiers trained by this call.
+    pub trained: usize,
+    /// Setups left out, with the reason (a synthetic set that lacks a class cannot train the
+    /// `syn` setup).
+    pub skipped: Vec<String>,
     /// Files written.
     pub outputs: Vec<std::path::PathBuf>,
     /// Workers used (`parallel_jobs`).
@@ -157,10 +179,12 @@ pub struct EvalProgress {
     pub scope: String,
     /// The training set.
     pub setup: Setup,
-    /// The GAN's lambda_cls (synthetic setups only).
-    pub lambda_cls: Option<f64>,
+    /// Where the synthetic rows came from (synthetic setups only).
+    pub source: Option<SyntheticSource>,
     /// 0-based repeat.
     pub repeat: usize,
+    /// Whether the result was reused from the previous evaluation rather than trained.
+    pub reused: bool,
     /// UAR on the run's main test set (the fold, or the cross-corpus test part).
     pub uar: f64,
     /// The run's wall time, seconds.
@@ -222,18 +246,18 @@ struct ScopeSpec<'a> {
     params: &'a SetupParams,
 }
 
-/// A unit of data loading: one scope and one lambda_cls (`None`: no synthetic setup). At most
-/// one group per worker is in memory at a time.
+/// A unit of data loading: one scope and one synthetic source (`None`: no synthetic setup).
+/// At most one group per worker is in memory at a time.
 struct Group {
     scope: usize,
-    lambda_cls: Option<f64>,
+    source: Option<SyntheticSource>,
     setups: Vec<Setup>,
 }
 
 /// One training set with its test sets and hyper-parameters, shared by its repeats.
 struct Prepared {
     setup: Setup,
-    lambda_cls: Option<f64>,
+    source: Option<SyntheticSource>,
     synthetic_scope: Option<String>,
     train: Vec<Arc<Dataset>>,
     tests: Vec<Arc<Dataset>>,
@@ -246,7 +270,7 @@ impl Prepared {
     }
 }
 
-/// Reads and scales one group's data: the synthetic set of its lambda_cls, and for each of its
+/// Reads and scales one group's data: the synthetic set of its source, and for each of its
 /// setups the training parts and test sets under the configured z-normalisation.
 fn prepare(
     group: &Group,
@@ -255,11 +279,11 @@ fn prepare(
     config: &EvalConfig,
     names: &[String],
 ) -> Result<Vec<Prepared>> {
-    let synthetic = match group.lambda_cls {
-        Some(lambda_cls) => Some(read_synthetic(
+    let synthetic = match &group.source {
+        Some(source) => Some(read_synthetic(
             inputs,
             &scope.synthetic_scope,
-            lambda_cls,
+            source,
             scope.held_out.as_deref(),
             names,
         )?),
@@ -281,8 +305,8 @@ fn prepare(
     };
     let mut prepared = Vec::new();
     for &setup in &group.setups {
-        // Groups with a synthetic setup always have a lambda_cls, so its set was read above.
-        const READ: &str = "a group with a synthetic setup has a lambda_cls";
+        // Groups with a synthetic setup always have a source, so its set was read above.
+        const READ: &str = "a group with a synthetic setup has a source";
         let (parts, tests) = match (config.znorm, setup) {
             (Znorm::PerDataset, Setup::Real) => (
                 vec![Arc::clone(real_own.as_ref().expect("scaled above"))],
@@ -326,7 +350,7 @@ fn prepare(
         let synthetic_setup = setup.uses_synthetic();
         prepared.push(Prepared {
             setup,
-            lambda_cls: group.lambda_cls.filter(|_| synthetic_setup),
+            source: group.source.clone().filter(|_| synthetic_setup),
             synthetic_scope: synthetic_setup.then(|| scope.synthetic_scope.clone()),
             train: parts,
             tests,
@@ -338,13 +362,19 @@ fn prepare(
 
 /// A run's own generator seed from the repeat's seed and the run's identity, so no two runs of
 /// an evaluation share a stream and none depends on scheduling.
-pub(crate) fn run_seed(seed: u64, scope: &str, setup: Setup, lambda_cls: Option<f64>) -> u64 {
+pub(crate) fn run_seed(
+    seed: u64,
+    scope: &str,
+    setup: Setup,
+    source: Option<&SyntheticSource>,
+) -> u64 {
     // FNV-1a over the identity: stable across platforms and versions.
-    let identity = format!(
-        "{scope}|{}|{}",
-        setup.as_str(),
-        lambda_cls.map_or("-".to_string(), |v| v.to_string())
-    );
+    let source = match source {
+        None => "-".to_string(),
+        Some(SyntheticSource::CycleGan { lambda_cls }) => lambda_cls.to_string(),
+        Some(SyntheticSource::Baseline { name }) => format!("baseline:{name}"),
+    };
+    let identity = format!("{scope}|{}|{source}", setup.as_str());
     let hash = identity
         .bytes()
         .fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| {
@@ -420,7 +450,7 @@ pub fn run_evaluation(
         });
     }
 
-    // Every file read, for the footer's input hashes.
+    // Every file read, for the footer's input hashes and the run keys.
     let mut read_files: BTreeSet<PathBuf> = [inputs.target.clone()].into();
     if !folds.is_empty() {
         read_files.insert(inputs.target_folds.clone());
@@ -430,7 +460,7 @@ pub fn run_evaluation(
         read_files.insert(files.split.clone());
     }
 
-    // Groups: per scope, one per lambda_cls; the real setup rides with the first.
+    // Groups: per scope, one per synthetic source; the real setup rides with the first.
     let synthetic_setups: Vec<Setup> = config
         .setups
         .iter()
@@ -438,55 +468,111 @@ pub fn run_evaluation(
         .filter(|s| s.uses_synthetic())
         .collect();
     let real = config.setups.contains(&Setup::Real);
+    let sources = config.sources();
     let mut groups = Vec::new();
+    let mut skipped = Vec::new();
+    // Per group: the files its synthetic setups depend on (the set, its min-max statistics).
+    let mut group_files: Vec<Vec<PathBuf>> = Vec::new();
     for (index, scope) in scopes.iter().enumerate() {
         if synthetic_setups.is_empty() {
             groups.push(Group {
                 scope: index,
-                lambda_cls: None,
+                source: None,
                 setups: vec![Setup::Real],
             });
+            group_files.push(Vec::new());
             continue;
         }
-        for (position, &lambda_cls) in config.lambda_cls.iter().enumerate() {
-            read_files.insert((inputs.synthetic)(&scope.synthetic_scope, lambda_cls));
+        for (position, source) in sources.iter().enumerate() {
+            let path = (inputs.synthetic)(&scope.synthetic_scope, source);
+            let mut files = vec![path.clone()];
             if let Some(minmax) = &inputs.synthetic_minmax {
-                read_files.insert(minmax(&scope.synthetic_scope));
+                files.push(minmax(&scope.synthetic_scope));
             }
-            if let Some(manifest) = inputs
-                .gan_root
-                .as_ref()
-                .map(|root| gan_manifest_path(root, &scope.synthetic_scope, lambda_cls))
-                .filter(|path| path.is_file())
-            {
-                read_files.insert(manifest);
+            if let (Some(lambda_cls), Some(root)) = (source.lambda_cls(), &inputs.gan_root) {
+                let manifest = gan_manifest_path(root, &scope.synthetic_scope, lambda_cls);
+                if manifest.is_file() {
+                    files.push(manifest);
+                }
             }
+            read_files.extend(files.iter().cloned());
             let mut setups = synthetic_setups.clone();
+            if setups.contains(&Setup::Syn) {
+                let missing = missing_classes(&path)?;
+                if !missing.is_empty() {
+                    // A classifier trained without a class can never predict it: its UAR
+                    // would measure the set's coverage, not its quality.
+                    setups.retain(|setup| *setup != Setup::Syn);
+                    skipped.push(format!(
+                        "{} syn {source}: the set has no {} vectors",
+                        scope.test.name(),
+                        missing.join(", ")
+                    ));
+                }
+            }
             if real && position == 0 {
                 setups.insert(0, Setup::Real);
             }
+            if setups.is_empty() {
+                continue;
+            }
             groups.push(Group {
                 scope: index,
-                lambda_cls: Some(lambda_cls),
+                source: Some(source.clone()),
                 setups,
             });
+            group_files.push(files);
         }
     }
+    let hashes: BTreeMap<PathBuf, String> = read_files
+        .iter()
+        .map(|path| Ok((path.clone(), emocycle_artifact::sha256_file(path)?)))
+        .collect::<Result<_>>()?;
+    let previous = report::read_previous_results(&inputs.output_dir.join("results.parquet"));
+
     // Jobs in group order, so that groups load one after another; within a group the
     // presumably longest runs first (multiply-adds per row x epochs x rows, synthetic rows
     // unknown until read and counted as real ones), which shortens the tail of the last group.
+    // A job whose run key matches a previous result is not trained again.
     let mut jobs: Vec<Job> = Vec::new();
+    let mut reused: Vec<RunResult> = Vec::new();
+    let mut group_jobs = vec![0usize; groups.len()];
     for (group_index, group) in groups.iter().enumerate() {
         let scope = &scopes[group.scope];
-        let mut members: Vec<Job> = (0..group.setups.len())
-            .flat_map(|member| {
-                (0..config.repeats).map(move |repeat| Job {
-                    group: group_index,
-                    member,
-                    repeat,
-                })
-            })
-            .collect();
+        let mut members: Vec<Job> = Vec::new();
+        for (member, &setup) in group.setups.iter().enumerate() {
+            let source = group.source.as_ref().filter(|_| setup.uses_synthetic());
+            for repeat in 0..config.repeats {
+                let key = run_key(&RunIdentity {
+                    config,
+                    scope,
+                    setup,
+                    source,
+                    repeat_seed: config.repeat_seed(repeat),
+                    inputs,
+                    within: !folds.is_empty(),
+                    synthetic_files: if source.is_some() {
+                        &group_files[group_index]
+                    } else {
+                        &[]
+                    },
+                    hashes: &hashes,
+                });
+                let earlier = previous.get(&key).filter(|rows| {
+                    rows.len() == scope.test.experiments().len()
+                        && rows.iter().all(|row| row.repeat == repeat)
+                });
+                match earlier {
+                    Some(rows) => reused.extend(rows.iter().cloned()),
+                    None => members.push(Job {
+                        group: group_index,
+                        member,
+                        repeat,
+                        key,
+                    }),
+                }
+            }
+        }
         let cost = |job: &Job| {
             let setup = group.setups[job.member];
             let params = scope.params.get(setup);
@@ -498,11 +584,18 @@ pub fn run_evaluation(
             (per_row * params.epochs * rows) as f64
         };
         members.sort_by(|a, b| cost(b).total_cmp(&cost(a)).then(a.member.cmp(&b.member)));
+        group_jobs[group_index] = members.len();
         jobs.extend(members);
     }
-    let total = jobs.len();
+    // A cross-corpus run has two result rows (test and dev part): count runs by key.
+    let reused_runs = reused
+        .iter()
+        .map(|r| r.run_key.as_str())
+        .collect::<BTreeSet<_>>()
+        .len();
+    let total = jobs.len() + reused_runs;
 
-    let workers = config.workers().min(total.max(1));
+    let workers = config.workers().min(jobs.len().max(1));
     let threads_before = tch::get_num_threads();
     let threads_per_worker = match config.intra_op_threads {
         0 => threads_before,
@@ -512,11 +605,11 @@ pub fn run_evaluation(
         groups: &groups,
         scopes: &scopes,
         jobs: &jobs,
-        slots: groups
+        slots: group_jobs
             .iter()
-            .map(|group| GroupSlot {
+            .map(|&count| GroupSlot {
                 data: Mutex::new(Loaded::Not),
-                remaining: AtomicUsize::new(group.setups.len() * config.repeats),
+                remaining: AtomicUsize::new(count),
             })
             .collect(),
         next: AtomicUsize::new(0),
@@ -528,7 +621,26 @@ pub fn run_evaluation(
         threads: threads_per_worker,
     };
     let mut done = 0usize;
-    let mut outcomes: Vec<JobOutcome> = Vec::with_capacity(total);
+    for run in reused
+        .iter()
+        .filter(|r| r.experiment != Experiment::CrossDev)
+    {
+        done += 1;
+        progress(&EvalProgress {
+            done,
+            total,
+            scope: run
+                .fold
+                .map_or("all".to_string(), |fold| format!("fold{fold}")),
+            setup: run.setup,
+            source: run.source.clone(),
+            repeat: run.repeat,
+            reused: true,
+            uar: run.uar(),
+            seconds: 0.0,
+        });
+    }
+    let mut outcomes: Vec<JobOutcome> = Vec::with_capacity(jobs.len());
     let mut first_error: Option<EvalError> = None;
     let mut receive = |message: Result<JobOutcome>| match message {
         Ok(outcome) => {
@@ -538,8 +650,9 @@ pub fn run_evaluation(
                 total,
                 scope: scopes[groups[outcome.job.group].scope].test.name(),
                 setup: outcome.setup,
-                lambda_cls: outcome.lambda_cls,
+                source: outcome.source.clone(),
                 repeat: outcome.job.repeat,
+                reused: false,
                 uar: outcome.confusions[0].uar().unwrap_or(f64::NAN),
                 seconds: outcome.seconds,
             });
@@ -576,7 +689,9 @@ pub fn run_evaluation(
         return Err(error);
     }
 
-    let mut results = Vec::with_capacity(total * 2);
+    let trained = outcomes.len();
+    let reused_count = reused_runs;
+    let mut results = reused;
     for outcome in outcomes {
         let scope = &scopes[groups[outcome.job.group].scope];
         let (fold, test_session) = match &scope.test {
@@ -589,7 +704,7 @@ pub fn run_evaluation(
                 fold,
                 test_session: test_session.clone(),
                 setup: outcome.setup,
-                lambda_cls: outcome.lambda_cls,
+                source: outcome.source.clone(),
                 synthetic_scope: outcome.synthetic_scope.clone(),
                 repeat: outcome.job.repeat,
                 seed: config.repeat_seed(outcome.job.repeat),
@@ -598,49 +713,130 @@ pub fn run_evaluation(
                 confusion: *confusion,
                 final_loss: outcome.final_loss,
                 seconds: outcome.seconds,
+                run_key: outcome.job.key.clone(),
             });
         }
     }
     // Completion order depends on scheduling; the report's order must not.
     results.sort_by(|a, b| {
-        (a.experiment, a.fold, a.setup, a.repeat)
-            .cmp(&(b.experiment, b.fold, b.setup, b.repeat))
-            .then(
-                a.lambda_cls
-                    .partial_cmp(&b.lambda_cls)
-                    .unwrap_or(Ordering::Equal),
-            )
+        (a.experiment, a.fold, a.setup)
+            .cmp(&(b.experiment, b.fold, b.setup))
+            .then_with(|| order_optional(a.source.as_ref(), b.source.as_ref()))
+            .then(a.repeat.cmp(&b.repeat))
     });
     let summaries = summarise(&results);
     let outputs = report::write_all(
         &inputs.output_dir,
         config,
-        &read_files.into_iter().collect::<Vec<_>>(),
+        &hashes,
         &results,
         &summaries,
+        &skipped,
     )?;
     Ok(EvalReport {
         results,
         summaries,
         outputs,
+        reused: reused_count,
+        trained,
+        skipped,
         workers,
         threads_per_worker,
         wall_seconds: started.elapsed().as_secs_f64(),
     })
 }
 
+/// Emotions with no row in a synthetic set (read from its `emotion` column alone).
+fn missing_classes(path: &std::path::Path) -> Result<Vec<&'static str>> {
+    let frame = emocycle_artifact::read_parquet_columns(path, &["emotion"])?;
+    let column = frame
+        .column("emotion")
+        .and_then(|column| column.str().cloned())
+        .map_err(|source| {
+            EvalError::Artifact(emocycle_artifact::ArtifactError::Parquet {
+                path: path.to_path_buf(),
+                source,
+            })
+        })?;
+    let present: BTreeSet<&str> = column.iter().flatten().collect();
+    Ok(Emotion::ALL
+        .iter()
+        .map(|emotion| emotion.as_str())
+        .filter(|name| !present.contains(name))
+        .collect())
+}
+
+/// Everything one classifier's result depends on.
+struct RunIdentity<'a> {
+    config: &'a EvalConfig,
+    scope: &'a ScopeSpec<'a>,
+    setup: Setup,
+    source: Option<&'a SyntheticSource>,
+    repeat_seed: u64,
+    inputs: &'a EvalInputs,
+    within: bool,
+    synthetic_files: &'a [PathBuf],
+    hashes: &'a BTreeMap<PathBuf, String>,
+}
+
+/// The sha256 of a run's identity: the code version, the settings that shape training (not
+/// the worker count, which changes nothing), the setup's hyper-parameters, the seeds, and the
+/// sha256 of every file the run reads.
+fn run_key(identity: &RunIdentity) -> String {
+    let config = identity.config;
+    let settings = serde_json::json!({
+        "znorm": config.znorm,
+        "leaky_slope": config.leaky_slope,
+        "adam": config.adam,
+        "intra_op_threads": config.intra_op_threads,
+        "params": identity.scope.params.get(identity.setup),
+    });
+    let mut files: Vec<&PathBuf> = vec![&identity.inputs.target];
+    match &identity.scope.test {
+        TestSide::Fold { .. } => {
+            debug_assert!(identity.within);
+            files.push(&identity.inputs.target_folds);
+        }
+        TestSide::Cross(_) => {
+            if let Some(cross) = &identity.inputs.cross_corpus {
+                files.push(&cross.features);
+                files.push(&cross.split);
+            }
+        }
+    }
+    files.extend(identity.synthetic_files);
+    let mut hasher = emocycle_artifact::Sha256Hasher::new()
+        .part("code", emocycle_artifact::CODE_VERSION)
+        .part("settings", &settings.to_string())
+        .part("scope", &identity.scope.test.name())
+        .part("synthetic_scope", &identity.scope.synthetic_scope)
+        .part("setup", identity.setup.as_str())
+        .part(
+            "source",
+            &identity.source.map_or("-".to_string(), ToString::to_string),
+        )
+        .part("seed", &identity.repeat_seed.to_string());
+    for file in files {
+        let hash = identity.hashes.get(file).map_or("missing", String::as_str);
+        hasher = hasher.part("input", hash);
+    }
+    hasher.finish()
+}
+
 /// One classifier to train: member `member` (a setup) of group `group`, repeat `repeat`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Job {
     group: usize,
     member: usize,
     repeat: usize,
+    /// The run's identity hash ([`run_key`]).
+    key: String,
 }
 
 struct JobOutcome {
     job: Job,
     setup: Setup,
-    lambda_cls: Option<f64>,
+    source: Option<SyntheticSource>,
     synthetic_scope: Option<String>,
     train_rows: usize,
     run_seed: u64,
@@ -685,7 +881,7 @@ impl Schedule<'_> {
         tch::set_num_threads(self.threads);
         while !self.stop.load(AtomicOrdering::Relaxed) {
             let index = self.next.fetch_add(1, AtomicOrdering::Relaxed);
-            let Some(&job) = self.jobs.get(index) else {
+            let Some(job) = self.jobs.get(index).cloned() else {
                 break;
             };
             let outcome = self.run(job);
@@ -725,7 +921,7 @@ impl Schedule<'_> {
             self.config.repeat_seed(job.repeat),
             &scope.test.name(),
             item.setup,
-            item.lambda_cls,
+            item.source.as_ref(),
         );
         let trained = train_and_predict(
             &item.train,
@@ -745,7 +941,7 @@ impl Schedule<'_> {
         let outcome = JobOutcome {
             job,
             setup: item.setup,
-            lambda_cls: item.lambda_cls,
+            source: item.source.clone(),
             synthetic_scope: item.synthetic_scope.clone(),
             train_rows: item.train_rows(),
             run_seed: seed,
@@ -754,12 +950,12 @@ impl Schedule<'_> {
             seconds: started.elapsed().as_secs_f64(),
         };
         drop(data);
-        if self.slots[job.group]
+        if self.slots[outcome.job.group]
             .remaining
             .fetch_sub(1, AtomicOrdering::AcqRel)
             == 1
         {
-            *self.slots[job.group]
+            *self.slots[outcome.job.group]
                 .data
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner) = Loaded::Dropped;
@@ -768,23 +964,25 @@ impl Schedule<'_> {
     }
 }
 
-/// Aggregates the results per (experiment, setup, lambda_cls); see [`Summary`].
+/// Aggregates the results per (experiment, setup, synthetic source); see [`Summary`].
 pub fn summarise(results: &[RunResult]) -> Vec<Summary> {
-    type Key = (Experiment, Setup, Option<u64>);
+    type Key = (Experiment, Setup, Option<(u8, u64, String)>);
     let mut groups: BTreeMap<Key, Vec<&RunResult>> = BTreeMap::new();
     for result in results {
         groups
             .entry((
                 result.experiment,
                 result.setup,
-                result.lambda_cls.map(f64::to_bits),
+                result.source.as_ref().map(SyntheticSource::sort_key),
             ))
             .or_default()
             .push(result);
     }
     let mut summaries: Vec<Summary> = groups
-        .into_iter()
-        .map(|((experiment, setup, lambda_bits), members)| {
+        .into_values()
+        .map(|members| {
+            let first = members[0];
+            let (experiment, setup, source) = (first.experiment, first.setup, first.source.clone());
             let mut per_repeat: BTreeMap<usize, Vec<&RunResult>> = BTreeMap::new();
             for member in &members {
                 per_repeat.entry(member.repeat).or_default().push(member);
@@ -825,7 +1023,7 @@ pub fn summarise(results: &[RunResult]) -> Vec<Summary> {
             Summary {
                 experiment,
                 setup,
-                lambda_cls: lambda_bits.map(f64::from_bits),
+                source,
                 folds,
                 uar_per_repeat: uar,
                 uar_mean,
@@ -838,11 +1036,9 @@ pub fn summarise(results: &[RunResult]) -> Vec<Summary> {
         })
         .collect();
     summaries.sort_by(|a, b| {
-        (a.experiment, a.setup).cmp(&(b.experiment, b.setup)).then(
-            a.lambda_cls
-                .partial_cmp(&b.lambda_cls)
-                .unwrap_or(std::cmp::Ordering::Equal),
-        )
+        (a.experiment, a.setup)
+            .cmp(&(b.experiment, b.setup))
+            .then_with(|| order_optional(a.source.as_ref(), b.source.as_ref()))
     });
     summaries
 }

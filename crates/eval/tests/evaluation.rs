@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use emocycle_artifact::{Metadata, read_parquet, write_parquet};
 use emocycle_eval::{
-    EvalConfig, EvalError, EvalInputs, Experiment, Setup, SetupParams, SyntheticScope, Znorm,
-    run_evaluation, synthetic_path,
+    EvalConfig, EvalError, EvalInputs, Experiment, Setup, SetupParams, SyntheticScope,
+    SyntheticSource, Znorm, run_evaluation, synthetic_path,
 };
 use emocycle_features::{
     CorpusSpec, FeatureLayout, FeaturesConfig, FoldScheme, LabelMap, NanPolicy, SplitMix64,
@@ -169,7 +169,11 @@ fn run_dir(dir: &Path) -> PathBuf {
     for (index, scope) in ["fold1", "fold2", "fold3", "all"].iter().enumerate() {
         for lambda_cls in [0.0, 2.0] {
             write_synthetic(
-                &synthetic_path(&run.join("synth"), scope, lambda_cls),
+                &synthetic_path(
+                    &run.join("synth"),
+                    scope,
+                    &SyntheticSource::cyclegan(lambda_cls),
+                ),
                 scope,
                 lambda_cls,
                 12,
@@ -346,7 +350,10 @@ fn same_seed_same_numbers_whatever_the_worker_count() {
     let dir = tempfile::tempdir().unwrap();
     let run = run_dir(dir.path());
     let fingerprint = |config: &EvalConfig| {
+        // Without earlier results every classifier trains again.
+        let _ = std::fs::remove_file(run.join("eval/results.parquet"));
         let report = run_evaluation(&inputs(&run), config, tch::Device::Cpu, &mut |_| {}).unwrap();
+        assert_eq!(report.reused, 0);
         report
             .results
             .iter()
@@ -355,7 +362,7 @@ fn same_seed_same_numbers_whatever_the_worker_count() {
                     r.experiment,
                     r.fold,
                     r.setup,
-                    r.lambda_cls.map(f64::to_bits),
+                    r.lambda_cls().map(f64::to_bits),
                     r.repeat,
                     r.confusion.counts,
                     r.final_loss.to_bits(),
@@ -372,6 +379,166 @@ fn same_seed_same_numbers_whatever_the_worker_count() {
         ..tiny_config(2)
     });
     assert_ne!(sequential, other_seed);
+}
+
+#[test]
+fn unchanged_runs_are_reused_and_only_what_changed_trains_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_dir(dir.path());
+    let config = tiny_config(2);
+    let key = |r: &emocycle_eval::RunResult| {
+        (
+            r.experiment,
+            r.fold,
+            r.setup,
+            r.lambda_cls().map(f64::to_bits),
+            r.repeat,
+            r.confusion.counts,
+        )
+    };
+    let first = run_evaluation(&inputs(&run), &config, tch::Device::Cpu, &mut |_| {}).unwrap();
+    assert_eq!((first.trained, first.reused), (40, 0));
+    let mut reused_progress = 0;
+    let again = run_evaluation(&inputs(&run), &config, tch::Device::Cpu, &mut |p| {
+        reused_progress += usize::from(p.reused);
+    })
+    .unwrap();
+    assert_eq!((again.trained, again.reused, reused_progress), (0, 40, 40));
+    assert_eq!(
+        first.results.iter().map(key).collect::<Vec<_>>(),
+        again.results.iter().map(key).collect::<Vec<_>>()
+    );
+    // fold2's lambda_cls=2 set changes: its syn and real+syn runs (2 setups x 2 repeats) train
+    // again, nothing else.
+    let path = synthetic_path(&run.join("synth"), "fold2", &SyntheticSource::cyclegan(2.0));
+    write_synthetic(&path, "fold2", 2.0, 12, 99);
+    let changed = run_evaluation(&inputs(&run), &config, tch::Device::Cpu, &mut |_| {}).unwrap();
+    assert_eq!((changed.trained, changed.reused), (4, 36));
+    assert!(changed.results.iter().all(|r| r.run_key.len() == 64));
+    // Another hyper-parameter of the real setup: only the real runs (4 scopes x 2) train.
+    let mut other = config.clone();
+    other.within.real.epochs += 1;
+    other.cross.real.epochs += 1;
+    let real_changed =
+        run_evaluation(&inputs(&run), &other, tch::Device::Cpu, &mut |_| {}).unwrap();
+    assert_eq!((real_changed.trained, real_changed.reused), (8, 32));
+}
+
+/// A baseline's set as the augmentation stage writes it: `method` column, held-out session in
+/// the footer, `per_class[e]` rows of emotion e.
+fn write_baseline(
+    path: &Path,
+    scope: &str,
+    name: &str,
+    per_class: [usize; 4],
+    held_out: Option<&str>,
+) {
+    let mut generator = SplitMix64::new(5);
+    let mut ids = Vec::new();
+    let mut emotions = Vec::new();
+    let mut features = vec![Vec::new(); WIDTH];
+    for (emotion, label) in NAMES.iter().enumerate() {
+        for take in 0..per_class[emotion] {
+            ids.push(format!("{name}-{label}-{take}"));
+            emotions.push(label.to_string());
+            for (f, value) in vector(emotion, 0.0, &mut generator).into_iter().enumerate() {
+                features[f].push(value);
+            }
+        }
+    }
+    let rows = ids.len();
+    let mut columns = vec![
+        Column::new("synthetic_id".into(), ids),
+        Column::new("emotion".into(), emotions),
+        Column::new("fold".into(), vec![scope.to_string(); rows]),
+        Column::new("method".into(), vec![name.to_string(); rows]),
+    ];
+    for (feature, values) in feature_names().iter().zip(features) {
+        columns.push(Column::new(feature.as_str().into(), values));
+    }
+    let mut frame = DataFrame::new(rows, columns).unwrap();
+    let mut metadata = Metadata::for_stage("augment");
+    metadata.insert_json("emocycle.features", &feature_names());
+    if let Some(session) = held_out {
+        metadata.insert("emocycle.held_out_session", session);
+    }
+    write_parquet(path, &mut frame, &metadata).unwrap();
+}
+
+#[test]
+fn baselines_are_evaluated_beside_the_cyclegan_and_incomplete_sets_skip_syn() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_dir(dir.path());
+    for scope in ["fold1", "fold2", "fold3", "all"] {
+        let held_out = scope.strip_prefix("fold").map(|k| format!("Ses{k}"));
+        let synth = run.join("synth");
+        write_baseline(
+            &synthetic_path(&synth, scope, &SyntheticSource::baseline("smote")),
+            scope,
+            "smote",
+            [6, 6, 6, 6],
+            held_out.as_deref(),
+        );
+        // Balanced top-up: the largest class gets no synthetic rows.
+        write_baseline(
+            &synthetic_path(
+                &synth,
+                scope,
+                &SyntheticSource::baseline("random-oversampling"),
+            ),
+            scope,
+            "random-oversampling",
+            [3, 0, 2, 1],
+            held_out.as_deref(),
+        );
+    }
+    let config = EvalConfig {
+        lambda_cls: vec![2.0],
+        baselines: vec!["smote".into(), "random-oversampling".into()],
+        repeats: 1,
+        ..tiny_config(2)
+    };
+    let report = run_evaluation(&inputs(&run), &config, tch::Device::Cpu, &mut |_| {}).unwrap();
+    // Per scope: real + cyclegan (syn, real+syn) + smote (syn, real+syn) + oversampling
+    // (real+syn only) = 6 classifiers, 4 scopes.
+    assert_eq!(report.trained, 24);
+    assert_eq!(report.skipped.len(), 4, "{:?}", report.skipped);
+    assert!(
+        report.skipped[0].contains("no happy"),
+        "{:?}",
+        report.skipped
+    );
+    let methods: std::collections::BTreeSet<String> = report
+        .summaries
+        .iter()
+        .filter_map(|s| s.source.as_ref().map(|s| s.method().to_string()))
+        .collect();
+    assert_eq!(
+        methods.into_iter().collect::<Vec<_>>(),
+        ["cyclegan", "random-oversampling", "smote"]
+    );
+    let tables = std::fs::read_to_string(run.join("eval/tables.md")).unwrap();
+    assert!(tables.contains("| real+syn | smote | – |"), "{tables}");
+    assert!(tables.contains("Setups left out"), "{tables}");
+    assert!(run.join("eval/confusion_within_syn_smote.png").is_file());
+    let (frame, _) = read_parquet(&run.join("eval/results.parquet")).unwrap();
+    let method = frame.column("method").unwrap().str().unwrap().clone();
+    assert!(method.iter().any(|m| m == Some("smote")));
+
+    // A fold's baseline made with the test session inside is refused.
+    write_baseline(
+        &synthetic_path(
+            &run.join("synth"),
+            "fold2",
+            &SyntheticSource::baseline("smote"),
+        ),
+        "fold2",
+        "smote",
+        [6, 6, 6, 6],
+        None,
+    );
+    let result = run_evaluation(&inputs(&run), &config, tch::Device::Cpu, &mut |_| {});
+    expect_leakage(result, "fold2/smote/synthetic.parquet", "Ses2");
 }
 
 fn expect_leakage(result: Result<emocycle_eval::EvalReport, EvalError>, file: &str, what: &str) {
@@ -432,7 +599,7 @@ fn a_synthetic_set_from_another_scope_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let run = run_dir(dir.path());
     // fold2's file holds vectors from the all-sessions GAN, which saw fold 2's test session.
-    let path = synthetic_path(&run.join("synth"), "fold2", 2.0);
+    let path = synthetic_path(&run.join("synth"), "fold2", &SyntheticSource::cyclegan(2.0));
     write_synthetic(&path, "all", 2.0, 12, 3);
     let result = run_evaluation(
         &inputs(&run),
@@ -463,7 +630,12 @@ fn all_sessions_scope_and_train_statistics_run_and_say_so() {
     let run = run_dir(dir.path());
     // Make every per-fold file unusable: the all-sessions option must not read them.
     for k in 1..=3 {
-        std::fs::remove_file(synthetic_path(&run.join("synth"), &format!("fold{k}"), 0.0)).unwrap();
+        std::fs::remove_file(synthetic_path(
+            &run.join("synth"),
+            &format!("fold{k}"),
+            &SyntheticSource::cyclegan(0.0),
+        ))
+        .unwrap();
     }
     let mut inputs = inputs(&run);
     inputs.synthetic_minmax = Some(Box::new({
