@@ -83,8 +83,8 @@ pub use data::{DataShape, TrainingData, ensure_no_test_session};
 pub use error::GanError;
 pub use model::{CycleGanModel, ParameterCounts, PretrainedGenerators};
 pub use stage::{
-    Scope, ScopeData, ScopeDirs, StageError, StageInputs, StageManifest, load_scope_data,
-    run_pretrain, run_train,
+    Scope, ScopeData, ScopeDirs, StageError, StageInputs, StageManifest, TargetPart,
+    load_scope_data, load_target_part, run_pretrain, run_train,
 };
 pub use train::{
     EpochReport, PRETRAIN_CHECKPOINT, PretrainEpochRecord, PretrainOutcome, RunManifest,

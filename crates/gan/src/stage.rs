@@ -171,20 +171,28 @@ fn tensor(values: &[f32], rows: usize, width: usize) -> Tensor {
     Tensor::from_slice(values).reshape([rows as i64, width as i64])
 }
 
-/// Reads and normalises one scope's data. For a fold scope, the target rows are those the fold
-/// file assigns to other folds, and their sessions are checked independently: a row of the
-/// fold's test session here is an error, never training data.
-pub fn load_scope_data(inputs: &StageInputs, scope: &Scope) -> Result<ScopeData, StageError> {
-    let source = FeatureMatrix::read(&inputs.source)?;
+/// A scope's target training part: the labelled rows a scope's models learn from, min-max
+/// normalised on themselves as the GAN stage trains on them, and where they came from.
+#[derive(Debug, Clone)]
+pub struct TargetPart {
+    /// The selected target rows (every row for `all`, the other folds' rows for `fold<k>`),
+    /// with `values` min-max normalised with the scope's target normalisation.
+    pub matrix: FeatureMatrix,
+    /// The held-out session, for fold scopes.
+    pub held_out_session: Option<String>,
+    /// The target files read (features, normalisation and, for fold scopes, folds) and their
+    /// sha256.
+    pub inputs: BTreeMap<String, String>,
+}
+
+/// Reads the target corpus, keeps the scope's training part and min-max normalises it with the
+/// scope's target normalisation. For a fold scope, the rows are those the fold file assigns to
+/// other folds, and their sessions are checked independently: a row of the fold's test session
+/// here is an error, never training data. The normalisation must have been fitted on exactly
+/// this part (its subset name and row count are checked).
+pub fn load_target_part(inputs: &StageInputs, scope: &Scope) -> Result<TargetPart, StageError> {
     let target = FeatureMatrix::read(&inputs.target)?;
-    if source.names != target.names {
-        return Err(StageError::Input(format!(
-            "{} and {} have different features",
-            inputs.source.display(),
-            inputs.target.display()
-        )));
-    }
-    let (train_part, held_out_session, subset) = match scope {
+    let (mut train_part, held_out_session, subset) = match scope {
         Scope::All => (target, None, "all".to_string()),
         Scope::Fold(number) => {
             let (folds_frame, folds_metadata) = read_parquet(&inputs.target_folds)?;
@@ -243,7 +251,6 @@ pub fn load_scope_data(inputs: &StageInputs, scope: &Scope) -> Result<ScopeData,
             )
         }
     };
-    let source_norm = check_normalisation(&inputs.source_normalisation, "all", &source.names)?;
     let target_norm =
         check_normalisation(&inputs.target_normalisation, &subset, &train_part.names)?;
     if target_norm.rows != train_part.rows() as u64 {
@@ -254,11 +261,44 @@ pub fn load_scope_data(inputs: &StageInputs, scope: &Scope) -> Result<ScopeData,
             train_part.rows()
         )));
     }
+    target_norm.transform_rows(&mut train_part.values, Scaling::MinMax);
+    let mut files = vec![&inputs.target, &inputs.target_normalisation];
+    if matches!(scope, Scope::Fold(_)) {
+        files.push(&inputs.target_folds);
+    }
+    let mut hashes = BTreeMap::new();
+    for path in files {
+        hashes.insert(path.display().to_string(), sha256_file(path)?);
+    }
+    Ok(TargetPart {
+        matrix: train_part,
+        held_out_session,
+        inputs: hashes,
+    })
+}
+
+/// Reads and normalises one scope's data: the source corpus scaled on itself and the scope's
+/// target training part ([`load_target_part`]) split by emotion.
+pub fn load_scope_data(inputs: &StageInputs, scope: &Scope) -> Result<ScopeData, StageError> {
+    let source = FeatureMatrix::read(&inputs.source)?;
+    let TargetPart {
+        matrix: train_part,
+        held_out_session,
+        inputs: target_hashes,
+    } = load_target_part(inputs, scope)?;
+    if source.names != train_part.names {
+        return Err(StageError::Input(format!(
+            "{} and {} have different features",
+            inputs.source.display(),
+            inputs.target.display()
+        )));
+    }
+    let source_norm = check_normalisation(&inputs.source_normalisation, "all", &source.names)?;
     let width = source.width();
-    let mut source_values = source.values.clone();
+    let source_rows = source.rows();
+    let mut source_values = source.values;
     source_norm.transform_rows(&mut source_values, Scaling::MinMax);
-    let mut target_values = train_part.values.clone();
-    target_norm.transform_rows(&mut target_values, Scaling::MinMax);
+    let target_values = &train_part.values;
     let mut targets = Vec::with_capacity(Emotion::ALL.len());
     let mut target_rows = Vec::with_capacity(Emotion::ALL.len());
     for emotion in Emotion::ALL {
@@ -276,21 +316,12 @@ pub fn load_scope_data(inputs: &StageInputs, scope: &Scope) -> Result<ScopeData,
         target_rows.push(rows.len());
         targets.push(tensor(&values, rows.len(), width));
     }
-    let mut hashes = BTreeMap::new();
-    let mut files = vec![
-        &inputs.source,
-        &inputs.source_normalisation,
-        &inputs.target,
-        &inputs.target_normalisation,
-    ];
-    if matches!(scope, Scope::Fold(_)) {
-        files.push(&inputs.target_folds);
-    }
-    for path in files {
+    let mut hashes = target_hashes;
+    for path in [&inputs.source, &inputs.source_normalisation] {
         hashes.insert(path.display().to_string(), sha256_file(path)?);
     }
     Ok(ScopeData {
-        data: TrainingData::new(tensor(&source_values, source.rows(), width), targets),
+        data: TrainingData::new(tensor(&source_values, source_rows, width), targets),
         inputs: hashes,
         held_out_session,
         target_rows,

@@ -1,0 +1,58 @@
+//! The augmentation stage's errors. Configuration errors name the offending key.
+
+/// Everything that can go wrong making a baseline synthetic set.
+#[derive(Debug, thiserror::Error)]
+pub enum AugmentError {
+    /// A configuration value is impossible.
+    #[error("invalid augment configuration: {key}: {message}")]
+    InvalidConfig {
+        /// The key, as written in the JSON (`k`, `size.per_class`, `generator_hidden`).
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The data cannot feed the method (a class with too few rows, mismatched lengths).
+    #[error("{0}")]
+    Data(String),
+    /// The scope's training part could not be loaded.
+    #[error(transparent)]
+    Stage(#[from] emocycle_gan::StageError),
+    /// A feature-stage artifact is missing or malformed.
+    #[error(transparent)]
+    Features(#[from] emocycle_features::FeatureError),
+    /// An artifact could not be read or written.
+    #[error(transparent)]
+    Artifact(#[from] emocycle_artifact::ArtifactError),
+    /// libtorch refused an operation.
+    #[error("libtorch: {context}: {source}")]
+    Torch {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        #[source]
+        source: tch::TchError,
+    },
+    /// polars could not assemble the synthetic set's table.
+    #[error("{context}: {source}")]
+    Frame {
+        /// Which table.
+        context: String,
+        /// The cause.
+        #[source]
+        source: polars::error::PolarsError,
+    },
+}
+
+impl AugmentError {
+    pub(crate) fn config(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::InvalidConfig {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn torch(context: impl Into<String>) -> impl FnOnce(tch::TchError) -> Self {
+        let context = context.into();
+        move |source| Self::Torch { context, source }
+    }
+}
