@@ -14,6 +14,7 @@ use emocycle_torch::DeviceChoice;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::GanRunArgs;
+use crate::parallel::{self, ChildJob};
 use crate::freshness::{Expected, except, is_fresh, is_fresh_by_record, only, whole};
 
 /// The GAN settings pretraining depends on (lambda_cls and everything of joint training do not).
@@ -199,12 +200,60 @@ fn on_epoch(bar: &ProgressBar) -> impl FnMut(&EpochReport) + '_ {
     }
 }
 
+/// Processes to train in at once: `--jobs`, where 0 means one per core on a CPU and one on a
+/// GPU (the device serialises the work anyway); never more than there are runs.
+fn gan_workers(run: &GanRunArgs, device: tch::Device, runs: usize) -> usize {
+    let requested = match (run.jobs, device) {
+        (0, tch::Device::Cuda(_)) => 1,
+        (jobs, _) => parallel::worker_count(jobs),
+    };
+    requested.min(runs).max(1)
+}
+
+/// A child's arguments for one scope (and lambda_cls) of `stage`, passing the user's options on.
+fn child_args(
+    stage: &str,
+    config: &Path,
+    run: &GanRunArgs,
+    scope: &Scope,
+    lambda_cls: Option<f64>,
+) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = vec![
+        stage.into(),
+        "--config".into(),
+        config.into(),
+        "--scope".into(),
+        scope.name().into(),
+        "--jobs".into(),
+        "1".into(),
+    ];
+    if let Some(value) = lambda_cls {
+        args.extend(["--lambda-cls".into(), value.to_string().into()]);
+    }
+    if let Some(device) = run.device {
+        args.extend(["--device".into(), device.to_string().into()]);
+    }
+    if run.force {
+        args.push("--force".into());
+    }
+    if run.resume {
+        args.push("--resume".into());
+    }
+    args
+}
+
+/// libtorch threads of each child: `--threads` when given, else one.
+fn child_threads() -> usize {
+    THREAD_OVERRIDE.get().copied().flatten().unwrap_or(1)
+}
+
 pub fn pretrain(config: &Path, run: &GanRunArgs) -> Result<()> {
     let pipeline = load_for_models(config)?;
     let device = run.device.unwrap_or(pipeline.config.device).resolve()?;
     let started = Instant::now();
     // Pretraining is cycle-only: it does not depend on lambda_cls.
     let gan_config = pipeline.gan_config(pipeline.config.gan.lambda_cls[0]);
+    let mut todo = Vec::new();
     for scope in gan_scopes(&pipeline, run.scope.as_deref())? {
         let dirs = pipeline.gan_dirs(&scope);
         let expected = Expected {
@@ -227,6 +276,27 @@ pub fn pretrain(config: &Path, run: &GanRunArgs) -> Result<()> {
             );
             continue;
         }
+        todo.push(scope);
+    }
+    let workers = gan_workers(run, device, todo.len());
+    if workers > 1 {
+        let jobs = todo
+            .iter()
+            .map(|scope| ChildJob {
+                label: scope.name(),
+                args: child_args("pretrain", config, run, scope, None),
+            })
+            .collect();
+        parallel::run_children("pretrain", jobs, workers, child_threads())?;
+        eprintln!(
+            "pretrain: done in {:.1} s ({} scopes, {workers} at a time)",
+            started.elapsed().as_secs_f64(),
+            todo.len()
+        );
+        return Ok(());
+    }
+    for scope in todo {
+        let dirs = pipeline.gan_dirs(&scope);
         let scope_started = Instant::now();
         let bar = progress_bar(
             gan_config.pretrain_epochs as u64,
@@ -267,6 +337,7 @@ pub fn train(config: &Path, lambda_cls: Option<f64>, run: &GanRunArgs) -> Result
         None => pipeline.config.gan.lambda_cls.clone(),
     };
     let started = Instant::now();
+    let mut todo = Vec::new();
     for scope in gan_scopes(&pipeline, run.scope.as_deref())? {
         let dirs = pipeline.gan_dirs(&scope);
         for &lambda in &lambdas {
@@ -294,6 +365,30 @@ pub fn train(config: &Path, lambda_cls: Option<f64>, run: &GanRunArgs) -> Result
                 );
                 continue;
             }
+            todo.push((scope.clone(), lambda));
+        }
+    }
+    let workers = gan_workers(run, device, todo.len());
+    if workers > 1 {
+        let jobs = todo
+            .iter()
+            .map(|(scope, lambda)| ChildJob {
+                label: format!("{} lambda_cls={lambda}", scope.name()),
+                args: child_args("train", config, run, scope, Some(*lambda)),
+            })
+            .collect();
+        parallel::run_children("train", jobs, workers, child_threads())?;
+        eprintln!(
+            "train: done in {:.1} s ({} runs, {workers} at a time)",
+            started.elapsed().as_secs_f64(),
+            todo.len()
+        );
+        return Ok(());
+    }
+    for (scope, lambda) in todo {
+        let dirs = pipeline.gan_dirs(&scope);
+        let gan_config = pipeline.gan_config(lambda);
+        {
             let run_started = Instant::now();
             let bar = progress_bar(
                 gan_config.train_epochs as u64,

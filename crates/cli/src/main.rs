@@ -3,6 +3,7 @@
 mod commands;
 mod freshness;
 mod logging;
+mod parallel;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -138,6 +139,10 @@ pub struct GanRunArgs {
     /// Rerun even when the outputs are up to date.
     #[arg(long)]
     pub force: bool,
+    /// Runs (scopes, lambda_cls values) trained at once, each in its own process with one
+    /// libtorch thread (or `--threads`); 0: one per core on a CPU, one on a GPU.
+    #[arg(long, default_value_t = 0)]
+    pub jobs: usize,
 }
 
 fn main() -> ExitCode {
