@@ -5,17 +5,20 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use emocycle_artifact::{keys, read_parquet, read_parquet_metadata};
+use emocycle_augment::{BaselineConfig, BaselineProgress, BaselineRequest, Method, run_baseline};
 use emocycle_eval::{EvalInputs, run_evaluation};
 use emocycle_features::{DEFAULT_CHUNK_ROWS, FoldScheme, NanPolicy, ingest_corpus};
 use emocycle_gan::{EpochReport, Scope, run_pretrain, run_train};
 use emocycle_pipeline::Pipeline;
-use emocycle_synth::{FeatureSpace, GenerateRequest, QualitySet, generate_set, quality_report};
+use emocycle_synth::{
+    CYCLEGAN_METHOD, FeatureSpace, GenerateRequest, QualitySet, generate_set, quality_report,
+};
 use emocycle_torch::DeviceChoice;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::GanRunArgs;
-use crate::parallel::{self, ChildJob};
 use crate::freshness::{Expected, except, is_fresh, is_fresh_by_record, only, whole};
+use crate::parallel::{self, ChildJob};
 
 /// The GAN settings pretraining depends on (lambda_cls and everything of joint training do not).
 const PRETRAIN_FIELDS: &[&str] = &[
@@ -497,7 +500,7 @@ pub fn generate(
     Ok(())
 }
 
-pub fn quality(config: &Path, device: Option<DeviceChoice>) -> Result<()> {
+pub fn quality(config: &Path, device: Option<DeviceChoice>, force: bool) -> Result<()> {
     let pipeline = load_for_models(config)?;
     let device = device.unwrap_or(pipeline.config.device).resolve()?;
     let started = Instant::now();
@@ -514,10 +517,34 @@ pub fn quality(config: &Path, device: Option<DeviceChoice>) -> Result<()> {
             sets.push(QualitySet {
                 inputs: pipeline.gan_inputs(&scope),
                 scope: scope.clone(),
-                lambda_cls: lambda,
+                method: CYCLEGAN_METHOD.into(),
+                lambda_cls: Some(lambda),
                 synthetic,
             });
         }
+        for baseline in &pipeline.config.baselines {
+            let synthetic = pipeline.baseline_request(&scope, baseline).output;
+            anyhow::ensure!(
+                synthetic.is_file(),
+                "{} does not exist: run `emocycle augment` first",
+                synthetic.display()
+            );
+            sets.push(QualitySet {
+                inputs: pipeline.gan_inputs(&scope),
+                scope: scope.clone(),
+                method: baseline.name().to_string(),
+                lambda_cls: None,
+                synthetic,
+            });
+        }
+    }
+    let recorded = emocycle_synth::quality_config(&sets, &pipeline.config.synth);
+    if !force
+        && layout.quality_markdown().is_file()
+        && is_fresh_by_record(&layout.quality(), &recorded)?
+    {
+        eprintln!("quality: up to date (skipped; --force reruns it)");
+        return Ok(());
     }
     let bar = spinner("quality".to_string());
     let report = quality_report(
@@ -666,5 +693,126 @@ pub fn doctor(device: DeviceChoice) -> Result<()> {
         "matmul check on {}: ok",
         emocycle_torch::device_name(resolved)
     );
+    Ok(())
+}
+
+/// Options of `emocycle augment`.
+pub struct AugmentArgs<'a> {
+    pub name: Option<&'a str>,
+    pub scope: Option<&'a str>,
+    pub device: Option<DeviceChoice>,
+    pub force: bool,
+    pub jobs: usize,
+}
+
+pub fn augment(config: &Path, args: &AugmentArgs) -> Result<()> {
+    let pipeline = load_for_models(config)?;
+    let device = args.device.unwrap_or(pipeline.config.device).resolve()?;
+    let started = Instant::now();
+    let baselines: Vec<&BaselineConfig> = match args.name {
+        Some(name) => vec![pipeline.baseline(name).with_context(|| {
+            format!(
+                "--name {name}: the pipeline's baselines are {}",
+                pipeline
+                    .config
+                    .baselines
+                    .iter()
+                    .map(|b| b.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })?],
+        None => pipeline.config.baselines.iter().collect(),
+    };
+    if baselines.is_empty() {
+        eprintln!("augment: the pipeline has no baselines (nothing to do)");
+        return Ok(());
+    }
+    let mut todo = Vec::new();
+    for scope in gan_scopes(&pipeline, args.scope)? {
+        for &baseline in &baselines {
+            let request = pipeline.baseline_request(&scope, baseline);
+            let expected = Expected {
+                config: request.recorded_config(),
+                inputs: request.input_files(),
+            };
+            if !args.force && is_fresh(&request.output, &expected, &[], whole)? {
+                eprintln!(
+                    "augment: {} {} is up to date (skipped; --force reruns it)",
+                    scope.name(),
+                    baseline.name()
+                );
+                continue;
+            }
+            todo.push(request);
+        }
+    }
+    // The cGAN trains for a while: those runs go to child processes when there are several;
+    // the other methods take milliseconds and run here.
+    let is_cgan = |request: &BaselineRequest| matches!(request.config.method, Method::Cgan(_));
+    let (trained, quick): (Vec<_>, Vec<_>) = todo.into_iter().partition(|r| is_cgan(r));
+    let workers = match (args.jobs, device) {
+        (0, tch::Device::Cuda(_)) => 1,
+        (jobs, _) => parallel::worker_count(jobs),
+    }
+    .min(trained.len())
+    .max(1);
+    let mut in_process = quick;
+    if workers > 1 {
+        let jobs = trained
+            .iter()
+            .map(|request| {
+                let mut child: Vec<std::ffi::OsString> = vec![
+                    "augment".into(),
+                    "--config".into(),
+                    config.into(),
+                    "--scope".into(),
+                    request.scope.name().into(),
+                    "--name".into(),
+                    request.config.name().into(),
+                    "--jobs".into(),
+                    "1".into(),
+                ];
+                if let Some(device) = args.device {
+                    child.extend(["--device".into(), device.to_string().into()]);
+                }
+                if args.force {
+                    child.push("--force".into());
+                }
+                ChildJob {
+                    label: format!("{} {}", request.scope.name(), request.config.name()),
+                    args: child,
+                }
+            })
+            .collect();
+        parallel::run_children("augment", jobs, workers, child_threads())?;
+    } else {
+        in_process.extend(trained);
+    }
+    for request in in_process {
+        let label = format!("{} {}", request.scope.name(), request.config.name());
+        let bar = progress_bar(0, format!("augment {label}"));
+        let report = run_baseline(&request, device, &mut |progress| match progress {
+            BaselineProgress::Epoch { record, epochs } => {
+                bar.set_length(epochs as u64);
+                bar.set_position(record.epoch as u64 + 1);
+                bar.set_message(format!("d {:.3} g {:.3}", record.d_loss, record.g_loss));
+            }
+            BaselineProgress::Loaded { .. } | BaselineProgress::Written { .. } => {}
+        })
+        .with_context(|| format!("baseline {label}"))?;
+        bar.finish_and_clear();
+        eprintln!(
+            "augment: {label} -> {} synthetic vectors (angry {}, happy {}, neutral {}, sad {}) on {} in {:.1} s",
+            report.rows_per_emotion.iter().sum::<usize>(),
+            report.rows_per_emotion[0],
+            report.rows_per_emotion[1],
+            report.rows_per_emotion[2],
+            report.rows_per_emotion[3],
+            report.device,
+            report.seconds
+        );
+    }
+    eprintln!("augment: done in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }

@@ -45,6 +45,29 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Baselines: the pipeline's other augmentation methods (random oversampling, SMOTE,
+    /// Gaussian noise, conditional GAN), one synthetic set per scope and method.
+    Augment {
+        /// The pipeline file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Only the baseline of this name (default: every baseline of the pipeline).
+        #[arg(long)]
+        name: Option<String>,
+        /// Only this scope: `fold<k>` or `all`.
+        #[arg(long)]
+        scope: Option<String>,
+        /// Where the conditional GAN runs (auto, cpu, cuda, cuda:N); default: the pipeline's
+        /// `device`.
+        #[arg(long)]
+        device: Option<DeviceChoice>,
+        /// Rerun even when the outputs are up to date.
+        #[arg(long)]
+        force: bool,
+        /// Conditional GANs trained at once in their own processes; 0: one per core on a CPU.
+        #[arg(long, default_value_t = 0)]
+        jobs: usize,
+    },
     /// GAN stage, part 1: cycle-only pretraining of each (G_i, F_i) pair, per scope.
     Pretrain {
         /// The pipeline file.
@@ -93,6 +116,9 @@ enum Command {
         /// Where to run (auto, cpu, cuda, cuda:N); default: the pipeline's `device`.
         #[arg(long)]
         device: Option<DeviceChoice>,
+        /// Rerun even when the report is up to date.
+        #[arg(long)]
+        force: bool,
     },
     /// Evaluation stage: UAR of real, syn and real+syn classifiers, leave-one-session-out and
     /// cross-corpus, with the paper's Tables 2 and 3 and the confusion matrices of Figure 3.
@@ -151,6 +177,23 @@ fn main() -> ExitCode {
     commands::set_thread_override(cli.threads.map(usize::from));
     let outcome = match cli.command {
         Command::Features { config, nan, force } => commands::features(&config, nan, force),
+        Command::Augment {
+            config,
+            name,
+            scope,
+            device,
+            force,
+            jobs,
+        } => commands::augment(
+            &config,
+            &commands::AugmentArgs {
+                name: name.as_deref(),
+                scope: scope.as_deref(),
+                device,
+                force,
+                jobs,
+            },
+        ),
         Command::Pretrain { config, run } => commands::pretrain(&config, &run),
         Command::Train {
             config,
@@ -164,7 +207,11 @@ fn main() -> ExitCode {
             device,
             force,
         } => commands::generate(&config, lambda_cls, scope.as_deref(), device, force),
-        Command::Quality { config, device } => commands::quality(&config, device),
+        Command::Quality {
+            config,
+            device,
+            force,
+        } => commands::quality(&config, device, force),
         Command::Evaluate {
             config,
             device,

@@ -41,7 +41,12 @@ struct Finished {
 /// threads. Each child's summary lines (those starting with `stage:`) are printed when it
 /// ends; a failing child's whole error output is printed, no new child starts after a failure,
 /// and the ones running are waited for (their outputs are written atomically either way).
-pub fn run_children(stage: &str, jobs: Vec<ChildJob>, workers: usize, threads: usize) -> Result<()> {
+pub fn run_children(
+    stage: &str,
+    jobs: Vec<ChildJob>,
+    workers: usize,
+    threads: usize,
+) -> Result<()> {
     let exe = std::env::current_exe()?;
     let total = jobs.len();
     let bar = ProgressBar::new(total as u64).with_prefix(stage.to_string());

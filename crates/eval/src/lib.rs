@@ -104,7 +104,9 @@ pub use config::{
 pub use data::{CrossCorpusInputs, EvalInputs, ScopeNormalisation, ScopePath, synthetic_path};
 pub use error::{EvalError, Result};
 pub use metrics::{CLASSES, ConfusionMatrix, confusion, mean_counts, mean_std, row_normalise, uar};
-pub use report::{confusion_file_name, draw_confusion, paper_uar, results_frame, tables_markdown};
+pub use report::{
+    confusion_file_name, draw_confusion, paper_uar, read_results, results_frame, tables_markdown,
+};
 pub use run::{
     EvalProgress, EvalReport, Experiment, RunResult, Summary, run_evaluation, summarise,
 };

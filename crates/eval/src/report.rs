@@ -529,7 +529,12 @@ pub(crate) fn read_previous_results(path: &Path) -> BTreeMap<String, Vec<RunResu
     }
 }
 
-/// Reads `results.parquet` back into [`RunResult`]s (the inverse of [`results_frame`]).
+/// Reads a `results.parquet` back into [`RunResult`]s (the inverse of [`results_frame`]), for
+/// reports and notebooks; the error names the file and what is wrong.
+pub fn read_results(path: &Path) -> Result<Vec<RunResult>> {
+    parse_results(path).map_err(|message| EvalError::input(path, message))
+}
+
 fn parse_results(path: &Path) -> std::result::Result<Vec<RunResult>, String> {
     let (frame, _) = read_parquet(path).map_err(|e| e.to_string())?;
     let column = |name: &str| frame.column(name).map_err(|e| e.to_string());

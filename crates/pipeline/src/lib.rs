@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+use emocycle_augment::{BaselineConfig, BaselineRequest, baseline_path};
 use emocycle_eval::EvalConfig;
 use emocycle_features::{CorpusSpec, FeatureLayout, FeaturesConfig, FoldScheme};
 use emocycle_gan::{GanConfig, Scope, ScopeDirs, StageInputs};
@@ -72,15 +73,17 @@ pub enum SyntheticScope {
     AllSessions,
 }
 
+/// The lambda_cls sweep: the paper's two values (0 and 2) and the points between and beyond
+/// that its "future work" asks about.
 fn default_lambda_cls() -> Vec<f64> {
-    vec![0.0, 2.0]
+    vec![0.0, 0.5, 1.0, 2.0, 4.0]
 }
 
 /// The GAN stage's part of a pipeline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GanStageConfig {
-    /// One joint training per value (the paper: 0 and 2).
+    /// One joint training per value (the paper: 0 and 2; default: the sweep 0, 0.5, 1, 2, 4).
     #[serde(default = "default_lambda_cls")]
     pub lambda_cls: Vec<f64>,
     /// Per-fold (default) or all-sessions CycleGANs for within-corpus folds.
@@ -131,8 +134,12 @@ pub struct PipelineConfig {
     /// Synthetic-set generation and its quality report.
     #[serde(default)]
     pub synth: SynthConfig,
-    /// The evaluation stage. Its `lambda_cls`, `synthetic_scope` and `seed` come from
-    /// `gan.lambda_cls`, `gan.synthetic_scope` and the pipeline's `seed`.
+    /// Baseline augmentation methods, each making a synthetic set per scope next to the
+    /// CycleGAN's (`synth/<scope>/<name>/`), evaluated and reported beside it. Default: none.
+    #[serde(default)]
+    pub baselines: Vec<BaselineConfig>,
+    /// The evaluation stage. Its `lambda_cls`, `baselines`, `synthetic_scope` and `seed` come
+    /// from `gan.lambda_cls`, `baselines`, `gan.synthetic_scope` and the pipeline's `seed`.
     #[serde(default)]
     pub evaluation: EvalConfig,
 }
@@ -279,11 +286,33 @@ impl Pipeline {
                 "evaluation.seed",
                 config.evaluation.seed != eval_defaults.seed,
             ),
+            (
+                "evaluation.baselines",
+                config.evaluation.baselines != eval_defaults.baselines,
+            ),
         ] {
             if differs {
                 return Err(self.invalid(
                     key,
-                    "set gan.lambda_cls, gan.synthetic_scope or the pipeline's seed instead",
+                    "set gan.lambda_cls, gan.synthetic_scope, baselines or the pipeline's seed \
+                     instead",
+                ));
+            }
+        }
+        for (index, baseline) in config.baselines.iter().enumerate() {
+            baseline
+                .validate()
+                .map_err(|error| self.invalid(format!("baselines[{index}]"), error.to_string()))?;
+            if config.baselines[..index]
+                .iter()
+                .any(|other| other.name() == baseline.name())
+            {
+                return Err(self.invalid(
+                    format!("baselines[{index}]"),
+                    format!(
+                        "a second baseline named {:?}: give one of them a \"name\"",
+                        baseline.name()
+                    ),
                 ));
             }
         }
@@ -391,9 +420,35 @@ impl Pipeline {
                 SyntheticScope::PerFold => emocycle_eval::SyntheticScope::PerFold,
                 SyntheticScope::AllSessions => emocycle_eval::SyntheticScope::AllSessions,
             },
+            baselines: config
+                .baselines
+                .iter()
+                .map(|baseline| baseline.name().to_string())
+                .collect(),
             seed: config.seed,
             cross_corpus: config.evaluation.cross_corpus && config.roles.cross_corpus.is_some(),
             ..config.evaluation.clone()
+        }
+    }
+
+    /// The baseline called `name`, if the pipeline has one.
+    pub fn baseline(&self, name: &str) -> Option<&BaselineConfig> {
+        self.config
+            .baselines
+            .iter()
+            .find(|baseline| baseline.name() == name)
+    }
+
+    /// What the augmentation stage needs to make `baseline`'s set of `scope`: the same target
+    /// rows and statistics as the GAN of that scope, the pipeline's seed, and the output
+    /// `synth/<scope>/<name>/synthetic.parquet`.
+    pub fn baseline_request(&self, scope: &Scope, baseline: &BaselineConfig) -> BaselineRequest {
+        BaselineRequest {
+            config: baseline.clone(),
+            inputs: self.gan_inputs(scope),
+            scope: scope.clone(),
+            seed: self.config.seed,
+            output: baseline_path(&self.output_dir().join("synth"), scope, baseline.name()),
         }
     }
 
@@ -541,6 +596,22 @@ mod tests {
                 "unknown field `epochs`",
             ),
             (r#", "synth": {"knn_k": 0}"#, "synth"),
+            (
+                r#", "baselines": [{"method": "smote"}, {"method": "smote"}]"#,
+                "baselines[1]",
+            ),
+            (
+                r#", "baselines": [{"method": "smote", "k": 0}]"#,
+                "baselines[0]",
+            ),
+            (
+                r#", "baselines": [{"method": "smote", "sigma": 0.1}]"#,
+                "unknown field `sigma`",
+            ),
+            (
+                r#", "evaluation": {"baselines": ["smote"]}"#,
+                "evaluation.baselines",
+            ),
         ];
         for (extra, key) in cases {
             let error = Pipeline::from_json(&fixtures(), &pipeline_text(extra))

@@ -47,4 +47,7 @@ pub use metrics::{
     ColumnMoments, KnnPrecisionRecall, Rows, c2st_accuracy, frechet_distance, knn_precision_recall,
     mean_abs_difference, std_abs_difference,
 };
-pub use quality::{Comparison, QualityReport, QualityRow, QualitySet, quality_report};
+pub use quality::{
+    CYCLEGAN_METHOD, Comparison, QualityReport, QualityRow, QualitySet, quality_report,
+    recorded_config as quality_config,
+};

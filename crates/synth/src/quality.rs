@@ -24,13 +24,19 @@ use crate::metrics::{
 };
 use crate::{FeatureSpace, SynthConfig, SynthError};
 
-/// One synthetic set to measure: the set and the inputs of the scope whose CycleGANs made it.
+/// The `method` of the CycleGAN's sets in `quality.parquet`.
+pub const CYCLEGAN_METHOD: &str = "cyclegan";
+
+/// One synthetic set to measure: the set and the inputs of the scope whose training part
+/// made it (a CycleGAN's, or a baseline method's).
 #[derive(Debug, Clone)]
 pub struct QualitySet {
-    /// The scope the CycleGANs were trained on.
+    /// The scope the CycleGANs (or the baseline) were trained on.
     pub scope: Scope,
-    /// Their classification-loss weight.
-    pub lambda_cls: f64,
+    /// `cyclegan`, or the baseline's name.
+    pub method: String,
+    /// The CycleGAN's classification-loss weight; `None` for a baseline.
+    pub lambda_cls: Option<f64>,
     /// The set, written by [`crate::generate_set`].
     pub synthetic: PathBuf,
     /// The scope's feature-stage files (target training part, source, normalisations).
@@ -62,8 +68,11 @@ impl Comparison {
 pub struct QualityRow {
     /// The scope's name.
     pub scope: String,
-    /// The synthetic set's lambda_cls (target-source rows repeat per set).
-    pub lambda_cls: f64,
+    /// The synthetic set's method: `cyclegan` or a baseline's name (target-source rows repeat
+    /// per set).
+    pub method: String,
+    /// The CycleGAN set's lambda_cls; `None` for a baseline.
+    pub lambda_cls: Option<f64>,
     /// Which sets are compared.
     pub comparison: Comparison,
     /// `angry`, `happy`, `neutral`, `sad` or `pooled`.
@@ -252,6 +261,7 @@ fn row(
 ) -> QualityRow {
     QualityRow {
         scope: set.scope.name(),
+        method: set.method.clone(),
         lambda_cls: set.lambda_cls,
         comparison,
         emotion: emotion.to_string(),
@@ -402,7 +412,7 @@ fn summarise_synthetic(
     target_norm: &Normaliser,
     config: &SynthConfig,
     device: Device,
-) -> Result<Vec<Summary>, SynthError> {
+) -> Result<Vec<Option<Summary>>, SynthError> {
     let path = &set.synthetic;
     let metadata = read_parquet_metadata(path)?;
     let names: Vec<String> = metadata.get_json("emocycle.features", path)?;
@@ -499,7 +509,17 @@ fn summarise_synthetic(
         pooled.absorb(part);
     }
     builders.push(pooled);
-    builders.into_iter().map(SummaryBuilder::finish).collect()
+    // A balancing baseline leaves the largest class without synthetic rows: no statistics.
+    builders
+        .into_iter()
+        .map(|builder| {
+            if builder.slot_of.len() < 2 {
+                Ok(None)
+            } else {
+                builder.finish().map(Some)
+            }
+        })
+        .collect()
 }
 
 /// Measures every synthetic set against its scope's target training part (and the source
@@ -586,6 +606,7 @@ pub fn quality_report(
                 ));
             }
             for (group, other) in synthetic.iter().enumerate() {
+                let Some(other) = other else { continue };
                 let metrics = compare(&mut summaries.target[group], other, config, device)?;
                 rows.push(row(
                     set,
@@ -596,14 +617,20 @@ pub fn quality_report(
                     metrics,
                 ));
             }
-            synthetic_moments.push((
-                set.lambda_cls,
-                synthetic.into_iter().map(|s| s.moments).collect::<Vec<_>>(),
-            ));
+            // Figure 2 shows the CycleGAN's sets, as the paper's does.
+            if let Some(lambda_cls) = set.lambda_cls {
+                let moments: Option<Vec<ColumnMoments>> = synthetic
+                    .into_iter()
+                    .map(|s| s.map(|s| s.moments))
+                    .collect();
+                if let Some(moments) = moments {
+                    synthetic_moments.push((lambda_cls, moments));
+                }
+            }
             progress(&format!(
-                "{} lambda_cls={}: synthetic set measured",
+                "{} {}: synthetic set measured",
                 scope.name(),
-                set.lambda_cls
+                set_label(set.lambda_cls, &set.method)
             ));
         }
         if *scope == figure_scope {
@@ -635,7 +662,7 @@ pub fn quality_report(
     let mut outputs = Vec::new();
     let mut frame = quality_frame(&rows)?;
     let mut metadata = Metadata::for_stage("quality");
-    metadata.insert_json(keys::CONFIG, config);
+    metadata.insert_json(keys::CONFIG, &recorded_config(sets, config));
     metadata.insert_json(
         keys::SEEDS,
         &serde_json::json!({ "metric": config.metric_seed }),
@@ -673,6 +700,24 @@ pub fn quality_report(
     Ok(QualityReport { rows, outputs })
 }
 
+/// What `quality.parquet` records under `emocycle.config`: the settings and the list of sets
+/// measured, so that a report is stale when a set is added or removed, not only when one
+/// changes (the input hashes cover that).
+pub fn recorded_config(sets: &[QualitySet], config: &SynthConfig) -> serde_json::Value {
+    let sets: Vec<serde_json::Value> = sets
+        .iter()
+        .map(|set| {
+            serde_json::json!({
+                "scope": set.scope.name(),
+                "method": set.method,
+                "lambda_cls": set.lambda_cls,
+                "synthetic": set.synthetic.display().to_string(),
+            })
+        })
+        .collect();
+    serde_json::json!({ "synth": config, "sets": sets })
+}
+
 fn quality_frame(rows: &[QualityRow]) -> Result<DataFrame, SynthError> {
     fn strings<'a>(rows: &'a [QualityRow], pick: fn(&'a QualityRow) -> &'a str) -> Vec<&'a str> {
         rows.iter().map(pick).collect()
@@ -687,7 +732,11 @@ fn quality_frame(rows: &[QualityRow]) -> Result<DataFrame, SynthError> {
         rows.len(),
         vec![
             Column::new("scope".into(), strings(rows, |r| r.scope.as_str())),
-            Column::new("lambda_cls".into(), floats(rows, |r| r.lambda_cls)),
+            Column::new("method".into(), strings(rows, |r| r.method.as_str())),
+            Column::new(
+                "lambda_cls".into(),
+                rows.iter().map(|r| r.lambda_cls).collect::<Vec<_>>(),
+            ),
             Column::new(
                 "comparison".into(),
                 strings(rows, |r| r.comparison.as_str()),
@@ -710,14 +759,19 @@ fn quality_frame(rows: &[QualityRow]) -> Result<DataFrame, SynthError> {
     .map_err(SynthError::frame("the quality table"))
 }
 
-fn paper_value(comparison: Comparison, lambda_cls: f64) -> String {
+fn paper_value(comparison: Comparison, lambda_cls: Option<f64>) -> String {
     match comparison {
         Comparison::TargetSource => format!("{PAPER_TARGET_SOURCE}"),
         Comparison::TargetSynthetic => PAPER_TARGET_SYNTHETIC
             .iter()
-            .find(|(lambda, _)| *lambda == lambda_cls)
+            .find(|(lambda, _)| Some(*lambda) == lambda_cls)
             .map_or("–".to_string(), |(_, value)| format!("{value}")),
     }
+}
+
+/// `lcls=<v>` for a CycleGAN set, the name for a baseline's.
+fn set_label(lambda_cls: Option<f64>, method: &str) -> String {
+    lambda_cls.map_or(method.to_string(), |value| format!("lcls={value}"))
 }
 
 /// The markdown summary: per scope the target-source line once, then one line per synthetic
@@ -736,14 +790,20 @@ pub(crate) fn markdown(rows: &[QualityRow]) -> String {
          |---|---|---|---|---|---|---|---|---|---|\n",
     );
     let mut seen_reference: Vec<String> = Vec::new();
-    let mut keys: Vec<(String, f64, Comparison)> = Vec::new();
+    type Key = (String, String, Option<f64>, Comparison);
+    let mut keys: Vec<Key> = Vec::new();
     for row in rows {
-        let key = (row.scope.clone(), row.lambda_cls, row.comparison);
+        let key = (
+            row.scope.clone(),
+            row.method.clone(),
+            row.lambda_cls,
+            row.comparison,
+        );
         if !keys.contains(&key) {
             keys.push(key);
         }
     }
-    for (scope, lambda_cls, comparison) in keys {
+    for (scope, method, lambda_cls, comparison) in keys {
         if comparison == Comparison::TargetSource {
             if seen_reference.contains(&scope) {
                 continue;
@@ -753,7 +813,10 @@ pub(crate) fn markdown(rows: &[QualityRow]) -> String {
         let group: Vec<&QualityRow> = rows
             .iter()
             .filter(|r| {
-                r.scope == scope && r.lambda_cls == lambda_cls && r.comparison == comparison
+                r.scope == scope
+                    && r.method == method
+                    && r.lambda_cls == lambda_cls
+                    && r.comparison == comparison
             })
             .collect();
         let per_emotion: Vec<f64> = group
@@ -767,7 +830,9 @@ pub(crate) fn markdown(rows: &[QualityRow]) -> String {
         };
         let label = match comparison {
             Comparison::TargetSource => "\\|target - source\\|".to_string(),
-            Comparison::TargetSynthetic => format!("\\|target - syn(lcls={lambda_cls})\\|"),
+            Comparison::TargetSynthetic => {
+                format!("\\|target - syn({})\\|", set_label(lambda_cls, &method))
+            }
         };
         text.push_str(&format!(
             "| {scope} | {label} | {mad:.3} | {:.3} | {:.3} | {:.2} | {:.3} | {:.3} | {:.3} | {} |\n",

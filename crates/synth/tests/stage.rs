@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use emocycle_artifact::{read_parquet, sha256_file};
+use emocycle_artifact::{read_parquet, sha256_file, write_parquet};
 use emocycle_features::testing::tiny_corpora;
 use emocycle_features::{Emotion, FeatureLayout, FeatureMatrix, Normaliser, Scaling, run_features};
 use emocycle_gan::{
@@ -13,8 +13,8 @@ use emocycle_gan::{
     run_pretrain, run_train,
 };
 use emocycle_synth::{
-    Comparison, FeatureSpace, GenerateRequest, QualitySet, SynthConfig, SynthError, SynthLayout,
-    generate_set, quality_report,
+    CYCLEGAN_METHOD, Comparison, FeatureSpace, GenerateRequest, QualitySet, SynthConfig,
+    SynthError, SynthLayout, generate_set, quality_report,
 };
 
 fn inputs(layout: &FeatureLayout, scope: &Scope) -> StageInputs {
@@ -384,7 +384,8 @@ fn the_quality_report_measures_every_set_and_draws_figure_2() {
         sets.push(QualitySet {
             inputs: inputs(&run.layout, &scope),
             scope,
-            lambda_cls,
+            method: CYCLEGAN_METHOD.into(),
+            lambda_cls: Some(lambda_cls),
             synthetic: output,
         });
     }
@@ -449,8 +450,9 @@ fn the_quality_report_measures_every_set_and_draws_figure_2() {
     let twin_report = quality_report(
         &[QualitySet {
             scope: Scope::All,
-            lambda_cls: 0.0,
-            synthetic: minmax_twin,
+            method: CYCLEGAN_METHOD.into(),
+            lambda_cls: Some(0.0),
+            synthetic: minmax_twin.clone(),
             inputs: inputs(&run.layout, &Scope::All),
         }],
         &SynthLayout::new(run.dir.path().join("twin")),
@@ -462,7 +464,7 @@ fn the_quality_report_measures_every_set_and_draws_figure_2() {
     let raw_rows: Vec<_> = report
         .rows
         .iter()
-        .filter(|r| r.scope == "all" && r.lambda_cls == 0.0)
+        .filter(|r| r.scope == "all" && r.lambda_cls == Some(0.0))
         .collect();
     assert_eq!(raw_rows.len(), twin_report.rows.len());
     for (a, b) in raw_rows.iter().zip(&twin_report.rows) {
@@ -472,8 +474,50 @@ fn the_quality_report_measures_every_set_and_draws_figure_2() {
         );
     }
 
+    // A baseline's set that tops classes up leaves the largest one without rows: its rows are
+    // measured, the missing class has no row, and the set is not drawn in Figure 2.
+    let (twin, twin_metadata) = read_parquet(&minmax_twin).unwrap();
+    let mut no_happy = twin
+        .filter(
+            &twin
+                .column("emotion")
+                .unwrap()
+                .str()
+                .unwrap()
+                .not_equal("happy"),
+        )
+        .unwrap();
+    let balance_set = run.dir.path().join("balance.parquet");
+    write_parquet(&balance_set, &mut no_happy, &twin_metadata).unwrap();
+    let balance_report = quality_report(
+        &[QualitySet {
+            scope: Scope::All,
+            method: "random-oversampling".into(),
+            lambda_cls: None,
+            synthetic: balance_set,
+            inputs: inputs(&run.layout, &Scope::All),
+        }],
+        &SynthLayout::new(run.dir.path().join("balance")),
+        &figure_config(),
+        tch::Device::Cpu,
+        &mut |_| {},
+    )
+    .unwrap();
+    let synthetic_rows: Vec<_> = balance_report
+        .rows
+        .iter()
+        .filter(|r| r.comparison == Comparison::TargetSynthetic)
+        .collect();
+    assert_eq!(synthetic_rows.len(), 4, "{synthetic_rows:?}");
+    assert!(synthetic_rows.iter().all(|r| r.emotion != "happy"
+        && r.method == "random-oversampling"
+        && r.lambda_cls.is_none()));
+    let markdown = std::fs::read_to_string(run.dir.path().join("balance/quality.md")).unwrap();
+    assert!(markdown.contains("syn(random-oversampling)"), "{markdown}");
+
     let (frame, metadata) = read_parquet(&synth.quality()).unwrap();
     assert_eq!(frame.height(), 30);
+    assert!(frame.column("method").is_ok());
     assert_eq!(metadata.get("emocycle.stage"), Some("quality"));
     let markdown = std::fs::read_to_string(synth.quality_markdown()).unwrap();
     assert!(markdown.contains("0.084") && markdown.contains("0.013") && markdown.contains("0.049"));
