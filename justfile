@@ -31,6 +31,7 @@ lint: setup
 # Run every stage of a pipeline (default: the paper on the embedded corpus)
 reproduce pipeline=demo: build
     {{emocycle}} features --config {{pipeline}}
+    {{emocycle}} augment --config {{pipeline}}
     {{emocycle}} pretrain --config {{pipeline}}
     {{emocycle}} train --config {{pipeline}}
     {{emocycle}} generate --config {{pipeline}}
@@ -40,6 +41,10 @@ reproduce pipeline=demo: build
 # Feature stage: ingest openSMILE files and labels, make folds and normalisation statistics
 features pipeline=demo *flags: build
     {{emocycle}} features --config {{pipeline}} {{flags}}
+
+# Baselines: random oversampling, SMOTE, Gaussian noise and a conditional GAN, per scope
+augment pipeline=demo *flags: build
+    {{emocycle}} augment --config {{pipeline}} {{flags}}
 
 # GAN stage, part 1: cycle-only pretraining of the generator pairs of every scope
 pretrain pipeline=demo *flags: build

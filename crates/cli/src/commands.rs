@@ -19,6 +19,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::GanRunArgs;
 use crate::freshness::{Expected, except, is_fresh, is_fresh_by_record, only, whole};
 use crate::parallel::{self, ChildJob};
+use crate::record;
 
 /// The GAN settings pretraining depends on (lambda_cls and everything of joint training do not).
 const PRETRAIN_FIELDS: &[&str] = &[
@@ -123,6 +124,7 @@ pub fn features(config: &Path, nan: Option<NanPolicy>, force: bool) -> Result<()
         }
         let bar = spinner(format!("features: {}", corpus.name));
         let corpus_started = Instant::now();
+        record::worked();
         let report = ingest_corpus(corpus, &layout, DEFAULT_CHUNK_ROWS)
             .with_context(|| format!("feature stage, corpus {:?}", corpus.name))?;
         bar.finish_and_clear();
@@ -290,6 +292,7 @@ pub fn pretrain(config: &Path, run: &GanRunArgs) -> Result<()> {
                 args: child_args("pretrain", config, run, scope, None),
             })
             .collect();
+        record::worked();
         parallel::run_children("pretrain", jobs, workers, child_threads())?;
         eprintln!(
             "pretrain: done in {:.1} s ({} scopes, {workers} at a time)",
@@ -305,6 +308,7 @@ pub fn pretrain(config: &Path, run: &GanRunArgs) -> Result<()> {
             gan_config.pretrain_epochs as u64,
             format!("pretrain {}", scope.name()),
         );
+        record::worked();
         let outcome = run_pretrain(
             &gan_config,
             &pipeline.gan_inputs(&scope),
@@ -380,6 +384,7 @@ pub fn train(config: &Path, lambda_cls: Option<f64>, run: &GanRunArgs) -> Result
                 args: child_args("train", config, run, scope, Some(*lambda)),
             })
             .collect();
+        record::worked();
         parallel::run_children("train", jobs, workers, child_threads())?;
         eprintln!(
             "train: done in {:.1} s ({} runs, {workers} at a time)",
@@ -397,6 +402,7 @@ pub fn train(config: &Path, lambda_cls: Option<f64>, run: &GanRunArgs) -> Result
                 gan_config.train_epochs as u64,
                 format!("train {} lambda_cls={lambda}", scope.name()),
             );
+            record::worked();
             let outcome = run_train(
                 &gan_config,
                 &pipeline.gan_inputs(&scope),
@@ -479,6 +485,7 @@ pub fn generate(
             }
             let run_started = Instant::now();
             let bar = progress_bar(0, format!("generate {} lambda_cls={lambda}", scope.name()));
+            record::worked();
             let report = generate_set(&request, synth, device, &mut |progress| {
                 bar.set_length(progress.rows_total as u64);
                 bar.set_position(progress.rows_done as u64);
@@ -547,6 +554,7 @@ pub fn quality(config: &Path, device: Option<DeviceChoice>, force: bool) -> Resu
         return Ok(());
     }
     let bar = spinner("quality".to_string());
+    record::worked();
     let report = quality_report(
         &sets,
         &layout,
@@ -600,6 +608,7 @@ pub fn evaluate(config: &Path, device: Option<DeviceChoice>, force: bool) -> Res
     }
     let started = Instant::now();
     let bar = progress_bar(0, "evaluate".to_string());
+    record::worked();
     let report = run_evaluation(&inputs, &eval_config, device, &mut |progress| {
         bar.set_length(progress.total as u64);
         bar.set_position(progress.done as u64);
@@ -785,6 +794,7 @@ pub fn augment(config: &Path, args: &AugmentArgs) -> Result<()> {
                 }
             })
             .collect();
+        record::worked();
         parallel::run_children("augment", jobs, workers, child_threads())?;
     } else {
         in_process.extend(trained);
@@ -792,6 +802,7 @@ pub fn augment(config: &Path, args: &AugmentArgs) -> Result<()> {
     for request in in_process {
         let label = format!("{} {}", request.scope.name(), request.config.name());
         let bar = progress_bar(0, format!("augment {label}"));
+        record::worked();
         let report = run_baseline(&request, device, &mut |progress| match progress {
             BaselineProgress::Epoch { record, epochs } => {
                 bar.set_length(epochs as u64);

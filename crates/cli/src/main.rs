@@ -4,6 +4,7 @@ mod commands;
 mod freshness;
 mod logging;
 mod parallel;
+mod record;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -149,6 +150,25 @@ enum Command {
     },
 }
 
+impl Command {
+    /// For a pipeline stage: its name, pipeline file and parallel runs (for its record).
+    fn stage(&self) -> Option<(&'static str, PathBuf, usize)> {
+        let jobs = |requested: usize| parallel::worker_count(requested);
+        match self {
+            Self::Features { config, .. } => Some(("features", config.clone(), 1)),
+            Self::Augment {
+                config, jobs: j, ..
+            } => Some(("augment", config.clone(), jobs(*j))),
+            Self::Pretrain { config, run } => Some(("pretrain", config.clone(), jobs(run.jobs))),
+            Self::Train { config, run, .. } => Some(("train", config.clone(), jobs(run.jobs))),
+            Self::Generate { config, .. } => Some(("generate", config.clone(), 1)),
+            Self::Quality { config, .. } => Some(("quality", config.clone(), 1)),
+            Self::Evaluate { config, .. } => Some(("evaluate", config.clone(), 0)),
+            Self::Inspect { .. } | Self::Doctor { .. } => None,
+        }
+    }
+}
+
 /// Options shared by the model-training subcommands.
 #[derive(Debug, clap::Args)]
 pub struct GanRunArgs {
@@ -175,6 +195,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.verbose, cli.quiet);
     commands::set_thread_override(cli.threads.map(usize::from));
+    let started = std::time::Instant::now();
+    let stage = cli.command.stage();
     let outcome = match cli.command {
         Command::Features { config, nan, force } => commands::features(&config, nan, force),
         Command::Augment {
@@ -220,6 +242,26 @@ fn main() -> ExitCode {
         Command::Inspect { file, rows } => commands::inspect(&file, rows),
         Command::Doctor { device } => commands::doctor(device),
     };
+    // A stage that did work leaves a record of its wall time for the report.
+    let outcome = outcome.and_then(|()| match stage {
+        Some((stage, config, jobs)) => {
+            // Parallel runs are child processes with one thread each unless --threads says.
+            let threads = match cli.threads {
+                Some(threads) => usize::from(threads),
+                None if jobs > 1 => 1,
+                None => tch::get_num_threads().max(1) as usize,
+            };
+            record::finish(&record::StageRun {
+                stage,
+                config: &config,
+                started,
+                jobs,
+                threads,
+            })
+            .map(|_| ())
+        }
+        None => Ok(()),
+    });
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

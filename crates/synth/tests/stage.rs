@@ -477,16 +477,15 @@ fn the_quality_report_measures_every_set_and_draws_figure_2() {
     // A baseline's set that tops classes up leaves the largest one without rows: its rows are
     // measured, the missing class has no row, and the set is not drawn in Figure 2.
     let (twin, twin_metadata) = read_parquet(&minmax_twin).unwrap();
-    let mut no_happy = twin
-        .filter(
-            &twin
-                .column("emotion")
-                .unwrap()
-                .str()
-                .unwrap()
-                .not_equal("happy"),
-        )
-        .unwrap();
+    let keep: polars::prelude::BooleanChunked = twin
+        .column("emotion")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|emotion| emotion != Some("happy"))
+        .collect();
+    let mut no_happy = twin.filter(&keep).unwrap();
     let balance_set = run.dir.path().join("balance.parquet");
     write_parquet(&balance_set, &mut no_happy, &twin_metadata).unwrap();
     let balance_report = quality_report(
