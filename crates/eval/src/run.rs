@@ -497,8 +497,16 @@ pub fn run_evaluation(
             }
             read_files.extend(files.iter().cloned());
             let mut setups = synthetic_setups.clone();
-            if setups.contains(&Setup::Syn) {
-                let missing = missing_classes(&path)?;
+            let (rows, missing) = class_coverage(&path)?;
+            if rows == 0 {
+                // Nothing to add (a balancing method on a balanced training part): real+syn
+                // would be the real setup again and syn has nothing to learn from.
+                setups.clear();
+                skipped.push(format!(
+                    "{} syn and real+syn {source}: the set is empty",
+                    scope.test.name()
+                ));
+            } else if setups.contains(&Setup::Syn) {
                 if !missing.is_empty() {
                     // A classifier trained without a class can never predict it: its UAR
                     // would measure the set's coverage, not its quality.
@@ -516,12 +524,14 @@ pub fn run_evaluation(
             if setups.is_empty() {
                 continue;
             }
+            // A group left with the real setup alone must not read its (unusable) set.
+            let synthetic = setups.iter().any(|setup| setup.uses_synthetic());
             groups.push(Group {
                 scope: index,
-                source: Some(source.clone()),
+                source: synthetic.then(|| source.clone()),
                 setups,
             });
-            group_files.push(files);
+            group_files.push(if synthetic { files } else { Vec::new() });
         }
     }
     let hashes: BTreeMap<PathBuf, String> = read_files
@@ -746,8 +756,9 @@ pub fn run_evaluation(
     })
 }
 
-/// Emotions with no row in a synthetic set (read from its `emotion` column alone).
-fn missing_classes(path: &std::path::Path) -> Result<Vec<&'static str>> {
+/// A synthetic set's row count and the emotions it has no row of (read from its `emotion`
+/// column alone).
+fn class_coverage(path: &std::path::Path) -> Result<(usize, Vec<&'static str>)> {
     let frame = emocycle_artifact::read_parquet_columns(path, &["emotion"])?;
     let column = frame
         .column("emotion")
@@ -759,11 +770,12 @@ fn missing_classes(path: &std::path::Path) -> Result<Vec<&'static str>> {
             })
         })?;
     let present: BTreeSet<&str> = column.iter().flatten().collect();
-    Ok(Emotion::ALL
+    let missing = Emotion::ALL
         .iter()
         .map(|emotion| emotion.as_str())
         .filter(|name| !present.contains(name))
-        .collect())
+        .collect();
+    Ok((column.len(), missing))
 }
 
 /// Everything one classifier's result depends on.
