@@ -105,15 +105,18 @@ pub fn run_children(
                 .lines()
                 .filter(|line| line.starts_with(&summary_prefix) && !line.contains(": done in"))
             {
-                bar.println(line);
+                // `println` would print nothing where the bar is hidden (a log file, CI).
+                bar.suspend(|| eprintln!("{line}"));
             }
         } else {
-            bar.println(format!(
-                "{stage}: {} failed after {:.1} s:\n{}",
-                finished.label,
-                finished.seconds,
-                finished.stderr.trim_end()
-            ));
+            bar.suspend(|| {
+                eprintln!(
+                    "{stage}: {} failed after {:.1} s:\n{}",
+                    finished.label,
+                    finished.seconds,
+                    finished.stderr.trim_end()
+                )
+            });
             failures.push(finished.label);
         }
     }

@@ -122,6 +122,12 @@ fn a_rerun_does_nothing_and_a_change_reruns_only_its_dependants() {
         4,
         "{stderr}"
     );
+    // Each run's own summary reaches the log, whether it ran here or in a child process.
+    assert_eq!(
+        stderr.matches(" lambda_cls=2 on cpu in ").count(),
+        4,
+        "{stderr}"
+    );
     assert!(!stderr.contains("lambda_cls=2 is up to date"), "{stderr}");
     let stderr = stage(dir.path(), &["generate"]);
     assert_eq!(stderr.matches(" -> ").count(), 4, "{stderr}");
