@@ -596,13 +596,10 @@ pub fn evaluate(config: &Path, device: Option<DeviceChoice>, force: bool) -> Res
         }));
     }
     let record = inputs.output_dir.join("results.parquet");
-    if force {
-        // --force means "train every classifier again", not only "rewrite the tables".
-        if record.is_file() {
-            std::fs::remove_file(&record)
-                .with_context(|| format!("removing {}", record.display()))?;
-        }
-    } else if is_fresh_by_record(&record, &serde_json::to_value(&eval_config)?)? {
+    // --force trains every classifier again, not only rewrites the tables; the old results
+    // stay in place until the new ones replace them.
+    inputs.reuse = !force;
+    if !force && is_fresh_by_record(&record, &serde_json::to_value(&eval_config)?)? {
         eprintln!("evaluate: up to date (skipped; --force reruns it)");
         return Ok(());
     }

@@ -52,6 +52,9 @@ pub struct EvalInputs {
     pub gan_root: Option<PathBuf>,
     /// Where `results.parquet`, `tables.md` and the confusion PNGs go (a run's `eval/`).
     pub output_dir: PathBuf,
+    /// Reuse the results of the previous `results.parquet` whose run key matches (default);
+    /// `false` trains every classifier again.
+    pub reuse: bool,
 }
 
 impl EvalInputs {
@@ -74,6 +77,7 @@ impl EvalInputs {
             synthetic_minmax: None,
             gan_root: Some(run_dir.join("gan")),
             output_dir: run_dir.join("eval"),
+            reuse: true,
         }
     }
 }

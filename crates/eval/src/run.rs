@@ -538,7 +538,11 @@ pub fn run_evaluation(
         .iter()
         .map(|path| Ok((path.clone(), emocycle_artifact::sha256_file(path)?)))
         .collect::<Result<_>>()?;
-    let previous = report::read_previous_results(&inputs.output_dir.join("results.parquet"));
+    let previous = if inputs.reuse {
+        report::read_previous_results(&inputs.output_dir.join("results.parquet"))
+    } else {
+        BTreeMap::new()
+    };
 
     // Jobs in group order, so that groups load one after another; within a group the
     // presumably longest runs first (multiply-adds per row x epochs x rows, synthetic rows
