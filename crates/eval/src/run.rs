@@ -506,17 +506,15 @@ pub fn run_evaluation(
                     "{} syn and real+syn {source}: the set is empty",
                     scope.test.name()
                 ));
-            } else if setups.contains(&Setup::Syn) {
-                if !missing.is_empty() {
-                    // A classifier trained without a class can never predict it: its UAR
-                    // would measure the set's coverage, not its quality.
-                    setups.retain(|setup| *setup != Setup::Syn);
-                    skipped.push(format!(
-                        "{} syn {source}: the set has no {} vectors",
-                        scope.test.name(),
-                        missing.join(", ")
-                    ));
-                }
+            } else if setups.contains(&Setup::Syn) && !missing.is_empty() {
+                // A classifier trained without a class can never predict it: its UAR would
+                // measure the set's coverage, not its quality.
+                setups.retain(|setup| *setup != Setup::Syn);
+                skipped.push(format!(
+                    "{} syn {source}: the set has no {} vectors",
+                    scope.test.name(),
+                    missing.join(", ")
+                ));
             }
             if real && position == 0 {
                 setups.insert(0, Setup::Real);
