@@ -257,7 +257,13 @@ pub fn pretrain(config: &Path, run: &GanRunArgs) -> Result<()> {
     let device = run.device.unwrap_or(pipeline.config.device).resolve()?;
     let started = Instant::now();
     // Pretraining is cycle-only: it does not depend on lambda_cls.
-    let gan_config = pipeline.gan_config(pipeline.config.gan.lambda_cls[0]);
+    let Some(&first_lambda) = pipeline.config.gan.lambda_cls.first() else {
+        eprintln!(
+            "pretrain: gan.lambda_cls is empty: the pipeline trains no CycleGAN (nothing to do)"
+        );
+        return Ok(());
+    };
+    let gan_config = pipeline.gan_config(first_lambda);
     let mut todo = Vec::new();
     for scope in gan_scopes(&pipeline, run.scope.as_deref())? {
         let dirs = pipeline.gan_dirs(&scope);

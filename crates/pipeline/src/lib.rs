@@ -84,6 +84,7 @@ fn default_lambda_cls() -> Vec<f64> {
 #[serde(deny_unknown_fields)]
 pub struct GanStageConfig {
     /// One joint training per value (the paper: 0 and 2; default: the sweep 0, 0.5, 1, 2, 4).
+    /// Empty: no CycleGAN at all, only the baselines (which must then be given).
     #[serde(default = "default_lambda_cls")]
     pub lambda_cls: Vec<f64>,
     /// Per-fold (default) or all-sessions CycleGANs for within-corpus folds.
@@ -258,7 +259,8 @@ impl Pipeline {
         if gan.network.seed != defaults.seed {
             return Err(self.invalid("gan.network.seed", "set the pipeline's seed instead"));
         }
-        if gan.lambda_cls.is_empty()
+        // An empty list trains no CycleGAN: the baselines alone are evaluated.
+        if (gan.lambda_cls.is_empty() && config.baselines.is_empty())
             || gan
                 .lambda_cls
                 .iter()
@@ -266,8 +268,13 @@ impl Pipeline {
         {
             return Err(self.invalid(
                 "gan.lambda_cls",
-                "must be a non-empty list of finite values >= 0",
+                "must list finite values >= 0 (it may be empty only when baselines are given)",
             ));
+        }
+        for (index, value) in gan.lambda_cls.iter().enumerate() {
+            if gan.lambda_cls[..index].contains(value) {
+                return Err(self.invalid("gan.lambda_cls", format!("lists {value} twice")));
+            }
         }
         gan.network
             .validate()
@@ -619,6 +626,25 @@ mod tests {
                 .to_string();
             assert!(error.contains(key), "{extra}: {error}");
         }
+        // Baselines alone, without any CycleGAN, are a valid experiment.
+        let baselines_only = Pipeline::from_json(
+            &fixtures(),
+            &pipeline_text(r#", "gan": {"lambda_cls": []}, "baselines": [{"method": "smote"}]"#),
+        )
+        .unwrap();
+        let eval = baselines_only.eval_config();
+        assert!(eval.lambda_cls.is_empty());
+        assert_eq!(eval.baselines, ["smote"]);
+        let twice = Pipeline::from_json(
+            &fixtures(),
+            &pipeline_text(r#", "gan": {"lambda_cls": [2, 2]}"#),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            twice.contains("gan.lambda_cls") && twice.contains("twice"),
+            "{twice}"
+        );
     }
 
     #[test]
