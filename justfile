@@ -37,6 +37,7 @@ reproduce pipeline=demo: build
     {{emocycle}} generate --config {{pipeline}}
     {{emocycle}} quality --config {{pipeline}}
     {{emocycle}} evaluate --config {{pipeline}}
+    {{emocycle}} report --config {{pipeline}}
 
 # Feature stage: ingest openSMILE files and labels, make folds and normalisation statistics
 features pipeline=demo *flags: build
@@ -65,6 +66,10 @@ quality pipeline=demo *flags: build
 # Evaluation: UAR tables (Tables 2, 3) and confusion matrices (Figure 3)
 evaluate pipeline=demo *flags: build
     {{emocycle}} evaluate --config {{pipeline}} {{flags}}
+
+# The run's report: runs/<pipeline>/report.md and its figures
+report pipeline=demo: build
+    {{emocycle}} report --config {{pipeline}}
 
 # Show an artifact's schema and footer metadata
 inspect file: build

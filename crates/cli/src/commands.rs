@@ -10,6 +10,7 @@ use emocycle_eval::{EvalInputs, run_evaluation};
 use emocycle_features::{DEFAULT_CHUNK_ROWS, FoldScheme, NanPolicy, ingest_corpus};
 use emocycle_gan::{EpochReport, Scope, run_pretrain, run_train};
 use emocycle_pipeline::Pipeline;
+use emocycle_report::{ReportInputs, write_report};
 use emocycle_synth::{
     CYCLEGAN_METHOD, FeatureSpace, GenerateRequest, QualitySet, generate_set, quality_report,
 };
@@ -828,5 +829,22 @@ pub fn augment(config: &Path, args: &AugmentArgs) -> Result<()> {
         );
     }
     eprintln!("augment: done in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+pub fn report(config: &Path) -> Result<()> {
+    let pipeline = Pipeline::load(config)?;
+    let started = Instant::now();
+    let outcome = write_report(&ReportInputs::for_pipeline(pipeline)).context("report")?;
+    record::worked();
+    for note in &outcome.notes {
+        eprintln!("report: {note}");
+    }
+    eprintln!(
+        "report: {} ({} figures) in {:.1} s",
+        outcome.report.display(),
+        outcome.figures.len(),
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }

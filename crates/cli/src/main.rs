@@ -134,6 +134,14 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// The run's report, `runs/<pipeline>/report.md`: Tables 1-3 beside the paper, the
+    /// augmentation methods compared, the lambda_cls sweep, Figures 2 and 3, loss curves, what
+    /// differs from the paper, config, seeds, versions and wall time per stage.
+    Report {
+        /// The pipeline file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Show a parquet artifact's shape, columns and footer metadata.
     Inspect {
         /// The parquet file.
@@ -164,7 +172,7 @@ impl Command {
             Self::Generate { config, .. } => Some(("generate", config.clone(), 1)),
             Self::Quality { config, .. } => Some(("quality", config.clone(), 1)),
             Self::Evaluate { config, .. } => Some(("evaluate", config.clone(), 0)),
-            Self::Inspect { .. } | Self::Doctor { .. } => None,
+            Self::Report { .. } | Self::Inspect { .. } | Self::Doctor { .. } => None,
         }
     }
 }
@@ -239,6 +247,7 @@ fn main() -> ExitCode {
             device,
             force,
         } => commands::evaluate(&config, device, force),
+        Command::Report { config } => commands::report(&config),
         Command::Inspect { file, rows } => commands::inspect(&file, rows),
         Command::Doctor { device } => commands::doctor(device),
     };

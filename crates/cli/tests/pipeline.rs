@@ -76,6 +76,22 @@ fn a_rerun_does_nothing_and_a_change_reruns_only_its_dependants() {
             "{name} left no stage record"
         );
     }
+    let stderr = stage(dir.path(), &["report"]);
+    assert!(stderr.contains("report: runs/tiny/report.md"), "{stderr}");
+    let report = std::fs::read_to_string(run.join("report.md")).unwrap();
+    for section in [
+        "Table 1",
+        "Table 2",
+        "Augmentation methods compared",
+        "lambda_cls sweep",
+        "| smote |",
+    ] {
+        assert!(
+            report.contains(section),
+            "{section} missing from the report"
+        );
+    }
+    assert!(run.join("report/lambda_sweep.png").is_file());
     let record = |name: &str| std::fs::read_to_string(run.join(format!("stages/{name}.json")));
     let evaluate_record = record("evaluate").unwrap();
 
