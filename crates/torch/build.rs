@@ -9,7 +9,9 @@
 //! depends on `torch-sys` directly: cargo only hands `DEP_TCH_LIBTORCH_LIB` to direct dependents.
 
 fn main() {
-    println!("cargo:rerun-if-changed=build.rs");
+    // A relative `build.rs` would name the including package's own (absent) file, which cargo
+    // takes as changed on every build: every including crate would recompile every time.
+    println!("cargo:rerun-if-changed={}", this_script().display());
     let Ok(lib_dir) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
         // LIBTORCH_STATIC or an unusual platform: nothing to add.
         return;
@@ -21,5 +23,18 @@ fn main() {
         println!("cargo:rustc-link-arg=-ltorch");
     } else if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("macos") {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{lib_dir}");
+    }
+}
+
+/// This file, from the including package: its own `build.rs` (the torch crate) or the shared
+/// `../torch/build.rs`.
+fn this_script() -> std::path::PathBuf {
+    let manifest_dir =
+        std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default());
+    let own = manifest_dir.join("build.rs");
+    if own.is_file() {
+        own
+    } else {
+        manifest_dir.join("../torch/build.rs")
     }
 }
