@@ -137,11 +137,7 @@ pub fn features(config: &Path, nan: Option<NanPolicy>, force: bool) -> Result<()
             corpus_started.elapsed().as_secs_f64()
         );
     }
-    eprintln!(
-        "features: done in {:.1} s; outputs in {}",
-        started.elapsed().as_secs_f64(),
-        pipeline.output_dir().join("features").display()
-    );
+    record::closing_line("features", started);
     Ok(())
 }
 
@@ -339,7 +335,7 @@ pub fn pretrain(config: &Path, run: &GanRunArgs) -> Result<()> {
             last.join(" ")
         );
     }
-    eprintln!("pretrain: done in {:.1} s", started.elapsed().as_secs_f64());
+    record::closing_line("pretrain", started);
     Ok(())
 }
 
@@ -434,7 +430,7 @@ pub fn train(config: &Path, lambda_cls: Option<f64>, run: &GanRunArgs) -> Result
             );
         }
     }
-    eprintln!("train: done in {:.1} s", started.elapsed().as_secs_f64());
+    record::closing_line("train", started);
     Ok(())
 }
 
@@ -510,7 +506,7 @@ pub fn generate(
             );
         }
     }
-    eprintln!("generate: done in {:.1} s", started.elapsed().as_secs_f64());
+    record::closing_line("generate", started);
     Ok(())
 }
 
@@ -828,7 +824,7 @@ pub fn augment(config: &Path, args: &AugmentArgs) -> Result<()> {
             report.seconds
         );
     }
-    eprintln!("augment: done in {:.1} s", started.elapsed().as_secs_f64());
+    record::closing_line("augment", started);
     Ok(())
 }
 

@@ -18,6 +18,20 @@ pub fn worked() {
     WORKED.store(true, Ordering::Relaxed);
 }
 
+/// Whether the current command made or replaced an artifact so far.
+pub fn did_work() -> bool {
+    WORKED.load(Ordering::Relaxed)
+}
+
+/// The closing line of a stage: its time, or that everything was up to date.
+pub fn closing_line(stage: &str, started: Instant) {
+    if did_work() {
+        eprintln!("{stage}: done in {:.1} s", started.elapsed().as_secs_f64());
+    } else {
+        eprintln!("{stage}: nothing to do, every output is up to date");
+    }
+}
+
 /// What a stage command ran with.
 pub struct StageRun<'a> {
     /// `features`, `train`, ...
@@ -35,7 +49,7 @@ pub struct StageRun<'a> {
 /// Writes `stages/<stage>.json` below the pipeline's output directory if the command did
 /// work; returns whether it wrote.
 pub fn finish(run: &StageRun) -> Result<bool> {
-    if !WORKED.load(Ordering::Relaxed) {
+    if !did_work() {
         return Ok(false);
     }
     let pipeline = Pipeline::load(run.config)?;
