@@ -20,8 +20,8 @@ pub use error::ArtifactError;
 pub use hash::{Sha256Hasher, sha256_bytes, sha256_file};
 pub use metadata::{Metadata, keys};
 pub use parquet::{
-    ParquetCompression, WriteOptions, read_parquet, read_parquet_columns, read_parquet_metadata,
-    write_parquet, write_parquet_with,
+    ParquetCompression, WriteOptions, float32_columns, read_parquet, read_parquet_columns,
+    read_parquet_metadata, write_parquet, write_parquet_with,
 };
 pub use schema::{require_column, require_float_columns};
 

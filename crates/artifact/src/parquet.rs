@@ -103,3 +103,35 @@ pub fn read_parquet_columns(path: &Path, columns: &[&str]) -> Result<DataFrame> 
         .finish()
         .map_err(parquet_error(path))
 }
+
+/// One float32 column per name from `rows x names.len()` row-major values (the synthetic
+/// stages' in-memory layout), in name order: the feature columns of a synthetic set.
+pub fn float32_columns(names: &[String], values: &[f32]) -> Vec<polars::prelude::Column> {
+    use polars::prelude::{Float32Chunked, IntoColumn};
+    let width = names.len();
+    let rows = values.len().checked_div(width).unwrap_or(0);
+    names
+        .iter()
+        .enumerate()
+        .map(|(feature, name)| {
+            let column: Vec<f32> = (0..rows).map(|row| values[row * width + feature]).collect();
+            Float32Chunked::from_vec(name.as_str().into(), column).into_column()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod column_tests {
+    use super::*;
+
+    #[test]
+    fn row_major_values_become_one_column_per_name() {
+        let names = vec!["a".to_string(), "b".to_string()];
+        let columns = float32_columns(&names, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        assert_eq!(columns.len(), 2);
+        assert_eq!(columns[0].name().as_str(), "a");
+        let b: Vec<Option<f32>> = columns[1].f32().unwrap().iter().collect();
+        assert_eq!(b, [Some(2.0), Some(4.0), Some(6.0)]);
+        assert!(float32_columns(&[], &[]).is_empty());
+    }
+}

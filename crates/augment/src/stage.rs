@@ -4,10 +4,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use emocycle_artifact::{Metadata, ParquetCompression, WriteOptions, keys, write_parquet_with};
+use emocycle_artifact::{
+    Metadata, ParquetCompression, WriteOptions, float32_columns, keys, write_parquet_with,
+};
 use emocycle_features::Emotion;
 use emocycle_gan::{Scope, StageInputs, TargetPart, load_target_part};
-use polars::prelude::{Column, DataFrame, Float32Chunked, IntoColumn};
+use polars::prelude::{Column, DataFrame};
 use serde::{Deserialize, Serialize};
 use tch::Device;
 
@@ -332,12 +334,7 @@ fn set_frame(set: &SetColumns) -> polars::error::PolarsResult<DataFrame> {
         "interpolation".into(),
         synthetic.interpolation.clone(),
     ));
-    for (feature, name) in set.names.iter().enumerate() {
-        let values: Vec<f32> = (0..count)
-            .map(|row| synthetic.values[row * width + feature])
-            .collect();
-        columns.push(Float32Chunked::from_vec(name.as_str().into(), values).into_column());
-    }
+    columns.extend(float32_columns(set.names, &synthetic.values));
     DataFrame::new(count, columns)
 }
 

@@ -3,13 +3,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use emocycle_artifact::{Metadata, keys, read_parquet_metadata, sha256_file, write_atomic};
+use emocycle_artifact::{
+    Metadata, float32_columns, keys, read_parquet_metadata, sha256_file, write_atomic,
+};
 use emocycle_features::{Emotion, FeatureMatrix, Normaliser, Scaling, SplitMix64};
 use emocycle_gan::{CycleGanModel, GanConfig, ModelLayout, Scope, StageInputs};
-use polars::prelude::{
-    Column, DataFrame, Float32Chunked, IntoColumn, KeyValueMetadata, ParquetCompression,
-    ParquetWriter,
-};
+use polars::prelude::{Column, DataFrame, KeyValueMetadata, ParquetCompression, ParquetWriter};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
@@ -410,12 +409,7 @@ fn batch_frame(batch: BatchRows) -> polars::error::PolarsResult<DataFrame> {
         "checkpoint_sha256".into(),
         vec![batch.checkpoint_sha256; count],
     ));
-    for (feature, name) in batch.names.iter().enumerate() {
-        let values: Vec<f32> = (0..count)
-            .map(|row| batch.generated[row * width + feature])
-            .collect();
-        columns.push(Float32Chunked::from_vec(name.as_str().into(), values).into_column());
-    }
+    columns.extend(float32_columns(batch.names, batch.generated));
     DataFrame::new(count, columns)
 }
 
