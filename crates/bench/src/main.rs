@@ -88,6 +88,8 @@ fn machine() -> String {
 }
 
 fn main() -> Result<()> {
+    // As the emocycle binary does: the GAN rows time what `emocycle train` runs.
+    emocycle_torch::keep_freed_memory();
     let args = Args::parse();
     let repo = args
         .repo

