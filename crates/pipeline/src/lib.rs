@@ -372,8 +372,9 @@ impl Pipeline {
     }
 
     /// The GAN scopes the pipeline needs: one per fold of the target corpus (per-fold synthetic
-    /// data) and `all` (cross-corpus, or every fold with all-sessions synthetic data). The fold
-    /// count comes from the feature stage's fold file, so that stage must have run.
+    /// data) and `all` when something uses it (the cross-corpus experiment, or every fold with
+    /// all-sessions synthetic data). The fold count comes from the feature stage's fold file, so
+    /// that stage must have run.
     pub fn gan_scopes(&self) -> Result<Vec<Scope>, PipelineError> {
         let target = self.corpus(&self.config.roles.target).expect("validated");
         let mut scopes = Vec::new();
@@ -392,7 +393,14 @@ impl Pipeline {
                     })?;
             scopes.extend(folds.iter().map(|fold| Scope::Fold(fold.number)));
         }
-        scopes.push(Scope::All);
+        // GANs of every session serve the cross-corpus experiment and all-sessions synthetic
+        // data; a pipeline with neither would train them for nothing.
+        if self.eval_config().cross_corpus
+            || self.config.gan.synthetic_scope == SyntheticScope::AllSessions
+            || scopes.is_empty()
+        {
+            scopes.push(Scope::All);
+        }
         Ok(scopes)
     }
 
