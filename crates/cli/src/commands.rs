@@ -202,23 +202,41 @@ fn on_epoch(bar: &ProgressBar) -> impl FnMut(&EpochReport) + '_ {
     }
 }
 
-/// Processes to train in at once: `--jobs`, where 0 means one per core on a CPU and one on a
-/// GPU (the device serialises the work anyway); never more than there are runs.
-fn gan_workers(run: &GanRunArgs, device: tch::Device, runs: usize) -> usize {
-    let requested = match (run.jobs, device) {
+/// Processes to run at once: `--jobs`, where 0 means one per core on a CPU and one on a GPU
+/// (the device serialises the work anyway); never more than there are runs.
+fn child_workers(jobs: usize, device: tch::Device, runs: usize) -> usize {
+    let requested = match (jobs, device) {
         (0, tch::Device::Cuda(_)) => 1,
         (jobs, _) => parallel::worker_count(jobs),
     };
     requested.min(runs).max(1)
 }
 
-/// A child's arguments for one scope (and lambda_cls) of `stage`, passing the user's options on.
+/// The user's options every child run inherits.
+struct ChildOptions {
+    device: Option<DeviceChoice>,
+    force: bool,
+    resume: bool,
+}
+
+impl From<&GanRunArgs> for ChildOptions {
+    fn from(run: &GanRunArgs) -> Self {
+        Self {
+            device: run.device,
+            force: run.force,
+            resume: run.resume,
+        }
+    }
+}
+
+/// A child's arguments for one scope of `stage` (plus `extra` flags naming the run within the
+/// scope), passing the user's options on.
 fn child_args(
     stage: &str,
     config: &Path,
-    run: &GanRunArgs,
     scope: &Scope,
-    lambda_cls: Option<f64>,
+    extra: &[(&str, String)],
+    options: &ChildOptions,
 ) -> Vec<std::ffi::OsString> {
     let mut args: Vec<std::ffi::OsString> = vec![
         stage.into(),
@@ -229,19 +247,32 @@ fn child_args(
         "--jobs".into(),
         "1".into(),
     ];
-    if let Some(value) = lambda_cls {
-        args.extend(["--lambda-cls".into(), value.to_string().into()]);
+    for (flag, value) in extra {
+        args.extend([(*flag).into(), value.into()]);
     }
-    if let Some(device) = run.device {
+    if let Some(device) = options.device {
         args.extend(["--device".into(), device.to_string().into()]);
     }
-    if run.force {
+    if options.force {
         args.push("--force".into());
     }
-    if run.resume {
+    if options.resume {
         args.push("--resume".into());
     }
     args
+}
+
+/// Runs `jobs` as child processes, `workers` at a time, and says how long they took.
+fn run_in_children(stage: &str, jobs: Vec<ChildJob>, workers: usize) -> Result<()> {
+    let started = Instant::now();
+    let runs = jobs.len();
+    record::worked();
+    parallel::run_children(stage, jobs, workers, child_threads())?;
+    eprintln!(
+        "{stage}: {runs} runs done in {:.1} s, {workers} at a time",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 /// libtorch threads of each child: `--threads` when given, else one.
@@ -286,23 +317,16 @@ pub fn pretrain(config: &Path, run: &GanRunArgs) -> Result<()> {
         }
         todo.push(scope);
     }
-    let workers = gan_workers(run, device, todo.len());
+    let workers = child_workers(run.jobs, device, todo.len());
     if workers > 1 {
         let jobs = todo
             .iter()
             .map(|scope| ChildJob {
                 label: scope.name(),
-                args: child_args("pretrain", config, run, scope, None),
+                args: child_args("pretrain", config, scope, &[], &run.into()),
             })
             .collect();
-        record::worked();
-        parallel::run_children("pretrain", jobs, workers, child_threads())?;
-        eprintln!(
-            "pretrain: done in {:.1} s ({} scopes, {workers} at a time)",
-            started.elapsed().as_secs_f64(),
-            todo.len()
-        );
-        return Ok(());
+        return run_in_children("pretrain", jobs, workers);
     }
     for scope in todo {
         let dirs = pipeline.gan_dirs(&scope);
@@ -378,23 +402,22 @@ pub fn train(config: &Path, lambda_cls: Option<f64>, run: &GanRunArgs) -> Result
             todo.push((scope.clone(), lambda));
         }
     }
-    let workers = gan_workers(run, device, todo.len());
+    let workers = child_workers(run.jobs, device, todo.len());
     if workers > 1 {
         let jobs = todo
             .iter()
             .map(|(scope, lambda)| ChildJob {
                 label: format!("{} lambda_cls={lambda}", scope.name()),
-                args: child_args("train", config, run, scope, Some(*lambda)),
+                args: child_args(
+                    "train",
+                    config,
+                    scope,
+                    &[("--lambda-cls", lambda.to_string())],
+                    &run.into(),
+                ),
             })
             .collect();
-        record::worked();
-        parallel::run_children("train", jobs, workers, child_threads())?;
-        eprintln!(
-            "train: done in {:.1} s ({} runs, {workers} at a time)",
-            started.elapsed().as_secs_f64(),
-            todo.len()
-        );
-        return Ok(());
+        return run_in_children("train", jobs, workers);
     }
     for (scope, lambda) in todo {
         let dirs = pipeline.gan_dirs(&scope);
@@ -760,42 +783,28 @@ pub fn augment(config: &Path, args: &AugmentArgs) -> Result<()> {
     // the other methods take milliseconds and run here.
     let is_cgan = |request: &BaselineRequest| matches!(request.config.method, Method::Cgan(_));
     let (trained, quick): (Vec<_>, Vec<_>) = todo.into_iter().partition(|r| is_cgan(r));
-    let workers = match (args.jobs, device) {
-        (0, tch::Device::Cuda(_)) => 1,
-        (jobs, _) => parallel::worker_count(jobs),
-    }
-    .min(trained.len())
-    .max(1);
+    let workers = child_workers(args.jobs, device, trained.len());
     let mut in_process = quick;
     if workers > 1 {
+        let options = ChildOptions {
+            device: args.device,
+            force: args.force,
+            resume: false,
+        };
         let jobs = trained
             .iter()
-            .map(|request| {
-                let mut child: Vec<std::ffi::OsString> = vec![
-                    "augment".into(),
-                    "--config".into(),
-                    config.into(),
-                    "--scope".into(),
-                    request.scope.name().into(),
-                    "--name".into(),
-                    request.config.name().into(),
-                    "--jobs".into(),
-                    "1".into(),
-                ];
-                if let Some(device) = args.device {
-                    child.extend(["--device".into(), device.to_string().into()]);
-                }
-                if args.force {
-                    child.push("--force".into());
-                }
-                ChildJob {
-                    label: format!("{} {}", request.scope.name(), request.config.name()),
-                    args: child,
-                }
+            .map(|request| ChildJob {
+                label: format!("{} {}", request.scope.name(), request.config.name()),
+                args: child_args(
+                    "augment",
+                    config,
+                    &request.scope,
+                    &[("--name", request.config.name().to_string())],
+                    &options,
+                ),
             })
             .collect();
-        record::worked();
-        parallel::run_children("augment", jobs, workers, child_threads())?;
+        run_in_children("augment", jobs, workers)?;
     } else {
         in_process.extend(trained);
     }
