@@ -60,6 +60,76 @@ fn remove_stale_temporaries(target: &Path, dir: &Path) {
     }
 }
 
+/// A file being written under a hidden temporary name beside its target, which takes the
+/// target's place only on [`AtomicFile::commit`]: flushed, synced to disk and renamed.
+///
+/// Dropped without a commit (an error, a panic), it removes the temporary file, and the target
+/// keeps its previous contents (or stays absent). A killed process leaves the temporary file,
+/// which the next writer of the same target removes.
+pub struct AtomicFile {
+    target: PathBuf,
+    dir: PathBuf,
+    guard: TempGuard,
+}
+
+impl AtomicFile {
+    /// Creates the temporary file (and the target's parent directories) and returns a buffered
+    /// writer into it.
+    pub fn create(target: &Path) -> Result<(Self, BufWriter<File>)> {
+        let dir = match target.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        fs::create_dir_all(&dir).map_err(|source| ArtifactError::io(&dir, source))?;
+        remove_stale_temporaries(target, &dir);
+        let temp_path = dir.join(format!(
+            "{}{}.{}.tmp",
+            temp_prefix(target),
+            std::process::id(),
+            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp_path)
+            .map_err(|source| ArtifactError::io(&temp_path, source))?;
+        let atomic = Self {
+            target: target.to_path_buf(),
+            dir,
+            guard: TempGuard {
+                path: temp_path,
+                armed: true,
+            },
+        };
+        Ok((atomic, BufWriter::with_capacity(1 << 20, file)))
+    }
+
+    /// The file's final path.
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
+    /// Flushes `writer` (the one [`AtomicFile::create`] returned), syncs the file and renames
+    /// it over the target.
+    pub fn commit(mut self, writer: BufWriter<File>) -> Result<()> {
+        let temp_path = self.guard.path.clone();
+        let file = writer
+            .into_inner()
+            .map_err(|error| ArtifactError::io(&temp_path, error.into_error()))?;
+        file.sync_all()
+            .map_err(|source| ArtifactError::io(&temp_path, source))?;
+        drop(file);
+        fs::rename(&temp_path, &self.target)
+            .map_err(|source| ArtifactError::io(&self.target, source))?;
+        self.guard.armed = false;
+        // The rename itself must reach the disk too, or a power cut could undo it.
+        if let Ok(dir_handle) = File::open(&self.dir) {
+            let _ = dir_handle.sync_all();
+        }
+        Ok(())
+    }
+}
+
 /// Writes `target` atomically: `produce` writes into a hidden temporary file in the same
 /// directory, which is flushed to disk and then renamed over `target`.
 ///
@@ -71,45 +141,12 @@ where
         &mut BufWriter<File>,
     ) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>>,
 {
-    let dir = match target.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    fs::create_dir_all(&dir).map_err(|source| ArtifactError::io(&dir, source))?;
-    remove_stale_temporaries(target, &dir);
-    let temp_path = dir.join(format!(
-        "{}{}.{}.tmp",
-        temp_prefix(target),
-        std::process::id(),
-        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&temp_path)
-        .map_err(|source| ArtifactError::io(&temp_path, source))?;
-    let mut guard = TempGuard {
-        path: temp_path.clone(),
-        armed: true,
-    };
-    let mut writer = BufWriter::with_capacity(1 << 20, file);
+    let (atomic, mut writer) = AtomicFile::create(target)?;
     produce(&mut writer).map_err(|source| ArtifactError::Write {
         path: target.to_path_buf(),
         source,
     })?;
-    let file = writer
-        .into_inner()
-        .map_err(|error| ArtifactError::io(&temp_path, error.into_error()))?;
-    file.sync_all()
-        .map_err(|source| ArtifactError::io(&temp_path, source))?;
-    drop(file);
-    fs::rename(&temp_path, target).map_err(|source| ArtifactError::io(target, source))?;
-    guard.armed = false;
-    // The rename itself must reach the disk too, or a power cut could undo it.
-    if let Ok(dir_handle) = File::open(&dir) {
-        let _ = dir_handle.sync_all();
-    }
-    Ok(())
+    atomic.commit(writer)
 }
 
 /// Writes a byte buffer atomically (see [`write_atomic`]).

@@ -15,13 +15,13 @@ mod metadata;
 mod parquet;
 mod schema;
 
-pub use atomic::{write_atomic, write_bytes_atomic};
+pub use atomic::{AtomicFile, write_atomic, write_bytes_atomic};
 pub use error::ArtifactError;
 pub use hash::{Sha256Hasher, sha256_bytes, sha256_file};
 pub use metadata::{Metadata, keys};
 pub use parquet::{
-    ParquetCompression, WriteOptions, float32_columns, read_parquet, read_parquet_columns,
-    read_parquet_metadata, write_parquet, write_parquet_with,
+    ParquetCompression, ParquetEncoding, ParquetStream, WriteOptions, float32_columns,
+    read_parquet, read_parquet_columns, read_parquet_metadata, write_parquet, write_parquet_with,
 };
 pub use schema::{require_column, require_float_columns};
 

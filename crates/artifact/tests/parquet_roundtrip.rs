@@ -3,8 +3,9 @@
 use std::path::Path;
 
 use emocycle_artifact::{
-    ArtifactError, CODE_VERSION, Metadata, keys, read_parquet, read_parquet_columns,
-    read_parquet_metadata, require_column, require_float_columns, write_parquet,
+    ArtifactError, CODE_VERSION, Metadata, ParquetCompression, ParquetEncoding, ParquetStream,
+    WriteOptions, keys, read_parquet, read_parquet_columns, read_parquet_metadata, require_column,
+    require_float_columns, write_parquet, write_parquet_with,
 };
 use polars::prelude::*;
 
@@ -78,4 +79,86 @@ fn reading_a_non_parquet_file_names_it() {
     std::fs::write(&path, b"this is text").unwrap();
     let error = read_parquet(&path).unwrap_err();
     assert!(error.to_string().contains("not.parquet"), "{error}");
+}
+
+fn row_groups(path: &Path) -> usize {
+    let file = std::fs::File::open(path).unwrap();
+    ParquetReader::new(file)
+        .get_metadata()
+        .unwrap()
+        .row_groups
+        .len()
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn plain_pages_round_trip_in_row_groups_of_the_requested_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plain.parquet");
+    let mut frame = sample_frame();
+    frame.vstack_mut_owned(sample_frame()).unwrap();
+    frame.vstack_mut_owned(sample_frame()).unwrap();
+    let mut metadata = Metadata::for_stage("features");
+    metadata.insert(keys::FINGERPRINT, "plain");
+    for compression in [ParquetCompression::None, ParquetCompression::Lz4] {
+        write_parquet_with(
+            &path,
+            &mut frame.clone(),
+            &metadata,
+            WriteOptions {
+                compression,
+                row_group_rows: Some(2),
+                encoding: ParquetEncoding::Plain,
+            },
+        )
+        .unwrap();
+        let (read_back, read_metadata) = read_parquet(&path).unwrap();
+        assert_eq!(read_back, frame);
+        assert_eq!(read_metadata, metadata);
+        // Three chunks of three rows, each cut into groups of at most two rows.
+        assert_eq!(row_groups(&path), 6);
+    }
+    assert_eq!(files_in(dir.path()), ["plain.parquet"]);
+}
+
+#[test]
+fn a_stream_appears_only_when_finished_and_rejects_foreign_row_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stream.parquet");
+    let metadata = Metadata::for_stage("features");
+
+    let mut stream =
+        ParquetStream::create(&path, sample_frame().schema(), ParquetCompression::None).unwrap();
+    stream.write(sample_frame()).unwrap();
+    let error = stream
+        .write(df!("utterance_id" => ["u9"]).unwrap())
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("stream.parquet"), "{message}");
+    assert!(message.contains("differ"), "{message}");
+    // Dropped unfinished (as on any error of the stage feeding it): nothing is left behind.
+    drop(stream);
+    assert!(files_in(dir.path()).is_empty());
+
+    let mut stream =
+        ParquetStream::create(&path, sample_frame().schema(), ParquetCompression::Lz4).unwrap();
+    for _ in 0..3 {
+        stream.write(sample_frame()).unwrap();
+    }
+    assert!(!path.exists(), "the file appears only when finished");
+    stream.finish(&metadata).unwrap();
+    let (read_back, read_metadata) = read_parquet(&path).unwrap();
+    assert_eq!(read_back.height(), 9);
+    assert_eq!(read_back.slice(6, 3), sample_frame());
+    assert_eq!(read_metadata, metadata);
+    assert_eq!(row_groups(&path), 3);
+    assert_eq!(files_in(dir.path()), ["stream.parquet"]);
 }

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use emocycle_artifact::{
-    Metadata, ParquetCompression, WriteOptions, float32_columns, keys, write_parquet_with,
+    Metadata, ParquetCompression, ParquetEncoding, WriteOptions, float32_columns, keys,
+    write_parquet_with,
 };
 use emocycle_features::Emotion;
 use emocycle_gan::{Scope, StageInputs, TargetPart, load_target_part};
@@ -253,6 +254,7 @@ pub fn run_baseline(
             // CycleGAN sets.
             compression: ParquetCompression::Lz4,
             row_group_rows: None,
+            encoding: ParquetEncoding::Plain,
         },
     )?;
     progress(BaselineProgress::Written {
