@@ -18,6 +18,9 @@
 //!   fitted on `all` rows and on each fold's training part (`fold<k>-train`), for
 //!   [`Normaliser`] to apply and invert in later stages.
 //!
+//! A corpus is streamed: read, labelled, added to the statistics and written a chunk of rows at
+//! a time, so memory holds a few chunks, not the corpus.
+//!
 //! Bad input is rejected with the file, line and column ([`FeatureError`]), and nothing
 //! half-written is left behind: every artifact is written atomically.
 
@@ -40,7 +43,8 @@ pub use manifest::{LabelRow, Manifest, read_manifest};
 pub use matrix::FeatureMatrix;
 pub use normalise::{Normaliser, RunningStats, Scaling};
 pub use reader::{
-    ColumnChunk, FeatureTable, Layout, NanPolicy, ReadOptions, read_feature_file, read_header,
+    ColumnChunk, FeatureReader, FeatureTable, Layout, NanPolicy, ReadOptions, ReadSummary,
+    RowChunk, read_feature_file, read_header,
 };
 pub use stage::{
     CorpusReport, CorpusSpec, FeatureLayout, FeaturesConfig, FoldScheme, SplitSpec, check_corpora,

@@ -36,7 +36,7 @@ pub(crate) fn parse_field(field: &[u8]) -> Option<Value> {
 
 #[inline]
 fn parse_fast(text: &[u8]) -> Option<f32> {
-    match parse_fast_prefix(text) {
+    match parse_printf_e(text).or_else(|| parse_fast_prefix(text)) {
         Some((value, used)) if used == text.len() => Some(value),
         _ => None,
     }
@@ -118,16 +118,110 @@ pub(crate) fn parse_fast_prefix(text: &[u8]) -> Option<(f32, usize)> {
             exponent = -exponent;
         }
     }
-    let power = exponent - fraction_digits;
-    let magnitude = mantissa as f32;
-    let value = if (0..=10).contains(&power) {
-        magnitude * POW10[power as usize]
-    } else if (-10..0).contains(&power) {
-        magnitude / POW10[(-power) as usize]
-    } else {
-        return None;
-    };
+    let value = scale(mantissa, exponent - fraction_digits)?;
     Some((if negative { -value } else { value }, position))
+}
+
+/// `mantissa x 10^power` correctly rounded to f32, for a mantissa below 2^24, or `None` where
+/// that cannot be done cheaply (the caller then uses the standard library's parser).
+///
+/// One f64 multiplication by the nearest f64 to 10^power (exact for 10^0..10^22, within half an
+/// f64 ulp for 10^-1..10^-22), then a rounding to f32. `wide` is within two f64 ulps of the
+/// exact value (two roundings of at most half an ulp each, relative). Rounding it to f32 gives
+/// the exact value's correctly rounded f32 unless an f32 midpoint lies between the two; a
+/// midpoint has the 29 bits that f32 drops equal to 1000...0, so a `wide` at least five ulps
+/// away from that pattern is safe. The rest (and zero, and values outside f32's normal range)
+/// take the exact routes. A multiplication instead of Clinger's division: the parser's
+/// hottest instruction was that division.
+#[inline(always)]
+fn scale(mantissa: u32, power: i32) -> Option<f32> {
+    let index = usize::try_from(power + 22)
+        .ok()
+        .filter(|&index| index < POW10_WIDE.len())?;
+    // The mantissa as an f64 through its bits (2^52 + m, minus 2^52: exact below 2^52), not
+    // through an int-to-float conversion: that instruction only replaces the low half of its
+    // register and so waits for the previous number's result, chaining every number of a
+    // line into one serial dependency.
+    let magnitude = f64::from_bits(TWO_52.to_bits() | u64::from(mantissa)) - TWO_52;
+    let wide = magnitude * POW10_WIDE[index];
+    let dropped = wide.to_bits() & ((1 << 29) - 1);
+    if dropped.abs_diff(1 << 28) <= 4
+        || !(f64::from(f32::MIN_POSITIVE)..=f64::from(f32::MAX)).contains(&wide)
+    {
+        return scale_exact(mantissa, power);
+    }
+    Some(wide as f32)
+}
+
+/// [`scale`] where the f64 route cannot vouch for its rounding: zero, and Clinger's fast path
+/// (a mantissa and a power of ten both exact in f32, one rounding).
+#[cold]
+#[inline(never)]
+fn scale_exact(mantissa: u32, power: i32) -> Option<f32> {
+    let magnitude = mantissa as f32;
+    if mantissa == 0 {
+        Some(0.0)
+    } else if (0..=10).contains(&power) {
+        Some(magnitude * POW10[power as usize])
+    } else if (-10..0).contains(&power) {
+        Some(magnitude / POW10[(-power) as usize])
+    } else {
+        None
+    }
+}
+
+/// 2^52: an f64 whose low mantissa bits are an integer's own.
+const TWO_52: f64 = 4_503_599_627_370_496.0;
+
+/// 10^-22 ..= 10^22 as the nearest f64 values; 10^0 and up are exact (5^22 < 2^53).
+const POW10_WIDE: [f64; 45] = [
+    1e-22, 1e-21, 1e-20, 1e-19, 1e-18, 1e-17, 1e-16, 1e-15, 1e-14, 1e-13, 1e-12, 1e-11, 1e-10,
+    1e-9, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7,
+    1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// SMILExtract's own rendering, `printf("%e")`: an optional minus, one digit, a point, six
+/// digits, `e`, a sign and two exponent digits (`-6.224630e-01`). Checked and converted eight
+/// bytes at a time; anything else (a longer mantissa, other spellings) returns `None` and takes
+/// the byte-by-byte route. Like [`parse_fast_prefix`] it reads a prefix: the caller checks that
+/// the field ends where it says (so `1.000000e-100` is not taken for `1.000000e-10`).
+#[inline(always)]
+pub(crate) fn parse_printf_e(text: &[u8]) -> Option<(f32, usize)> {
+    const ZEROS: u64 = u64::from_le_bytes([b'0'; 8]);
+    let negative = text.first() == Some(&b'-');
+    let start = usize::from(negative);
+    let field: &[u8; 12] = text.get(start..start + 12)?.try_into().ok()?;
+    if field[1] != b'.' || !matches!(field[8], b'e' | b'E') || !matches!(field[9], b'+' | b'-') {
+        return None;
+    }
+    // The point becomes a zero digit: `d0 0 d1 .. d6` reads as d0 x 10^7 + d1..d6.
+    let ascii = u64::from_le_bytes(field[..8].try_into().ok()?) & !0xFF00 | 0x3000;
+    // Every byte in '0'..='9': its high nibble is 3, and adding 6 keeps it 3.
+    if ascii & 0xF0F0_F0F0_F0F0_F0F0 != ZEROS
+        || (ascii + 0x0606_0606_0606_0606) & 0xF0F0_F0F0_F0F0_F0F0 != ZEROS
+    {
+        return None;
+    }
+    let exponent_digits = [field[10].wrapping_sub(b'0'), field[11].wrapping_sub(b'0')];
+    if exponent_digits[0] > 9 || exponent_digits[1] > 9 {
+        return None;
+    }
+    // The eight digits to an integer, the most significant first in memory: pairs, then
+    // quads, then the whole (the classic SWAR reduction).
+    let mut value = ascii - ZEROS;
+    value = (value * 10 + (value >> 8)) & 0x00FF_00FF_00FF_00FF;
+    value = (value * 100 + (value >> 16)) & 0x0000_FFFF_0000_FFFF;
+    value = (value * 10_000 + (value >> 32)) & 0xFFFF_FFFF;
+    let leading = u64::from(field[0] - b'0');
+    let mantissa = (value - leading * 9_000_000) as u32;
+    let exponent = i32::from(exponent_digits[0]) * 10 + i32::from(exponent_digits[1]);
+    let exponent = if field[9] == b'-' {
+        -exponent
+    } else {
+        exponent
+    };
+    let magnitude = scale(mantissa, exponent - 6)?;
+    Some((if negative { -magnitude } else { magnitude }, start + 12))
 }
 
 #[cfg(test)]
@@ -183,6 +277,71 @@ mod tests {
             let expected: f32 = text.parse().unwrap();
             assert_eq!(number(&text).to_bits(), expected.to_bits(), "{text}");
         }
+    }
+
+    #[test]
+    fn printf_e_at_every_float32_exponent_agrees_with_the_standard_parser() {
+        // Exponents beyond the exact f32 powers take the f64 route with its midpoint check;
+        // beyond 10^22 they fall back to the standard parser. All must give the same bits.
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        for _ in 0..400_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let mantissa = (state % 10_000_000) as f64 / 1e6;
+            let exponent = (state >> 40) as i32 % 81 - 40;
+            let sign = if state >> 63 == 1 { "-" } else { "" };
+            let text = format!("{sign}{mantissa:.6}e{exponent:+03}");
+            let expected: f32 = text.parse().unwrap();
+            let parsed = number(&text);
+            assert!(
+                parsed.to_bits() == expected.to_bits() || (parsed.is_nan() && expected.is_nan()),
+                "{text}: {parsed:e} vs {expected:e}"
+            );
+        }
+    }
+
+    #[test]
+    fn scaling_through_f64_is_correctly_rounded_or_declined() {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut declined = 0;
+        for _ in 0..400_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let mantissa = (state % (1 << 24)) as u32;
+            let power = (state >> 40) as i32 % 45 - 22;
+            let expected: f32 = format!("{mantissa}e{power}").parse().unwrap();
+            match scale(mantissa, power) {
+                Some(value) => {
+                    assert_eq!(value.to_bits(), expected.to_bits(), "{mantissa}e{power}")
+                }
+                None => declined += 1,
+            }
+        }
+        // Only values outside f32's normal range and 10^-22..10^22 are declined here.
+        assert!(declined < 40_000, "{declined} declined");
+    }
+
+    #[test]
+    fn printf_e_shapes_outside_the_eight_byte_route_still_parse() {
+        for text in [
+            "1.000000e-100",
+            "1.0000000e+00",
+            "1.000000e+0",
+            "1.000000E+01",
+            "1.00000e+01",
+        ] {
+            let expected: f32 = text.parse().unwrap();
+            assert_eq!(number(text).to_bits(), expected.to_bits(), "{text}");
+        }
+        assert_eq!(parse_printf_e(b"6.224630e-01;1"), Some((0.622_463, 12)));
+        assert_eq!(parse_printf_e(b"-6.224630e-01"), Some((-0.622_463, 13)));
+        // A prefix: the third exponent digit is left for the caller to reject.
+        assert_eq!(parse_printf_e(b"6.224630e-012"), Some((0.622_463, 12)));
+        assert_eq!(parse_printf_e(b"6,224630e-01"), None);
+        assert_eq!(parse_printf_e(b"6.22a630e-01"), None);
+        assert_eq!(parse_printf_e(b"6.224630x-01"), None);
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //!
 //! The text is read in blocks by one thread (which also hashes the file's bytes), each block is
 //! cut at line ends into pieces that are parsed in parallel, and the parsed rows are transposed
-//! into float32 column chunks of a fixed number of rows. The whole text is never in memory, and
-//! the chunks become parquet row groups without another copy.
+//! into float32 column chunks of a fixed number of rows, handed over one by one
+//! ([`FeatureReader::read_chunks`]). Neither the whole text nor the whole table is ever in
+//! memory: the feature stage writes each chunk as a parquet row group while the next is parsed.
 
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -16,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{FeatureError, Result};
-use crate::number::{Value, parse_fast_prefix, parse_field};
+use crate::number::{Value, parse_fast_prefix, parse_field, parse_printf_e};
 
 /// The file layouts the reader recognises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -266,16 +267,24 @@ fn lines_of(text: &[u8], first_line: u64) -> impl Iterator<Item = (u64, &[u8])> 
         trimmed = &trimmed[..trimmed.len() - 1];
     }
     let mut number = first_line;
-    let splitter = if text.is_empty() {
-        None
-    } else {
-        Some(trimmed.split(|&byte| byte == b'\n'))
-    };
-    splitter.into_iter().flatten().map(move |line| {
+    // memchr finds line ends a vector at a time; `split` on a byte predicate tests every byte.
+    let mut start = 0;
+    let mut ends = memchr::memchr_iter(b'\n', trimmed);
+    let mut done = text.is_empty();
+    std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        let end = ends.next().unwrap_or_else(|| {
+            done = true;
+            trimmed.len()
+        });
+        let line = &trimmed[start..end];
+        start = end + 1;
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let current = number;
         number += 1;
-        (current, line)
+        Some((current, line))
     })
 }
 
@@ -596,9 +605,16 @@ fn parse_row_fast<'l>(line: &'l [u8], header: &Header, row: &mut [f32]) -> Optio
         position += memchr::memchr(delimiter, line.get(position..)?)? + 1;
     }
     let last = row.len().checked_sub(1)?;
-    for (feature, slot) in row.iter_mut().enumerate() {
+    let mut feature = 0;
+    while feature <= last {
+        // SMILExtract's `%e` fields, as many as follow each other, in a loop with nothing
+        // else in it; the loop below takes the field that ends the run.
+        let (parsed, next) = parse_printf_e_run(line, position, &mut row[feature..last], delimiter);
+        feature += parsed;
+        position = next;
+        let slot = &mut row[feature];
         let rest = line.get(position..)?;
-        let (value, used) = match parse_fast_prefix(rest) {
+        let (value, used) = match parse_printf_e(rest).or_else(|| parse_fast_prefix(rest)) {
             Some(parsed) => parsed,
             // Numbers the fast path does not cover (6.2e-05 is 62 x 10^-11) go through the
             // general parser on the same field the general path would cut out.
@@ -625,8 +641,33 @@ fn parse_row_fast<'l>(line: &'l [u8], header: &Header, row: &mut [f32]) -> Optio
             }
             position += 1;
         }
+        feature += 1;
     }
     (position == line.len()).then_some(&line[..id_end])
+}
+
+/// Parses `%e` fields each followed by `delimiter` from `position` into `slots`, until a field
+/// is something else or the slots are full: how many were parsed and where the next begins.
+/// Not inlined, so that the loop gets the registers to itself: inlined into the line parser it
+/// kept its state on the stack.
+#[inline(never)]
+fn parse_printf_e_run(
+    line: &[u8],
+    mut position: usize,
+    slots: &mut [f32],
+    delimiter: u8,
+) -> (usize, usize) {
+    for (parsed, slot) in slots.iter_mut().enumerate() {
+        let rest = &line[position.min(line.len())..];
+        match parse_printf_e(rest) {
+            Some((value, used)) if rest.get(used) == Some(&delimiter) => {
+                *slot = value;
+                position += used + 1;
+            }
+            _ => return (parsed, position),
+        }
+    }
+    (slots.len(), position)
 }
 
 fn parse_piece(
@@ -661,14 +702,19 @@ fn parse_piece(
                 "sparse ARFF rows are not supported",
             ));
         }
-        if fast_rows && let Some(id) = parse_row_fast(line, header, &mut row) {
-            let id = unquote(id);
-            if !id.is_empty() {
-                parsed.ids.push(text(id));
-                parsed.lines.push(number);
-                parsed.values.extend_from_slice(&row);
-                continue;
+        if fast_rows {
+            // Parsed straight into place: no row buffer to copy from.
+            let start = parsed.values.len();
+            parsed.values.resize(start + width, 0.0);
+            if let Some(id) = parse_row_fast(line, header, &mut parsed.values[start..]) {
+                let id = unquote(id);
+                if !id.is_empty() {
+                    parsed.ids.push(text(id));
+                    parsed.lines.push(number);
+                    continue;
+                }
             }
+            parsed.values.truncate(start);
         }
         split_fields(line, header.delimiter, &mut spans);
         if spans.len() != expected_fields {
@@ -776,169 +822,319 @@ fn split_block(block: &[u8], pieces: usize) -> Vec<&[u8]> {
     parts
 }
 
-/// Collects parsed rows into fixed-size column chunks.
-struct ChunkBuilder {
+/// Collects parsed rows into fixed-size chunks and hands each full one over.
+struct ChunkBuilder<'a> {
     width: usize,
     chunk_rows: usize,
-    staging: Vec<f32>,
-    chunks: Vec<ColumnChunk>,
+    has_class: bool,
+    /// Parsed pieces' row-major values, moved in as they are, with the first row not yet
+    /// handed over: a chunk is transposed straight out of them, without a staging copy.
+    slabs: std::collections::VecDeque<(Vec<f32>, usize)>,
+    pending_rows: usize,
+    ids: Vec<String>,
+    lines: Vec<u64>,
+    classes: Vec<Option<String>>,
+    rows_handed_over: usize,
+    on_chunk: &'a mut dyn FnMut(RowChunk) -> Result<()>,
 }
 
-impl ChunkBuilder {
-    fn push_rows(&mut self, mut values: &[f32]) {
-        while !values.is_empty() {
-            let room = (self.chunk_rows - self.staging.len() / self.width) * self.width;
-            let take = room.min(values.len());
-            self.staging.extend_from_slice(&values[..take]);
-            values = &values[take..];
-            if self.staging.len() == self.chunk_rows * self.width {
-                self.flush();
-            }
+impl ChunkBuilder<'_> {
+    fn push_piece(&mut self, piece: ParsedPiece) -> Result<()> {
+        let rows = piece.values.len() / self.width;
+        if rows == 0 {
+            return Ok(());
         }
+        self.slabs.push_back((piece.values, 0));
+        self.pending_rows += rows;
+        self.ids.extend(piece.ids);
+        self.lines.extend(piece.lines);
+        if self.has_class {
+            self.classes.extend(piece.classes);
+        }
+        while self.pending_rows >= self.chunk_rows {
+            self.flush(self.chunk_rows)?;
+        }
+        Ok(())
     }
 
-    fn flush(&mut self) {
-        if self.staging.is_empty() {
-            return;
+    /// Hands over the first `rows` pending rows (all of them at the end of the file).
+    fn flush(&mut self, rows: usize) -> Result<()> {
+        if rows == 0 {
+            return Ok(());
         }
-        let rows = self.staging.len() / self.width;
-        let staging = &self.staging;
         let width = self.width;
-        // Transposed in bands of 16 columns (one cache line of a row): every row's band is read
-        // once, instead of every column striding through all rows.
-        const BAND: usize = 16;
+        let mut row_slices: Vec<&[f32]> = Vec::with_capacity(rows);
+        for (values, first) in &self.slabs {
+            let wanted = rows - row_slices.len();
+            if wanted == 0 {
+                break;
+            }
+            row_slices.extend(values[first * width..].chunks_exact(width).take(wanted));
+        }
+        // Transposed in tiles of 64 rows x 64 columns: a tile is read row by row (four cache
+        // lines of each row, one page each) into a small buffer that stays in L1, then appended
+        // to its 64 columns a slice at a time. Gathering a whole column at once would touch one
+        // page per row, and the TLB misses cost more than the copy.
+        const BAND: usize = 64;
+        const TILE: usize = 64;
         let columns: Vec<Vec<f32>> = (0..width.div_ceil(BAND))
             .into_par_iter()
             .flat_map_iter(|band| {
                 let first = band * BAND;
                 let count = BAND.min(width - first);
-                let mut columns = vec![Vec::with_capacity(rows); count];
-                for row in staging.chunks_exact(width) {
-                    for (column, &value) in columns.iter_mut().zip(&row[first..first + count]) {
-                        column.push(value);
+                let mut columns: Vec<Vec<f32>> =
+                    (0..count).map(|_| Vec::with_capacity(rows)).collect();
+                let mut tile = [[0f32; TILE]; BAND];
+                for block in row_slices.chunks(TILE) {
+                    for (row, values) in block.iter().enumerate() {
+                        for (column, &value) in values[first..first + count].iter().enumerate() {
+                            tile[column][row] = value;
+                        }
+                    }
+                    for (column, values) in columns.iter_mut().zip(&tile) {
+                        column.extend_from_slice(&values[..block.len()]);
                     }
                 }
                 columns
             })
             .collect();
-        self.chunks.push(ColumnChunk { columns, rows });
-        self.staging.clear();
+        drop(row_slices);
+        let mut consumed = rows;
+        while consumed > 0 {
+            let Some((values, first)) = self.slabs.front_mut() else {
+                break;
+            };
+            let available = values.len() / width - *first;
+            if available <= consumed {
+                consumed -= available;
+                self.slabs.pop_front();
+            } else {
+                *first += consumed;
+                consumed = 0;
+            }
+        }
+        self.pending_rows -= rows;
+        self.rows_handed_over += rows;
+        let chunk = RowChunk {
+            ids: self.ids.drain(..rows).collect(),
+            lines: self.lines.drain(..rows).collect(),
+            classes: self.has_class.then(|| self.classes.drain(..rows).collect()),
+            values: ColumnChunk { columns, rows },
+        };
+        (self.on_chunk)(chunk)
     }
 }
 
-/// Reads a whole feature file. Any malformed line stops the read with an error that names the
-/// file, the line and (where there is one) the column.
-pub fn read_feature_file(path: &Path, options: &ReadOptions) -> Result<FeatureTable> {
-    if options.chunk_rows == 0 {
-        return Err(FeatureError::Config(
-            "chunk_rows must be positive".to_string(),
-        ));
-    }
-    let mut source = BlockSource::open(path)?;
-    let Some(first_block) = source.next_block()? else {
-        return Err(FeatureError::Empty {
-            path: path.to_path_buf(),
-            message: "the file is empty".to_string(),
-        });
-    };
-    let header = parse_header(path, &first_block, options)?;
-    if header.names.is_empty() {
-        return Err(FeatureError::parse(
-            path,
-            header.header_lines.max(1),
-            None,
-            "the header names no feature columns",
-        ));
-    }
-    // Position of the first data line inside the first block.
-    let data_offset = if header.header_lines == 0 {
-        0
-    } else {
-        memchr::memchr_iter(b'\n', &first_block)
-            .nth(usize::try_from(header.header_lines - 1).unwrap_or(usize::MAX))
-            .map_or(first_block.len(), |position| position + 1)
-    };
-    let mut state = ReadState {
-        path,
-        header: &header,
-        policy: options.nan_policy,
-        pieces: rayon::current_num_threads() * 4,
-        builder: ChunkBuilder {
-            width: header.names.len(),
-            chunk_rows: options.chunk_rows,
-            staging: Vec::with_capacity(options.chunk_rows * header.names.len()),
-            chunks: Vec::new(),
-        },
-        ids: Vec::new(),
-        lines: Vec::new(),
-        classes: Vec::new(),
-        dropped_non_finite: 0,
-        next_line: header.header_lines + 1,
-    };
+/// Consecutive rows of a feature file, as [`FeatureReader::read_chunks`] hands them over.
+#[derive(Debug)]
+pub struct RowChunk {
+    /// Utterance ids, one per row.
+    pub ids: Vec<String>,
+    /// The 1-based line of each row.
+    pub lines: Vec<u64>,
+    /// ARFF nominal class values, when the file has a class attribute.
+    pub classes: Option<Vec<Option<String>>>,
+    /// The feature values.
+    pub values: ColumnChunk,
+}
 
-    let sha256 = std::thread::scope(|scope| -> Result<String> {
-        // Reading (and decompressing and hashing) overlaps with parsing.
-        let (sender, receiver) = mpsc::sync_channel::<Result<Vec<u8>>>(2);
-        let reader = scope.spawn(move || {
-            loop {
-                match source.next_block() {
-                    Ok(Some(block)) => {
-                        if sender.send(Ok(block)).is_err() {
+/// What a whole read found, besides its rows.
+#[derive(Debug, Clone)]
+pub struct ReadSummary {
+    /// The file's sha256 (of the bytes on disk, compressed or not).
+    pub sha256: String,
+    /// Rows handed over.
+    pub rows: usize,
+    /// Rows dropped by [`NanPolicy::DropRow`].
+    pub dropped_non_finite: usize,
+}
+
+/// A feature file whose header has been read, ready to stream its rows.
+pub struct FeatureReader {
+    path: PathBuf,
+    source: BlockSource,
+    first_block: Vec<u8>,
+    header: Header,
+    data_offset: usize,
+    options: ReadOptions,
+}
+
+impl FeatureReader {
+    /// Opens `path` and reads its header (layout and feature names).
+    pub fn open(path: &Path, options: &ReadOptions) -> Result<Self> {
+        if options.chunk_rows == 0 {
+            return Err(FeatureError::Config(
+                "chunk_rows must be positive".to_string(),
+            ));
+        }
+        let mut source = BlockSource::open(path)?;
+        let Some(first_block) = source.next_block()? else {
+            return Err(FeatureError::Empty {
+                path: path.to_path_buf(),
+                message: "the file is empty".to_string(),
+            });
+        };
+        let header = parse_header(path, &first_block, options)?;
+        if header.names.is_empty() {
+            return Err(FeatureError::parse(
+                path,
+                header.header_lines.max(1),
+                None,
+                "the header names no feature columns",
+            ));
+        }
+        // Position of the first data line inside the first block.
+        let data_offset = if header.header_lines == 0 {
+            0
+        } else {
+            memchr::memchr_iter(b'\n', &first_block)
+                .nth(usize::try_from(header.header_lines - 1).unwrap_or(usize::MAX))
+                .map_or(first_block.len(), |position| position + 1)
+        };
+        Ok(Self {
+            path: path.to_path_buf(),
+            source,
+            first_block,
+            header,
+            data_offset,
+            options: options.clone(),
+        })
+    }
+
+    /// The layout the file is read as.
+    pub fn layout(&self) -> Layout {
+        self.header.layout
+    }
+
+    /// Feature names, verbatim, in file order.
+    pub fn names(&self) -> &[String] {
+        &self.header.names
+    }
+
+    /// Reads every row, handing them to `on_chunk` in order, in chunks of
+    /// [`ReadOptions::chunk_rows`] rows (the last may be shorter). Reading, decompressing and
+    /// hashing run on a thread of their own, parsing on the rayon pool, and `on_chunk` on the
+    /// calling thread. Any malformed line, or an error from `on_chunk`, stops the read with
+    /// that error; a malformed line's error names the file, the line and (where there is one)
+    /// the column.
+    pub fn read_chunks(
+        self,
+        mut on_chunk: impl FnMut(RowChunk) -> Result<()>,
+    ) -> Result<ReadSummary> {
+        let Self {
+            path,
+            mut source,
+            first_block,
+            header,
+            data_offset,
+            options,
+        } = self;
+        let mut state = ReadState {
+            path: &path,
+            header: &header,
+            policy: options.nan_policy,
+            pieces: rayon::current_num_threads() * 4,
+            builder: ChunkBuilder {
+                width: header.names.len(),
+                chunk_rows: options.chunk_rows,
+                has_class: header.has_class,
+                slabs: std::collections::VecDeque::new(),
+                pending_rows: 0,
+                ids: Vec::new(),
+                lines: Vec::new(),
+                classes: Vec::new(),
+                rows_handed_over: 0,
+                on_chunk: &mut on_chunk,
+            },
+            dropped_non_finite: 0,
+            next_line: header.header_lines + 1,
+        };
+        let sha256 = std::thread::scope(|scope| -> Result<String> {
+            // Reading (and decompressing and hashing) overlaps with parsing.
+            let (sender, receiver) = mpsc::sync_channel::<Result<Vec<u8>>>(2);
+            let reader = scope.spawn(move || {
+                loop {
+                    match source.next_block() {
+                        Ok(Some(block)) => {
+                            if sender.send(Ok(block)).is_err() {
+                                return None;
+                            }
+                        }
+                        Ok(None) => return Some(source.sha256()),
+                        Err(error) => {
+                            let _ = sender.send(Err(error));
                             return None;
                         }
                     }
-                    Ok(None) => return Some(source.sha256()),
-                    Err(error) => {
-                        let _ = sender.send(Err(error));
-                        return None;
-                    }
                 }
+            });
+            state.process(&first_block[data_offset..])?;
+            drop(first_block);
+            for block in receiver.iter() {
+                state.process(&block?)?;
             }
-        });
-        state.process(&first_block[data_offset..])?;
-        drop(first_block);
-        for block in receiver.iter() {
-            state.process(&block?)?;
+            let sha256 = reader.join().expect("the reader thread does not panic");
+            // The reader only stops without a hash after sending its error, handled above.
+            Ok(sha256.unwrap_or_default())
+        })?;
+        state.builder.flush(state.builder.pending_rows)?;
+        let rows = state.builder.rows_handed_over;
+        if rows == 0 && state.dropped_non_finite == 0 {
+            return Err(FeatureError::Empty {
+                path: path.clone(),
+                message: "the file has a header but no data rows".to_string(),
+            });
         }
-        let sha256 = reader.join().expect("the reader thread does not panic");
-        // The reader only stops without a hash after sending its error, handled above.
-        Ok(sha256.unwrap_or_default())
-    })?;
-    state.builder.flush();
-    if state.ids.is_empty() && state.dropped_non_finite == 0 {
-        return Err(FeatureError::Empty {
-            path: path.to_path_buf(),
-            message: "the file has a header but no data rows".to_string(),
-        });
+        Ok(ReadSummary {
+            sha256,
+            rows,
+            dropped_non_finite: state.dropped_non_finite,
+        })
     }
+}
+
+/// Reads a whole feature file into memory (see [`FeatureReader`] to stream it instead). Any
+/// malformed line stops the read with an error that names the file, the line and (where there
+/// is one) the column.
+pub fn read_feature_file(path: &Path, options: &ReadOptions) -> Result<FeatureTable> {
+    let reader = FeatureReader::open(path, options)?;
+    let layout = reader.layout();
+    let names = reader.names().to_vec();
+    let has_class = reader.header.has_class;
+    let (mut ids, mut lines, mut classes, mut chunks) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let summary = reader.read_chunks(|chunk| {
+        ids.extend(chunk.ids);
+        lines.extend(chunk.lines);
+        classes.extend(chunk.classes.into_iter().flatten());
+        chunks.push(chunk.values);
+        Ok(())
+    })?;
     Ok(FeatureTable {
         path: path.to_path_buf(),
-        sha256,
-        layout: header.layout,
-        names: header.names.clone(),
-        ids: state.ids,
-        lines: state.lines,
-        classes: header.has_class.then_some(state.classes),
-        chunks: state.builder.chunks,
-        dropped_non_finite: state.dropped_non_finite,
+        sha256: summary.sha256,
+        layout,
+        names,
+        ids,
+        lines,
+        classes: has_class.then_some(classes),
+        chunks,
+        dropped_non_finite: summary.dropped_non_finite,
     })
 }
 
 /// Everything accumulated while the blocks of one file are parsed.
-struct ReadState<'a> {
+struct ReadState<'a, 'b> {
     path: &'a Path,
     header: &'a Header,
     policy: NanPolicy,
     pieces: usize,
-    builder: ChunkBuilder,
-    ids: Vec<String>,
-    lines: Vec<u64>,
-    classes: Vec<Option<String>>,
+    builder: ChunkBuilder<'b>,
     dropped_non_finite: usize,
     next_line: u64,
 }
 
-impl ReadState<'_> {
+impl ReadState<'_, '_> {
     fn process(&mut self, block: &[u8]) -> Result<()> {
         let parts = split_block(block, self.pieces);
         // Line numbers of each part's first line, so errors can name absolute lines.
@@ -968,11 +1164,8 @@ impl ReadState<'_> {
             .collect();
         for piece in parsed {
             let piece = piece?;
-            self.builder.push_rows(&piece.values);
-            self.ids.extend(piece.ids);
-            self.lines.extend(piece.lines);
-            self.classes.extend(piece.classes);
             self.dropped_non_finite += piece.dropped_non_finite;
+            self.builder.push_piece(piece)?;
         }
         Ok(())
     }

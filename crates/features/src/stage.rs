@@ -4,9 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use emocycle_artifact::{
-    Metadata, ParquetCompression, WriteOptions, keys, write_parquet, write_parquet_with,
-};
+use emocycle_artifact::{Metadata, ParquetCompression, ParquetStream, keys, write_parquet};
 use polars::prelude::*;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -16,9 +14,7 @@ use crate::error::{FeatureError, FeatureMismatch, Result};
 use crate::folds::{Fold, Part, leave_one_session_out, stratified_split};
 use crate::manifest::{Manifest, read_manifest};
 use crate::normalise::{Normaliser, RunningStats};
-use crate::reader::{
-    ColumnChunk, FeatureTable, Layout, NanPolicy, ReadOptions, read_feature_file, read_header,
-};
+use crate::reader::{ColumnChunk, FeatureReader, Layout, NanPolicy, ReadOptions, read_header};
 
 /// How a corpus is cut into folds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -246,6 +242,7 @@ pub struct CorpusReport {
 }
 
 /// Per-row metadata of a corpus after the join with its labels.
+#[derive(Debug, Default)]
 struct RowLabels {
     emotion: Vec<Option<Emotion>>,
     session: Vec<Option<String>>,
@@ -346,23 +343,22 @@ pub fn ingest_corpus(
         .as_ref()
         .map(|path| read_manifest(path, &corpus.label_map))
         .transpose()?;
-    let table = read_feature_file(&corpus.features, &read_options(corpus, chunk_rows)?)?;
-    reject_duplicate_ids(&table)?;
+    let reader = FeatureReader::open(&corpus.features, &read_options(corpus, chunk_rows)?)?;
+    let file_layout = reader.layout();
+    let names = reader.names().to_vec();
     let mut report = CorpusReport {
         name: corpus.name.clone(),
-        layout: Some(table.layout),
-        width: table.names.len(),
-        dropped_non_finite: table.dropped_non_finite,
+        layout: Some(file_layout),
+        width: names.len(),
         ..CorpusReport::default()
     };
-    let (keep, labels) = join_labels(corpus, &table, manifest.as_ref(), &mut report)?;
     let extra_columns = manifest
         .as_ref()
         .map(|m| m.extra_columns.clone())
         .unwrap_or_default();
     for extra in &extra_columns {
         if ["utterance_id", "corpus", "session", "speaker", "emotion"].contains(&extra.as_str())
-            || table.names.contains(extra)
+            || names.contains(extra)
         {
             return Err(FeatureError::parse(
                 corpus.labels.as_deref().unwrap_or(Path::new("")),
@@ -372,27 +368,98 @@ pub fn ingest_corpus(
             ));
         }
     }
-    let FeatureTable {
-        path: _,
-        sha256: features_sha256,
-        layout: file_layout,
-        names,
-        ids,
-        lines: _,
-        classes: _,
-        chunks,
-        dropped_non_finite: _,
-    } = table;
-    let ids: Vec<String> = ids
-        .into_iter()
-        .zip(&keep)
-        .filter_map(|(id, &kept)| kept.then_some(id))
-        .collect();
-    let chunks = if keep.iter().all(|&kept| kept) {
-        chunks
+
+    // One pass over the file: each chunk of rows is checked, labelled, filtered, added to the
+    // normalisation statistics and handed to the parquet writer, which encodes and writes it
+    // while the next chunk is parsed. Only ids and labels stay in memory. An error anywhere
+    // (a bad line, a duplicate id, no label matching) drops the half-written file.
+    let path = layout.corpus(&corpus.name);
+    let by_session = corpus.folds == FoldScheme::LeaveOneSessionOut;
+    let id_column = if file_layout == Layout::OpensmilePython {
+        "file"
     } else {
-        filter_rows(chunks, &keep, chunk_rows)
+        "name"
     };
+    let mut first_lines: HashMap<String, u64> = HashMap::new();
+    let mut joiner = LabelJoin::new(corpus, manifest.as_ref());
+    let mut labels = RowLabels::default();
+    let mut ids: Vec<String> = Vec::new();
+    let mut stats = SessionStats::new(names.len());
+    let mut stream: Option<ParquetStream> = None;
+    let summary = reader.read_chunks(|chunk| {
+        for (id, &line) in chunk.ids.iter().zip(&chunk.lines) {
+            if let Some(first) = first_lines.insert(id.clone(), line) {
+                return Err(FeatureError::parse(
+                    &corpus.features,
+                    line,
+                    Some(id_column.to_string()),
+                    format!("duplicate utterance id {id:?} (first on line {first})"),
+                ));
+            }
+        }
+        let keep = joiner.join(&chunk.ids, chunk.classes.as_deref(), &mut labels, &mut report);
+        let first_new = ids.len();
+        let all_kept = keep.iter().all(|&kept| kept);
+        let values = if all_kept {
+            chunk.values
+        } else {
+            keep_rows(chunk.values, &keep)
+        };
+        ids.extend(
+            chunk
+                .ids
+                .into_iter()
+                .zip(&keep)
+                .filter_map(|(id, &kept)| kept.then_some(id)),
+        );
+        if values.rows == 0 {
+            return Ok(());
+        }
+        let sessions = &labels.session[first_new..];
+        if by_session && let Some(row) = sessions.iter().position(Option::is_none) {
+            return Err(FeatureError::Labels {
+                message: format!(
+                    "{}: utterance {:?} has no session, but leave-one-session-out folds need one for every utterance",
+                    corpus.labels.as_deref().unwrap_or(Path::new("")).display(),
+                    ids[first_new + row]
+                ),
+            });
+        }
+        stats.add(&values, by_session.then_some(sessions));
+        let frame = chunk_frame(
+            &corpus.name,
+            &ids[first_new..],
+            &labels,
+            first_new,
+            &extra_columns,
+            &names,
+            values,
+        )?;
+        let stream = match &mut stream {
+            Some(stream) => stream,
+            None => stream.insert(ParquetStream::create(
+                &path,
+                frame.schema(),
+                // openSMILE functionals are float noise to a compressor: zstd saved 10% of the
+                // bytes and cost a fifth of the stage's time (docs/benchmarks.md); LZ4 is
+                // nearly free.
+                ParquetCompression::None,
+            )?),
+        };
+        stream.write(frame)?;
+        Ok(())
+    })?;
+    joiner.finish(&corpus.features, &labels, &mut report)?;
+    report.dropped_non_finite = summary.dropped_non_finite;
+    let Some(stream) = stream else {
+        return Err(FeatureError::Labels {
+            message: format!(
+                "corpus {}: no utterance is left after matching labels",
+                corpus.name
+            ),
+        });
+    };
+    let features_sha256 = summary.sha256;
     report.rows = ids.len();
     for emotion in labels.emotion.iter().flatten() {
         *report.class_counts.entry(emotion.to_string()).or_insert(0) += 1;
@@ -402,15 +469,7 @@ pub fn ingest_corpus(
     let folds = match corpus.folds {
         FoldScheme::None => Vec::new(),
         FoldScheme::LeaveOneSessionOut => {
-            if let Some(row) = labels.session.iter().position(Option::is_none) {
-                return Err(FeatureError::Labels {
-                    message: format!(
-                        "{}: utterance {:?} has no session, but leave-one-session-out folds need one for every utterance",
-                        corpus.labels.as_deref().unwrap_or(Path::new("")).display(),
-                        ids[row]
-                    ),
-                });
-            }
+            // Every kept row has a session: checked chunk by chunk while reading.
             leave_one_session_out(labels.session.iter().flatten().map(String::as_str)).map_err(
                 |message| FeatureError::Labels {
                     message: format!("corpus {:?}: {message}", corpus.name),
@@ -446,21 +505,12 @@ pub fn ingest_corpus(
         distinct.dedup();
         distinct
     };
-    let group_of_row: Vec<usize> = if folds.is_empty() {
-        vec![0; ids.len()]
+    let group_stats = if by_session {
+        stats.in_order(&sessions)
     } else {
-        labels
-            .session
-            .iter()
-            .map(|session| {
-                sessions
-                    .binary_search(session.as_ref().expect("checked above"))
-                    .expect("listed")
-            })
-            .collect()
+        stats.in_order(&[String::new()])
     };
-    let groups = if folds.is_empty() { 1 } else { sessions.len() };
-    let group_stats = grouped_stats(&chunks, &group_of_row, groups, names.len());
+    let groups = group_stats.len();
     let merged = |include: &dyn Fn(usize) -> bool| -> Vec<RunningStats> {
         (0..names.len())
             .map(|feature| {
@@ -489,17 +539,7 @@ pub fn ingest_corpus(
         ));
     }
 
-    // The corpus itself.
-    let path = layout.corpus(&corpus.name);
-    let mut frame = corpus_frame(
-        &corpus.name,
-        &ids,
-        &labels,
-        &extra_columns,
-        &names,
-        chunks,
-        chunk_rows,
-    )?;
+    // The corpus itself: its rows are written; the footer completes it.
     let mut metadata = base_metadata.clone();
     metadata.insert(
         "emocycle.layout",
@@ -511,18 +551,7 @@ pub fn ingest_corpus(
     metadata.insert_json("emocycle.features", &names);
     metadata.insert_json("emocycle.label_map", &corpus.label_map);
     metadata.insert_json("emocycle.counts", &report);
-    write_parquet_with(
-        &path,
-        &mut frame,
-        &metadata,
-        WriteOptions {
-            // openSMILE functionals are float noise to a compressor: zstd saved 10% of the bytes
-            // and cost a fifth of the stage's time (docs/benchmarks.md); LZ4 is nearly free.
-            compression: ParquetCompression::Lz4,
-            row_group_rows: Some(chunk_rows),
-        },
-    )?;
-    drop(frame);
+    stream.finish(&metadata)?;
     report.outputs.push(path);
 
     if !folds.is_empty() {
@@ -621,277 +650,326 @@ pub fn ingest_corpus(
     Ok(report)
 }
 
-fn reject_duplicate_ids(table: &FeatureTable) -> Result<()> {
-    let mut first_line: HashMap<&str, u64> = HashMap::with_capacity(table.ids.len());
-    for (id, &line) in table.ids.iter().zip(&table.lines) {
-        if let Some(first) = first_line.insert(id, line) {
-            return Err(FeatureError::parse(
-                &table.path,
-                line,
-                Some(
-                    if table.layout == Layout::OpensmilePython {
-                        "file"
-                    } else {
-                        "name"
-                    }
-                    .to_string(),
-                ),
-                format!("duplicate utterance id {id:?} (first on line {first})"),
-            ));
-        }
-    }
-    Ok(())
+/// Matches rows to labels chunk by chunk: the manifest when there is one, else an ARFF file's
+/// own class, else nothing (an unlabelled corpus). Counts what it drops in the report.
+struct LabelJoin<'a> {
+    corpus: &'a CorpusSpec,
+    manifest: Option<&'a Manifest>,
+    matched: usize,
+    rows_seen: usize,
+    first_id: Option<String>,
+    by_class: bool,
 }
 
-/// Decides which rows to keep and their labels; fills the report's counts.
-fn join_labels(
-    corpus: &CorpusSpec,
-    table: &FeatureTable,
-    manifest: Option<&Manifest>,
-    report: &mut CorpusReport,
-) -> Result<(Vec<bool>, RowLabels)> {
-    let rows = table.rows();
-    let mut keep = vec![true; rows];
-    let mut labels = RowLabels {
-        emotion: Vec::with_capacity(rows),
-        session: Vec::with_capacity(rows),
-        speaker: Vec::with_capacity(rows),
-        extras: Vec::new(),
-    };
-    if let Some(manifest) = manifest {
-        let mut matched = 0usize;
-        for (row, id) in table.ids.iter().enumerate() {
-            let Some(label) = manifest.rows.get(id) else {
-                report.features_without_labels += 1;
-                keep[row] = false;
-                continue;
-            };
-            matched += 1;
-            let Some(emotion) = label.emotion else {
-                *report
-                    .dropped_out_of_scope
-                    .entry(label.code.clone())
-                    .or_insert(0) += 1;
-                keep[row] = false;
-                continue;
-            };
-            labels.emotion.push(Some(emotion));
-            labels.session.push(label.session.clone());
-            labels.speaker.push(label.speaker.clone());
-            labels.extras.push(label.extras.clone());
+impl<'a> LabelJoin<'a> {
+    fn new(corpus: &'a CorpusSpec, manifest: Option<&'a Manifest>) -> Self {
+        Self {
+            corpus,
+            manifest,
+            matched: 0,
+            rows_seen: 0,
+            first_id: None,
+            by_class: false,
         }
-        report.labels_without_features = manifest.rows.len() - matched;
-        if matched == 0 {
-            return Err(FeatureError::Labels {
-                message: format!(
-                    "no utterance of {} ({} rows) is listed in {} ({} rows): check that the ids match (e.g. {:?} vs {:?})",
-                    table.path.display(),
-                    rows,
-                    manifest.path.display(),
-                    manifest.rows.len(),
-                    table.ids.first().map(String::as_str).unwrap_or(""),
-                    manifest
-                        .rows
-                        .keys()
-                        .next()
-                        .map(String::as_str)
-                        .unwrap_or("")
-                ),
-            });
+    }
+
+    /// Which of `ids` to keep; appends the kept rows' labels to `labels`.
+    fn join(
+        &mut self,
+        ids: &[String],
+        classes: Option<&[Option<String>]>,
+        labels: &mut RowLabels,
+        report: &mut CorpusReport,
+    ) -> Vec<bool> {
+        if self.first_id.is_none() {
+            self.first_id = ids.first().cloned();
         }
-        if labels.emotion.is_empty() {
-            return Err(FeatureError::Labels {
-                message: format!(
-                    "{}: none of the matched utterances has one of the four emotions under label map {:?} (codes seen: {:?})",
-                    manifest.path.display(),
-                    corpus.label_map,
-                    report.dropped_out_of_scope.keys().collect::<Vec<_>>()
-                ),
-            });
-        }
-    } else if let Some(classes) = &table.classes {
-        // An ARFF file with a nominal class and no manifest: the class is the label.
-        for (row, class) in classes.iter().enumerate() {
-            match class.as_deref().and_then(|code| corpus.label_map.map(code)) {
-                Some(emotion) => {
-                    labels.emotion.push(Some(emotion));
-                    labels.session.push(None);
-                    labels.speaker.push(None);
-                }
-                None => {
+        self.rows_seen += ids.len();
+        let mut keep = vec![true; ids.len()];
+        if let Some(manifest) = self.manifest {
+            for (row, id) in ids.iter().enumerate() {
+                let Some(label) = manifest.rows.get(id) else {
+                    report.features_without_labels += 1;
+                    keep[row] = false;
+                    continue;
+                };
+                self.matched += 1;
+                let Some(emotion) = label.emotion else {
                     *report
                         .dropped_out_of_scope
-                        .entry(class.clone().unwrap_or_else(|| "?".to_string()))
+                        .entry(label.code.clone())
                         .or_insert(0) += 1;
                     keep[row] = false;
+                    continue;
+                };
+                labels.emotion.push(Some(emotion));
+                labels.session.push(label.session.clone());
+                labels.speaker.push(label.speaker.clone());
+                labels.extras.push(label.extras.clone());
+            }
+        } else if let Some(classes) = classes {
+            // An ARFF file with a nominal class and no manifest: the class is the label.
+            self.by_class = true;
+            for (row, class) in classes.iter().enumerate() {
+                match class
+                    .as_deref()
+                    .and_then(|code| self.corpus.label_map.map(code))
+                {
+                    Some(emotion) => {
+                        labels.emotion.push(Some(emotion));
+                        labels.session.push(None);
+                        labels.speaker.push(None);
+                    }
+                    None => {
+                        *report
+                            .dropped_out_of_scope
+                            .entry(class.clone().unwrap_or_else(|| "?".to_string()))
+                            .or_insert(0) += 1;
+                        keep[row] = false;
+                    }
                 }
             }
+        } else {
+            labels.emotion.extend(std::iter::repeat_n(None, ids.len()));
+            labels.session.extend(std::iter::repeat_n(None, ids.len()));
+            labels.speaker.extend(std::iter::repeat_n(None, ids.len()));
         }
-        if labels.emotion.is_empty() {
+        keep
+    }
+
+    /// After the last chunk: the errors that need the whole file, and the remaining counts.
+    fn finish(&self, features: &Path, labels: &RowLabels, report: &mut CorpusReport) -> Result<()> {
+        if let Some(manifest) = self.manifest {
+            report.labels_without_features = manifest.rows.len() - self.matched;
+            if self.matched == 0 {
+                return Err(FeatureError::Labels {
+                    message: format!(
+                        "no utterance of {} ({} rows) is listed in {} ({} rows): check that the ids match (e.g. {:?} vs {:?})",
+                        features.display(),
+                        self.rows_seen,
+                        manifest.path.display(),
+                        manifest.rows.len(),
+                        self.first_id.as_deref().unwrap_or(""),
+                        manifest
+                            .rows
+                            .keys()
+                            .next()
+                            .map(String::as_str)
+                            .unwrap_or("")
+                    ),
+                });
+            }
+            if labels.emotion.is_empty() {
+                return Err(FeatureError::Labels {
+                    message: format!(
+                        "{}: none of the matched utterances has one of the four emotions under label map {:?} (codes seen: {:?})",
+                        manifest.path.display(),
+                        self.corpus.label_map,
+                        report.dropped_out_of_scope.keys().collect::<Vec<_>>()
+                    ),
+                });
+            }
+        } else if self.by_class && labels.emotion.is_empty() {
             return Err(FeatureError::Labels {
                 message: format!(
                     "{}: no row's class maps to one of the four emotions under label map {:?}",
-                    table.path.display(),
-                    corpus.label_map
+                    features.display(),
+                    self.corpus.label_map
                 ),
             });
         }
-    } else {
-        labels.emotion = vec![None; rows];
-        labels.session = vec![None; rows];
-        labels.speaker = vec![None; rows];
+        Ok(())
     }
-    Ok((keep, labels))
 }
 
-/// Keeps the rows marked in `keep`, re-chunked to `chunk_rows`, freeing old chunks as it goes.
-fn filter_rows(chunks: Vec<ColumnChunk>, keep: &[bool], chunk_rows: usize) -> Vec<ColumnChunk> {
-    let width = chunks.first().map_or(0, |chunk| chunk.columns.len());
-    let mut output: Vec<ColumnChunk> = Vec::new();
-    let mut current: Vec<Vec<f32>> = vec![Vec::with_capacity(chunk_rows); width];
-    let mut current_rows = 0;
-    let mut row_offset = 0;
-    for chunk in chunks {
-        for row in 0..chunk.rows {
-            if keep[row_offset + row] {
-                for (column, values) in current.iter_mut().zip(&chunk.columns) {
-                    column.push(values[row]);
-                }
-                current_rows += 1;
-                if current_rows == chunk_rows {
-                    output.push(ColumnChunk {
-                        columns: std::mem::replace(
-                            &mut current,
-                            vec![Vec::with_capacity(chunk_rows); width],
-                        ),
-                        rows: current_rows,
-                    });
-                    current_rows = 0;
-                }
-            }
-        }
-        row_offset += chunk.rows;
-    }
-    if current_rows > 0 {
-        output.push(ColumnChunk {
-            columns: current,
-            rows: current_rows,
-        });
-    }
-    output
-}
-
-/// Per-group, per-feature running statistics in one parallel pass over the columns.
-fn grouped_stats(
-    chunks: &[ColumnChunk],
-    group_of_row: &[usize],
-    groups: usize,
-    width: usize,
-) -> Vec<Vec<RunningStats>> {
-    let per_feature: Vec<Vec<RunningStats>> = (0..width)
+/// The rows of `chunk` marked in `keep`.
+fn keep_rows(chunk: ColumnChunk, keep: &[bool]) -> ColumnChunk {
+    let rows = keep.iter().filter(|&&kept| kept).count();
+    let columns = chunk
+        .columns
         .into_par_iter()
-        .map(|feature| {
-            let mut stats = vec![RunningStats::default(); groups];
-            let mut row = 0;
-            for chunk in chunks {
-                let column = &chunk.columns[feature];
-                let groups_here = &group_of_row[row..row + column.len()];
-                // Runs of rows of one group (sessions usually come in blocks; an unlabelled corpus
-                // is one run per chunk) are summarised two-pass and merged: no division per value.
+        .map(|column| {
+            column
+                .into_iter()
+                .zip(keep)
+                .filter_map(|(value, &kept)| kept.then_some(value))
+                .collect()
+        })
+        .collect();
+    ColumnChunk { columns, rows }
+}
+
+/// Per-session (or whole-corpus), per-feature running statistics, added to chunk by chunk.
+struct SessionStats {
+    width: usize,
+    group_of_session: HashMap<String, usize>,
+    groups: Vec<Vec<RunningStats>>,
+}
+
+impl SessionStats {
+    fn new(width: usize) -> Self {
+        Self {
+            width,
+            group_of_session: HashMap::new(),
+            groups: Vec::new(),
+        }
+    }
+
+    fn group(&mut self, session: &str) -> usize {
+        if let Some(&group) = self.group_of_session.get(session) {
+            return group;
+        }
+        self.groups.push(vec![RunningStats::default(); self.width]);
+        self.group_of_session
+            .insert(session.to_string(), self.groups.len() - 1);
+        self.groups.len() - 1
+    }
+
+    /// Adds a chunk's rows, grouped by `sessions` (one per row) or all in one group.
+    fn add(&mut self, chunk: &ColumnChunk, sessions: Option<&[Option<String>]>) {
+        let group_of_row: Vec<usize> = match sessions {
+            Some(sessions) => sessions
+                .iter()
+                .map(|session| self.group(session.as_deref().unwrap_or_default()))
+                .collect(),
+            None => vec![self.group(""); chunk.rows],
+        };
+        // Runs of rows of one group (sessions usually come in blocks; an unlabelled corpus is
+        // one run per chunk) are summarised two-pass and merged: no division per value.
+        let runs: Vec<Vec<(usize, RunningStats)>> = chunk
+            .columns
+            .par_iter()
+            .map(|column| {
+                let mut runs = Vec::new();
                 let mut start = 0;
                 while start < column.len() {
-                    let group = groups_here[start];
-                    let end = groups_here[start..]
+                    let group = group_of_row[start];
+                    let end = group_of_row[start..]
                         .iter()
                         .position(|&g| g != group)
                         .map_or(column.len(), |offset| start + offset);
-                    stats[group] = stats[group].merge(&slice_stats(&column[start..end]));
+                    runs.push((group, slice_stats(&column[start..end])));
                     start = end;
                 }
-                row += column.len();
+                runs
+            })
+            .collect();
+        for (feature, runs) in runs.into_iter().enumerate() {
+            for (group, stats) in runs {
+                let total = &mut self.groups[group][feature];
+                *total = total.merge(&stats);
             }
-            stats
-        })
-        .collect();
-    (0..groups)
-        .map(|group| per_feature.iter().map(|stats| stats[group]).collect())
-        .collect()
+        }
+    }
+
+    /// The groups' statistics in the order of `sessions` (one empty name: the whole corpus).
+    fn in_order(&self, sessions: &[String]) -> Vec<Vec<RunningStats>> {
+        sessions
+            .iter()
+            .map(|session| match self.group_of_session.get(session) {
+                Some(&group) => self.groups[group].clone(),
+                None => vec![RunningStats::default(); self.width],
+            })
+            .collect()
+    }
 }
 
 /// Count, min, max, mean and sum of squared deviations of `values`, two-pass in f64.
+///
+/// Eight independent lanes, each summed in order and then added up: the compiler turns them
+/// into vector instructions, which a single running sum (one dependent addition per value)
+/// forbids. Values are finite here (the reader rejects the rest), so min and max need no NaN
+/// handling.
 fn slice_stats(values: &[f32]) -> RunningStats {
+    const LANES: usize = 8;
     if values.is_empty() {
         return RunningStats::default();
     }
-    let (mut sum, mut min, mut max) = (0.0f64, f64::INFINITY, f64::NEG_INFINITY);
-    for &value in values {
-        let value = f64::from(value);
-        sum += value;
-        min = min.min(value);
-        max = max.max(value);
+    let mut sums = [0.0f64; LANES];
+    let mut mins = [f32::INFINITY; LANES];
+    let mut maxs = [f32::NEG_INFINITY; LANES];
+    let chunks = values.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for lane in 0..LANES {
+            let value = chunk[lane];
+            sums[lane] += f64::from(value);
+            mins[lane] = if value < mins[lane] {
+                value
+            } else {
+                mins[lane]
+            };
+            maxs[lane] = if value > maxs[lane] {
+                value
+            } else {
+                maxs[lane]
+            };
+        }
     }
-    let mean = sum / values.len() as f64;
-    let m2 = values
-        .iter()
-        .map(|&value| (f64::from(value) - mean).powi(2))
-        .sum();
+    for (lane, &value) in tail.iter().enumerate() {
+        sums[lane] += f64::from(value);
+        mins[lane] = mins[lane].min(value);
+        maxs[lane] = maxs[lane].max(value);
+    }
+    let mean = sums.iter().sum::<f64>() / values.len() as f64;
+    let mut squares = [0.0f64; LANES];
+    for chunk in values.chunks_exact(LANES) {
+        for lane in 0..LANES {
+            let deviation = f64::from(chunk[lane]) - mean;
+            squares[lane] += deviation * deviation;
+        }
+    }
+    for (lane, &value) in tail.iter().enumerate() {
+        let deviation = f64::from(value) - mean;
+        squares[lane] += deviation * deviation;
+    }
     RunningStats {
         count: values.len() as u64,
-        min,
-        max,
+        min: f64::from(mins.into_iter().fold(f32::INFINITY, f32::min)),
+        max: f64::from(maxs.into_iter().fold(f32::NEG_INFINITY, f32::max)),
         mean,
-        m2,
+        m2: squares.iter().sum(),
     }
 }
 
-/// Assembles the output frame chunk by chunk, moving (not copying) the feature vectors.
-fn corpus_frame(
+/// One row group of the corpus file: rows `first..first + ids.len()` of `labels`, moving (not
+/// copying) the feature vectors.
+fn chunk_frame(
     corpus: &str,
     ids: &[String],
     labels: &RowLabels,
+    first: usize,
     extra_columns: &[String],
     names: &[String],
-    chunks: Vec<ColumnChunk>,
-    chunk_rows: usize,
+    values: ColumnChunk,
 ) -> Result<DataFrame> {
-    let context = || format!("features of {corpus}");
-    let mut frame: Option<DataFrame> = None;
-    let mut start = 0;
-    for chunk in chunks {
-        let end = start + chunk.rows;
-        debug_assert!(chunk.rows == chunk_rows || end == ids.len());
-        let mut columns = Vec::with_capacity(5 + extra_columns.len() + names.len());
-        columns.push(Column::new("utterance_id".into(), &ids[start..end]));
-        columns.push(Column::new("corpus".into(), vec![corpus; chunk.rows]));
-        columns.push(Column::new("session".into(), &labels.session[start..end]));
-        columns.push(Column::new("speaker".into(), &labels.speaker[start..end]));
-        let emotions: Vec<Option<&str>> = labels.emotion[start..end]
+    let rows = values.rows;
+    let range = first..first + rows;
+    let mut columns = Vec::with_capacity(5 + extra_columns.len() + names.len());
+    columns.push(Column::new("utterance_id".into(), ids));
+    columns.push(Column::new("corpus".into(), vec![corpus; rows]));
+    columns.push(Column::new(
+        "session".into(),
+        &labels.session[range.clone()],
+    ));
+    columns.push(Column::new(
+        "speaker".into(),
+        &labels.speaker[range.clone()],
+    ));
+    let emotions: Vec<Option<&str>> = labels.emotion[range.clone()]
+        .iter()
+        .map(|e| e.map(Emotion::as_str))
+        .collect();
+    columns.push(Column::new("emotion".into(), emotions));
+    for (index, extra) in extra_columns.iter().enumerate() {
+        let values: Vec<&str> = labels.extras[range.clone()]
             .iter()
-            .map(|e| e.map(Emotion::as_str))
+            .map(|row| row[index].as_str())
             .collect();
-        columns.push(Column::new("emotion".into(), emotions));
-        for (index, extra) in extra_columns.iter().enumerate() {
-            let values: Vec<&str> = labels.extras[start..end]
-                .iter()
-                .map(|row| row[index].as_str())
-                .collect();
-            columns.push(Column::new(extra.as_str().into(), values));
-        }
-        for (name, values) in names.iter().zip(chunk.columns) {
-            columns.push(Float32Chunked::from_vec(name.as_str().into(), values).into_column());
-        }
-        let part = DataFrame::new(chunk.rows, columns).map_err(FeatureError::frame(context()))?;
-        match &mut frame {
-            None => frame = Some(part),
-            Some(frame) => {
-                frame
-                    .vstack_mut_owned(part)
-                    .map_err(FeatureError::frame(context()))?;
-            }
-        }
-        start = end;
+        columns.push(Column::new(extra.as_str().into(), values));
     }
-    frame.ok_or_else(|| FeatureError::Labels {
-        message: format!("corpus {corpus}: no utterance is left after matching labels"),
-    })
+    for (name, values) in names.iter().zip(values.columns) {
+        columns.push(Float32Chunked::from_vec(name.as_str().into(), values).into_column());
+    }
+    DataFrame::new(rows, columns).map_err(FeatureError::frame(format!("features of {corpus}")))
 }

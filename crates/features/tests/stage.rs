@@ -196,3 +196,77 @@ fn the_same_inputs_give_byte_identical_outputs() {
         );
     }
 }
+
+/// Mean, population std, min and max of one feature over the rows whose session passes `keep`,
+/// straight from a corpus parquet.
+fn direct_stats(frame: &DataFrame, feature: &str, keep: impl Fn(&str) -> bool) -> [f64; 4] {
+    let sessions = strings(frame, "session");
+    let values: Vec<f64> = frame
+        .column(feature)
+        .unwrap()
+        .f32()
+        .unwrap()
+        .into_no_null_iter()
+        .zip(&sessions)
+        .filter(|(_, session)| keep(session.as_deref().unwrap()))
+        .map(|(value, _)| f64::from(value))
+        .collect();
+    let mean = values.iter().sum::<f64>() / values.len() as f64;
+    let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / values.len() as f64;
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    [mean, variance.sqrt(), min, max]
+}
+
+#[test]
+fn the_embedded_corpus_streams_to_the_same_rows_and_statistics_at_any_chunk_size() {
+    // 790 rows, 30 of them out of scope and dropped, read in chunks of 61 rows (13 row
+    // groups, some cut by the label filter) and of 4096 (one chunk): the same rows, and
+    // statistics that match a direct computation on the written file.
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/corpus");
+    let config = FeaturesConfig {
+        corpora: vec![CorpusSpec {
+            name: "labelled".into(),
+            features: corpus.join("labelled.csv.gz"),
+            labels: Some(corpus.join("labelled_labels.csv")),
+            label_map: LabelMap::Iemocap,
+            feature_names: None,
+            folds: FoldScheme::LeaveOneSessionOut,
+            split: None,
+            nan_policy: NanPolicy::Error,
+        }],
+    };
+    let small = tempfile::tempdir().unwrap();
+    let large = tempfile::tempdir().unwrap();
+    let report = run_features(&config, &FeatureLayout::new(small.path()), 61).unwrap();
+    run_features(&config, &FeatureLayout::new(large.path()), 4096).unwrap();
+    assert_eq!(report[0].rows, 760);
+    let (frame, _) = read_parquet(&FeatureLayout::new(small.path()).corpus("labelled")).unwrap();
+    let (whole, _) = read_parquet(&FeatureLayout::new(large.path()).corpus("labelled")).unwrap();
+    assert_eq!(frame, whole);
+
+    let test_session = &report[0].folds[0].test_session;
+    for (directory, subset) in [(&small, "all"), (&large, "all"), (&small, "fold1-train")] {
+        let normaliser = Normaliser::read(
+            &FeatureLayout::new(directory.path()).normalisation("labelled", subset),
+        )
+        .unwrap();
+        for (index, feature) in normaliser.features.iter().enumerate().step_by(97) {
+            let expected = direct_stats(&frame, feature, |session| {
+                subset == "all" || session != test_session
+            });
+            let got = [
+                normaliser.mean[index],
+                normaliser.std[index],
+                normaliser.min[index],
+                normaliser.max[index],
+            ];
+            for (got, expected) in got.iter().zip(expected) {
+                assert!(
+                    (got - expected).abs() <= 1e-9 * expected.abs().max(1e-3),
+                    "{subset} {feature}: {got} vs {expected}"
+                );
+            }
+        }
+    }
+}
