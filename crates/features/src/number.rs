@@ -130,8 +130,7 @@ pub(crate) fn parse_fast_prefix(text: &[u8]) -> Option<(f32, usize)> {
 /// exact value (two roundings of at most half an ulp each, relative). Rounding it to f32 gives
 /// the exact value's correctly rounded f32 unless an f32 midpoint lies between the two; a
 /// midpoint has the 29 bits that f32 drops equal to 1000...0, so a `wide` at least five ulps
-/// away from that pattern is safe. The rest (and zero, and values outside f32's normal range)
-/// take the exact routes. A multiplication instead of Clinger's division: the parser's
+/// away from that pattern is safe. The rest (and zero) take the exact routes. A multiplication instead of Clinger's division: the parser's
 /// hottest instruction was that division.
 #[inline(always)]
 fn scale(mantissa: u32, power: i32) -> Option<f32> {
@@ -145,9 +144,8 @@ fn scale(mantissa: u32, power: i32) -> Option<f32> {
     let magnitude = f64::from_bits(TWO_52.to_bits() | u64::from(mantissa)) - TWO_52;
     let wide = magnitude * POW10_WIDE[index];
     let dropped = wide.to_bits() & ((1 << 29) - 1);
-    if dropped.abs_diff(1 << 28) <= 4
-        || !(f64::from(f32::MIN_POSITIVE)..=f64::from(f32::MAX)).contains(&wide)
-    {
+    // A mantissa below 2^24 times 10^-22..10^22 is zero or inside f32's normal range.
+    if mantissa == 0 || dropped.abs_diff(1 << 28) <= 4 {
         return scale_exact(mantissa, power);
     }
     Some(wide as f32)
@@ -187,41 +185,46 @@ const POW10_WIDE: [f64; 45] = [
 /// the field ends where it says (so `1.000000e-100` is not taken for `1.000000e-10`).
 #[inline(always)]
 pub(crate) fn parse_printf_e(text: &[u8]) -> Option<(f32, usize)> {
-    const ZEROS: u64 = u64::from_le_bytes([b'0'; 8]);
+    // `d.dddddd` as one word: digits have the high nibble 3 and stay below 0x3A when 6 is
+    // added; the point is 0x2E. `e±dd` as another: `e` or `E` (0x65 or 0x45), two digits.
+    const HEAD: u64 = u64::from_le_bytes(*b"0.000000");
+    const HEAD_MASK: u64 = 0xF0F0_F0F0_F0F0_FFF0;
+    const HEAD_DIGITS: u64 = 0xF0F0_F0F0_F0F0_00F0;
+    const TAIL: u32 = u32::from_le_bytes(*b"E\0\x30\x30");
+    const TAIL_MASK: u32 = 0xF0F0_00DF;
+    const TAIL_DIGITS: u32 = 0xF0F0_0000;
     let negative = text.first() == Some(&b'-');
     let start = usize::from(negative);
     let field: &[u8; 12] = text.get(start..start + 12)?.try_into().ok()?;
-    if field[1] != b'.' || !matches!(field[8], b'e' | b'E') || !matches!(field[9], b'+' | b'-') {
-        return None;
-    }
-    // The point becomes a zero digit: `d0 0 d1 .. d6` reads as d0 x 10^7 + d1..d6.
-    let ascii = u64::from_le_bytes(field[..8].try_into().ok()?) & !0xFF00 | 0x3000;
-    // Every byte in '0'..='9': its high nibble is 3, and adding 6 keeps it 3.
-    if ascii & 0xF0F0_F0F0_F0F0_F0F0 != ZEROS
-        || (ascii + 0x0606_0606_0606_0606) & 0xF0F0_F0F0_F0F0_F0F0 != ZEROS
+    let head = u64::from_le_bytes(field[..8].try_into().ok()?);
+    let tail = u32::from_le_bytes(field[8..].try_into().ok()?);
+    if head & HEAD_MASK != HEAD
+        || (head + 0x0606_0606_0606_0006) & HEAD_DIGITS != HEAD & HEAD_DIGITS
+        || tail & TAIL_MASK != TAIL
+        || (tail + 0x0606_0000) & TAIL_DIGITS != TAIL & TAIL_DIGITS
+        || !matches!(field[9], b'+' | b'-')
     {
         return None;
     }
-    let exponent_digits = [field[10].wrapping_sub(b'0'), field[11].wrapping_sub(b'0')];
-    if exponent_digits[0] > 9 || exponent_digits[1] > 9 {
-        return None;
-    }
-    // The eight digits to an integer, the most significant first in memory: pairs, then
-    // quads, then the whole (the classic SWAR reduction).
-    let mut value = ascii - ZEROS;
+    // No byte is below its counterpart in HEAD, so this subtracts bytewise: the digits, with a
+    // zero digit in place of the point, `d0 0 d1 .. d6` = d0 x 10^7 + d1..d6. Then the eight
+    // digits to an integer, the most significant first in memory: pairs, quads, the whole (the
+    // classic SWAR reduction).
+    let digits = head - HEAD;
+    let mut value = digits;
     value = (value * 10 + (value >> 8)) & 0x00FF_00FF_00FF_00FF;
     value = (value * 100 + (value >> 16)) & 0x0000_FFFF_0000_FFFF;
     value = (value * 10_000 + (value >> 32)) & 0xFFFF_FFFF;
-    let leading = u64::from(field[0] - b'0');
-    let mantissa = (value - leading * 9_000_000) as u32;
-    let exponent = i32::from(exponent_digits[0]) * 10 + i32::from(exponent_digits[1]);
+    let mantissa = (value - (digits & 0xFF) * 9_000_000) as u32;
+    let exponent = ((tail >> 16) & 0xF) as i32 * 10 + ((tail >> 24) & 0xF) as i32;
     let exponent = if field[9] == b'-' {
         -exponent
     } else {
         exponent
     };
     let magnitude = scale(mantissa, exponent - 6)?;
-    Some((if negative { -magnitude } else { magnitude }, start + 12))
+    let sign = u32::from(negative) << 31;
+    Some((f32::from_bits(magnitude.to_bits() | sign), start + 12))
 }
 
 #[cfg(test)]
