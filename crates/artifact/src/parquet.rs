@@ -101,15 +101,49 @@ pub fn write_parquet_with(
 
 type FileWriter = polars_parquet::write::FileWriter<SyncingWriter>;
 
-/// Bytes a [`ParquetStream`] writes between two syncs to disk.
-const SYNC_EVERY_BYTES: u64 = 32 << 20;
+/// Bytes a [`ParquetStream`] writes between two requests to sync the file to disk.
+const SYNC_EVERY_BYTES: u64 = 16 << 20;
 
-/// The stream's file, synced to disk every [`SYNC_EVERY_BYTES`] from the writer thread: the
-/// disk then works while the next row groups are prepared, and the sync that
-/// [`AtomicFile::commit`] needs before its rename finds little left to do.
+/// The stream's file. Every [`SYNC_EVERY_BYTES`] a thread of its own syncs what was written so
+/// far while writing goes on, so that the sync [`AtomicFile::commit`] needs before its rename
+/// finds little left to do. (A failed background sync is not reported: that final sync would
+/// fail the same way and is.)
 struct SyncingWriter {
     inner: BufWriter<File>,
     unsynced: u64,
+    syncer: Option<(std::sync::mpsc::SyncSender<()>, std::thread::JoinHandle<()>)>,
+}
+
+impl SyncingWriter {
+    fn new(inner: BufWriter<File>) -> Self {
+        // Without a second handle or thread, the final sync simply does all the work.
+        let syncer = inner.get_ref().try_clone().ok().and_then(|file| {
+            let (sender, requests) = std::sync::mpsc::sync_channel::<()>(1);
+            std::thread::Builder::new()
+                .name("parquet-sync".to_string())
+                .spawn(move || {
+                    for () in requests {
+                        let _ = file.sync_data();
+                    }
+                })
+                .ok()
+                .map(|thread| (sender, thread))
+        });
+        Self {
+            inner,
+            unsynced: 0,
+            syncer,
+        }
+    }
+
+    /// The file, once the syncing thread is done.
+    fn into_inner(mut self) -> BufWriter<File> {
+        if let Some((sender, thread)) = self.syncer.take() {
+            drop(sender);
+            let _ = thread.join();
+        }
+        self.inner
+    }
 }
 
 impl std::io::Write for SyncingWriter {
@@ -117,8 +151,12 @@ impl std::io::Write for SyncingWriter {
         let written = self.inner.write(buffer)?;
         self.unsynced += written as u64;
         if self.unsynced >= SYNC_EVERY_BYTES {
+            // The bytes must reach the kernel before a sync can take them.
             self.inner.flush()?;
-            self.inner.get_ref().sync_data()?;
+            if let Some((sender, _)) = &self.syncer {
+                // A sync still running will take these bytes too: no need to queue another.
+                let _ = sender.try_send(());
+            }
             self.unsynced = 0;
         }
         Ok(written)
@@ -179,10 +217,7 @@ impl ParquetStream {
         };
         let (atomic, writer) = AtomicFile::create(path)?;
         let arrow_schema = schema.to_arrow(CompatLevel::newest());
-        let writer = SyncingWriter {
-            inner: writer,
-            unsynced: 0,
-        };
+        let writer = SyncingWriter::new(writer);
         let file =
             FileWriter::try_new(writer, arrow_schema, options).map_err(parquet_error(path))?;
         let (sender, receiver) = std::sync::mpsc::sync_channel::<DataFrame>(1);
@@ -255,7 +290,7 @@ impl ParquetStream {
         }));
         file.end(Some(pairs)).map_err(parquet_error(&path))?;
         let atomic = self.atomic.take().expect("finish runs once");
-        atomic.commit(file.into_inner().inner)
+        atomic.commit(file.into_inner().into_inner())
     }
 
     fn path(&self) -> &Path {

@@ -144,6 +144,18 @@ impl Header {
 
 const BLOCK_BYTES: usize = 8 << 20;
 
+/// Whole lines of text at the start of a reusable buffer.
+struct Block {
+    bytes: Vec<u8>,
+    len: usize,
+}
+
+impl Block {
+    fn text(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
 struct HashingReader<R> {
     inner: R,
     hasher: Sha256,
@@ -206,36 +218,47 @@ impl BlockSource {
         }
     }
 
-    /// The next block of whole lines (the last block may lack a final newline).
-    fn next_block(&mut self) -> Result<Option<Vec<u8>>> {
+    /// The next block of whole lines (the last block may lack a final newline), in `buffer`
+    /// (a block handed back after use: its memory is reused, not allocated and zeroed again).
+    fn next_block(&mut self, mut buffer: Vec<u8>) -> Result<Option<Block>> {
         if self.finished && self.carry.is_empty() {
             return Ok(None);
         }
-        let mut block = std::mem::take(&mut self.carry);
-        block.reserve(BLOCK_BYTES);
+        let mut filled = self.carry.len();
+        if buffer.len() < filled + BLOCK_BYTES {
+            buffer.resize(filled + BLOCK_BYTES, 0);
+        }
+        buffer[..filled].copy_from_slice(&self.carry);
+        self.carry.clear();
         while !self.finished {
-            let start = block.len();
-            block.resize(start + BLOCK_BYTES.max(start / 4), 0);
+            if filled == buffer.len() {
+                // A line longer than the block: grow by a quarter.
+                buffer.resize(filled + filled / 4, 0);
+            }
             let read = loop {
-                match self.read_some(&mut block[start..]) {
+                match self.read_some(&mut buffer[filled..]) {
                     Ok(read) => break read,
                     Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
                     Err(error) => return Err(FeatureError::io(&self.path, error)),
                 }
             };
-            block.truncate(start + read);
             if read == 0 {
                 self.finished = true;
                 break;
             }
-            if block.len() >= BLOCK_BYTES
-                && let Some(end) = memchr::memrchr(b'\n', &block)
+            filled += read;
+            if filled >= BLOCK_BYTES
+                && let Some(end) = memchr::memrchr(b'\n', &buffer[..filled])
             {
-                self.carry = block.split_off(end + 1);
+                self.carry.extend_from_slice(&buffer[end + 1..filled]);
+                filled = end + 1;
                 break;
             }
         }
-        Ok((!block.is_empty()).then_some(block))
+        Ok((filled > 0).then_some(Block {
+            bytes: buffer,
+            len: filled,
+        }))
     }
 
     fn sha256(self) -> String {
@@ -574,6 +597,8 @@ fn split_arff_attribute(rest: &[u8]) -> Option<(String, String)> {
 /// One parallel piece of a block, parsed.
 #[derive(Default)]
 struct ParsedPiece {
+    /// Lines in the piece, blank and comment lines included.
+    line_count: u64,
     ids: Vec<String>,
     lines: Vec<u64>,
     classes: Vec<Option<String>>,
@@ -690,6 +715,7 @@ fn parse_piece(
         .values
         .reserve(width * (piece.len() / (width * 8).max(1) + 1));
     for (number, line) in lines_of(piece, first_line) {
+        parsed.line_count += 1;
         let trimmed = line.trim_ascii();
         if trimmed.is_empty() || (arff && trimmed.starts_with(b"%")) {
             continue;
@@ -953,7 +979,7 @@ pub struct ReadSummary {
 pub struct FeatureReader {
     path: PathBuf,
     source: BlockSource,
-    first_block: Vec<u8>,
+    first_block: Block,
     header: Header,
     data_offset: usize,
     options: ReadOptions,
@@ -968,13 +994,13 @@ impl FeatureReader {
             ));
         }
         let mut source = BlockSource::open(path)?;
-        let Some(first_block) = source.next_block()? else {
+        let Some(first_block) = source.next_block(Vec::new())? else {
             return Err(FeatureError::Empty {
                 path: path.to_path_buf(),
                 message: "the file is empty".to_string(),
             });
         };
-        let header = parse_header(path, &first_block, options)?;
+        let header = parse_header(path, first_block.text(), options)?;
         if header.names.is_empty() {
             return Err(FeatureError::parse(
                 path,
@@ -987,9 +1013,9 @@ impl FeatureReader {
         let data_offset = if header.header_lines == 0 {
             0
         } else {
-            memchr::memchr_iter(b'\n', &first_block)
+            memchr::memchr_iter(b'\n', first_block.text())
                 .nth(usize::try_from(header.header_lines - 1).unwrap_or(usize::MAX))
-                .map_or(first_block.len(), |position| position + 1)
+                .map_or(first_block.len, |position| position + 1)
         };
         Ok(Self {
             path: path.to_path_buf(),
@@ -1050,11 +1076,14 @@ impl FeatureReader {
             next_line: header.header_lines + 1,
         };
         let sha256 = std::thread::scope(|scope| -> Result<String> {
-            // Reading (and decompressing and hashing) overlaps with parsing.
-            let (sender, receiver) = mpsc::sync_channel::<Result<Vec<u8>>>(2);
+            // Reading (and decompressing and hashing) overlaps with parsing. Parsed blocks go
+            // back to the reader to be filled again: three buffers in all, allocated once.
+            let (sender, receiver) = mpsc::sync_channel::<Result<Block>>(1);
+            let (returner, returned) = mpsc::channel::<Vec<u8>>();
             let reader = scope.spawn(move || {
                 loop {
-                    match source.next_block() {
+                    let buffer = returned.try_recv().unwrap_or_default();
+                    match source.next_block(buffer) {
                         Ok(Some(block)) => {
                             if sender.send(Ok(block)).is_err() {
                                 return None;
@@ -1068,10 +1097,12 @@ impl FeatureReader {
                     }
                 }
             });
-            state.process(&first_block[data_offset..])?;
-            drop(first_block);
+            state.process(&first_block.text()[data_offset..])?;
+            let _ = returner.send(first_block.bytes);
             for block in receiver.iter() {
-                state.process(&block?)?;
+                let block = block?;
+                state.process(block.text())?;
+                let _ = returner.send(block.bytes);
             }
             let sha256 = reader.join().expect("the reader thread does not panic");
             // The reader only stops without a hash after sending its error, handled above.
@@ -1137,33 +1168,28 @@ struct ReadState<'a, 'b> {
 impl ReadState<'_, '_> {
     fn process(&mut self, block: &[u8]) -> Result<()> {
         let parts = split_block(block, self.pieces);
-        // Line numbers of each part's first line, so errors can name absolute lines.
-        let counts: Vec<u64> = parts
-            .par_iter()
-            .map(|part| {
-                memchr::memchr_iter(b'\n', part).count() as u64
-                    + u64::from(part.last().is_some_and(|&byte| byte != b'\n'))
-            })
-            .collect();
-        let first_lines: Vec<u64> = counts
-            .iter()
-            .scan(self.next_line, |next, count| {
-                let first = *next;
-                *next += count;
-                Some(first)
-            })
-            .collect();
-        self.next_line += counts.iter().sum::<u64>();
         let arff = self.header.layout == Layout::Arff;
+        // Each part numbers its lines from 1 and counts them; the absolute numbers (of rows and
+        // of errors) follow from the parts before it, without a counting pass of their own.
         let parsed: Vec<_> = parts
             .par_iter()
-            .zip(first_lines.par_iter())
-            .map(|(part, &first)| {
-                parse_piece(self.path, self.header, part, first, self.policy, arff)
-            })
+            .map(|part| parse_piece(self.path, self.header, part, 1, self.policy, arff))
             .collect();
         for piece in parsed {
-            let piece = piece?;
+            let offset = self.next_line - 1;
+            let mut piece = match piece {
+                Ok(piece) => piece,
+                Err(mut error) => {
+                    if let FeatureError::Parse { location, .. } = &mut error {
+                        location.line += offset;
+                    }
+                    return Err(error);
+                }
+            };
+            for line in &mut piece.lines {
+                *line += offset;
+            }
+            self.next_line += piece.line_count;
             self.dropped_non_finite += piece.dropped_non_finite;
             self.builder.push_piece(piece)?;
         }
@@ -1174,12 +1200,12 @@ impl ReadState<'_, '_> {
 /// Reads only the header of a feature file: its layout and feature names.
 pub fn read_header(path: &Path, options: &ReadOptions) -> Result<(Layout, Vec<String>)> {
     let mut source = BlockSource::open(path)?;
-    let Some(first_block) = source.next_block()? else {
+    let Some(first_block) = source.next_block(Vec::new())? else {
         return Err(FeatureError::Empty {
             path: path.to_path_buf(),
             message: "the file is empty".to_string(),
         });
     };
-    let header = parse_header(path, &first_block, options)?;
+    let header = parse_header(path, first_block.text(), options)?;
     Ok((header.layout, header.names))
 }
