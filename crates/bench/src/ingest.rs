@@ -328,7 +328,7 @@ pub fn bench(repo: &Path, cache: &Path, runs: usize) -> Result<String> {
         (middle, peak)
     };
     let (ours_s, ours_peak) = summary(
-        "emocycle feature stage (CSV -> LZ4 parquet + normalisation stats)",
+        "emocycle feature stage (CSV -> parquet + normalisation stats)",
         &ours,
     );
     let (theirs_s, _) = summary(
