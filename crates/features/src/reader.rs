@@ -641,8 +641,9 @@ fn parse_row_fast<'l>(line: &'l [u8], header: &Header, row: &mut [f32]) -> Optio
         let rest = line.get(position..)?;
         let (value, used) = match parse_printf_e(rest).or_else(|| parse_fast_prefix(rest)) {
             Some(parsed) => parsed,
-            // Numbers the fast path does not cover (6.2e-05 is 62 x 10^-11) go through the
-            // general parser on the same field the general path would cut out.
+            // Numbers the fast paths do not cover (more than nine digits, powers of ten beyond
+            // 10^+-22, `nan`) go through the general parser on the same field the general path
+            // would cut out.
             None => {
                 if matches!(rest.first(), Some(b'\'' | b'"')) {
                     return None;
