@@ -994,14 +994,7 @@ impl FeatureReader {
                 "chunk_rows must be positive".to_string(),
             ));
         }
-        let mut source = BlockSource::open(path)?;
-        let Some(first_block) = source.next_block(Vec::new())? else {
-            return Err(FeatureError::Empty {
-                path: path.to_path_buf(),
-                message: "the file is empty".to_string(),
-            });
-        };
-        let header = parse_header(path, first_block.text(), options)?;
+        let (source, first_block, header) = open_with_header(path, options)?;
         if header.names.is_empty() {
             return Err(FeatureError::parse(
                 path,
@@ -1198,8 +1191,8 @@ impl ReadState<'_, '_> {
     }
 }
 
-/// Reads only the header of a feature file: its layout and feature names.
-pub fn read_header(path: &Path, options: &ReadOptions) -> Result<(Layout, Vec<String>)> {
+/// Opens a feature file and parses its header from the first block.
+fn open_with_header(path: &Path, options: &ReadOptions) -> Result<(BlockSource, Block, Header)> {
     let mut source = BlockSource::open(path)?;
     let Some(first_block) = source.next_block(Vec::new())? else {
         return Err(FeatureError::Empty {
@@ -1208,5 +1201,11 @@ pub fn read_header(path: &Path, options: &ReadOptions) -> Result<(Layout, Vec<St
         });
     };
     let header = parse_header(path, first_block.text(), options)?;
+    Ok((source, first_block, header))
+}
+
+/// Reads only the header of a feature file: its layout and feature names.
+pub fn read_header(path: &Path, options: &ReadOptions) -> Result<(Layout, Vec<String>)> {
+    let (_, _, header) = open_with_header(path, options)?;
     Ok((header.layout, header.names))
 }
