@@ -4,11 +4,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use emocycle_artifact::{
-    Metadata, float32_columns, keys, read_parquet_metadata, sha256_file, write_atomic,
+    ArtifactError, Metadata, ParquetCompression, ParquetStream, float32_columns, keys,
+    read_parquet_metadata, sha256_file,
 };
 use emocycle_features::{Emotion, FeatureMatrix, Normaliser, Scaling, SplitMix64};
 use emocycle_gan::{CycleGanModel, GanConfig, ModelLayout, Scope, StageInputs};
-use polars::prelude::{Column, DataFrame, KeyValueMetadata, ParquetCompression, ParquetWriter};
+use polars::prelude::{Column, DataFrame};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
@@ -290,67 +291,67 @@ pub fn generate_set(
     metadata.insert("emocycle.lambda_cls", request.lambda_cls.to_string());
     metadata.insert("emocycle.rows_per_emotion", rows.len().to_string());
     metadata.insert("emocycle.checkpoint_sha256", checkpoint_sha256.clone());
-    let pairs: Vec<(String, String)> = metadata
-        .iter()
-        .map(|(key, value)| (key.to_string(), value.to_string()))
-        .collect();
-
-    write_atomic(&request.output, |writer| {
-        let mut batched = None;
-        let mut rows_done = 0;
-        for emotion in Emotion::ALL {
-            for chunk in rows.chunks(config.batch_rows) {
-                let mut batch = Vec::with_capacity(chunk.len() * width);
-                for &row in chunk {
-                    batch.extend_from_slice(&values[row * width..(row + 1) * width]);
-                }
-                let input = Tensor::from_slice(&batch).reshape([chunk.len() as i64, width as i64]);
-                let output = model
-                    .generate(emotion.index(), &input)?
-                    .to_device(Device::Cpu)
-                    .to_kind(Kind::Float)
-                    .contiguous()
-                    .view([-1]);
-                let mut generated = Vec::<f32>::try_from(&output)?;
-                if let Some(norm) = &target_norm {
-                    norm.inverse_rows(&mut generated, Scaling::MinMax);
-                }
-                let frame = batch_frame(BatchRows {
-                    ids: &ids,
-                    rows: chunk,
-                    emotion,
-                    scope: &scope_name,
-                    lambda_cls: request.lambda_cls,
-                    seed: request.seed,
-                    checkpoint_sha256: &checkpoint_sha256,
-                    names: &names,
-                    generated: &generated,
-                })?;
-                if batched.is_none() {
-                    batched = Some(
-                        ParquetWriter::new(&mut *writer)
-                            // Generated features are float noise to a compressor, as the
-                            // corpus's are (see the feature stage): LZ4 is nearly free.
-                            .with_compression(ParquetCompression::Lz4Raw)
-                            .with_key_value_metadata(Some(KeyValueMetadata::from_static(
-                                pairs.clone(),
-                            )))
-                            .batched(frame.schema())?,
-                    );
-                }
-                let writer = batched.as_mut().expect("created above");
-                writer.write_batch(&frame)?;
-                rows_done += chunk.len();
-                progress(GenerateProgress {
-                    rows_done,
-                    rows_total,
-                });
+    // Written a batch at a time with plain pages (generated features are float noise to a
+    // compressor and to polars' dictionary probe, as the corpus's are); LZ4 is nearly free.
+    let mut stream: Option<ParquetStream> = None;
+    let mut rows_done = 0;
+    for emotion in Emotion::ALL {
+        for chunk in rows.chunks(config.batch_rows) {
+            let mut batch = Vec::with_capacity(chunk.len() * width);
+            for &row in chunk {
+                batch.extend_from_slice(&values[row * width..(row + 1) * width]);
             }
+            let input = Tensor::from_slice(&batch).reshape([chunk.len() as i64, width as i64]);
+            let output = model
+                .generate(emotion.index(), &input)
+                .map_err(model_error)?
+                .to_device(Device::Cpu)
+                .to_kind(Kind::Float)
+                .contiguous()
+                .view([-1]);
+            let mut generated = Vec::<f32>::try_from(&output).map_err(|error| {
+                SynthError::input(
+                    &request.model,
+                    format!("reading a generated batch back: {error}"),
+                )
+            })?;
+            if let Some(norm) = &target_norm {
+                norm.inverse_rows(&mut generated, Scaling::MinMax);
+            }
+            let frame = batch_frame(BatchRows {
+                ids: &ids,
+                rows: chunk,
+                emotion,
+                scope: &scope_name,
+                lambda_cls: request.lambda_cls,
+                seed: request.seed,
+                checkpoint_sha256: &checkpoint_sha256,
+                names: &names,
+                generated: &generated,
+            })
+            .map_err(|source| ArtifactError::Parquet {
+                path: request.output.clone(),
+                source,
+            })?;
+            let stream = match &mut stream {
+                Some(stream) => stream,
+                None => stream.insert(ParquetStream::create(
+                    &request.output,
+                    frame.schema(),
+                    ParquetCompression::Lz4,
+                )?),
+            };
+            stream.write(frame)?;
+            rows_done += chunk.len();
+            progress(GenerateProgress {
+                rows_done,
+                rows_total,
+            });
         }
-        let writer = batched.ok_or("no rows to write")?;
-        writer.finish()?;
-        Ok(())
-    })?;
+    }
+    stream
+        .ok_or_else(|| SynthError::input(&request.source, "no rows to generate from"))?
+        .finish(&metadata)?;
     tracing::info!(
         output = %request.output.display(),
         rows = rows_total,
