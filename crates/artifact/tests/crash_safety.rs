@@ -1,11 +1,14 @@
 //! A writer killed with SIGKILL in the middle of an atomic write leaves the previous artifact
-//! intact (or none), never a torn file.
+//! intact (or none), never a torn file: polars' writer and the row-group stream alike.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use emocycle_artifact::{Metadata, read_parquet, write_parquet};
+use emocycle_artifact::{
+    Metadata, ParquetCompression, ParquetEncoding, WriteOptions, read_parquet, write_parquet,
+    write_parquet_with,
+};
 use polars::prelude::*;
 
 const CHILD_TARGET: &str = "EMOCYCLE_CRASH_TEST_TARGET";
@@ -48,10 +51,22 @@ fn crash_test_child_writer() {
     for version in 1.. {
         let mut metadata = Metadata::for_stage("crash-test");
         metadata.insert("version", version.to_string());
-        write_parquet(
+        // Odd versions go through ParquetStream (plain pages, row groups written by a thread
+        // of its own while the next is encoded), even ones through polars' writer.
+        let encoding = if version % 2 == 1 {
+            ParquetEncoding::Plain
+        } else {
+            ParquetEncoding::Auto
+        };
+        write_parquet_with(
             Path::new(&target),
             &mut frame_of_version(version),
             &metadata,
+            WriteOptions {
+                compression: ParquetCompression::Zstd,
+                row_group_rows: Some(50_000),
+                encoding,
+            },
         )
         .unwrap();
     }
