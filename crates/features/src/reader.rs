@@ -607,13 +607,18 @@ struct ParsedPiece {
 }
 
 /// One data line in a single pass, for the common case: an unquoted or simply quoted id,
-/// skipped fields that do not start with a quote, and feature fields that are plain numbers
-/// (see [`parse_fast_prefix`]) separated by exactly the delimiter. Returns the raw id field, or
-/// `None` for anything else (spaces, NaN, missing values, long mantissas, ragged rows, ...):
-/// such lines go through the general path, which parses the same numbers to the same bits and
-/// is the one that reports errors.
+/// skipped fields that do not start with a quote, feature fields that are plain numbers (see
+/// [`parse_fast_prefix`]) separated by exactly the delimiter and, in an ARFF file with a
+/// nominal class, a class field without the delimiter in it. Returns the raw id and class
+/// fields, or `None` for anything else (spaces, NaN, missing values, long mantissas, ragged
+/// rows, ...): such lines go through the general path, which parses the same numbers to the
+/// same bits and is the one that reports errors.
 #[inline]
-fn parse_row_fast<'l>(line: &'l [u8], header: &Header, row: &mut [f32]) -> Option<&'l [u8]> {
+fn parse_row_fast<'l>(
+    line: &'l [u8],
+    header: &Header,
+    row: &mut [f32],
+) -> Option<(&'l [u8], Option<&'l [u8]>)> {
     let delimiter = header.delimiter;
     let id_end = match line.first()? {
         &quote @ (b'\'' | b'"') => memchr::memchr(quote, &line[1..])? + 2,
@@ -669,7 +674,15 @@ fn parse_row_fast<'l>(line: &'l [u8], header: &Header, row: &mut [f32]) -> Optio
         }
         feature += 1;
     }
-    (position == line.len()).then_some(&line[..id_end])
+    let id = &line[..id_end];
+    if !header.has_class {
+        return (position == line.len()).then_some((id, None));
+    }
+    if line.get(position) != Some(&delimiter) {
+        return None;
+    }
+    let class = &line[position + 1..];
+    (memchr::memchr(delimiter, class).is_none()).then_some((id, Some(class)))
 }
 
 /// Parses `%e` fields each followed by `delimiter` from `position` into `slots`, until a field
@@ -710,8 +723,6 @@ fn parse_piece(
     let mut parsed = ParsedPiece::default();
     let mut spans = Vec::with_capacity(expected_fields);
     let mut row = vec![0f32; width];
-    // ARFF rows may carry a class field after the features; they take the general path.
-    let fast_rows = !arff && !header.has_class;
     parsed
         .values
         .reserve(width * (piece.len() / (width * 8).max(1) + 1));
@@ -729,20 +740,24 @@ fn parse_piece(
                 "sparse ARFF rows are not supported",
             ));
         }
-        if fast_rows {
-            // Parsed straight into place: no row buffer to copy from.
-            let start = parsed.values.len();
-            parsed.values.resize(start + width, 0.0);
-            if let Some(id) = parse_row_fast(line, header, &mut parsed.values[start..]) {
-                let id = unquote(id);
-                if !id.is_empty() {
-                    parsed.ids.push(text(id));
-                    parsed.lines.push(number);
-                    continue;
+        // Parsed straight into place: no row buffer to copy from.
+        let start = parsed.values.len();
+        parsed.values.resize(start + width, 0.0);
+        if let Some((id, class)) = parse_row_fast(line, header, &mut parsed.values[start..]) {
+            let id = unquote(id);
+            if !id.is_empty() {
+                parsed.ids.push(text(id));
+                parsed.lines.push(number);
+                if let Some(class) = class {
+                    let class = unquote(class);
+                    parsed
+                        .classes
+                        .push((class != b"?" && !class.is_empty()).then(|| text(class)));
                 }
+                continue;
             }
-            parsed.values.truncate(start);
         }
+        parsed.values.truncate(start);
         split_fields(line, header.delimiter, &mut spans);
         if spans.len() != expected_fields {
             return Err(FeatureError::parse(

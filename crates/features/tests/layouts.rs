@@ -129,6 +129,48 @@ fn arff_with_class_and_missing_class() {
 }
 
 #[test]
+fn arff_rows_on_either_path_give_the_same_classes_and_values() {
+    // Rows 1 and 4 (an unknown class) take the one-pass parser; row 2 (a missing value,
+    // zeroed by the policy) and row 3 (a quoted class with the delimiter in it) take the
+    // field-by-field path.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mixed.arff");
+    std::fs::write(
+        &path,
+        "@relation x\n@attribute name string\n@attribute a numeric\n@attribute b numeric\n\
+         @attribute class {ang,'n,u'}\n@data\n\
+         'u1',1.500000e+00,2,ang\n\
+         'u2',?,3.000000e-01,ang\n\
+         'u3',4,5.000000e-01,'n,u'\n\
+         % a comment\n\
+         'u4',-6.250000e-02,7,?\n",
+    )
+    .unwrap();
+    let table = read_feature_file(
+        &path,
+        &ReadOptions {
+            nan_policy: NanPolicy::Zero,
+            ..options()
+        },
+    )
+    .unwrap();
+    assert_eq!(table.ids, ["u1", "u2", "u3", "u4"]);
+    assert_eq!(table.lines, [7, 8, 9, 11]);
+    assert_eq!(
+        rows_of(&table),
+        [[1.5, 2.0], [0.0, 0.3], [4.0, 0.5], [-0.0625, 7.0]]
+    );
+    let classes: Vec<Option<&str>> = table
+        .classes
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|class| class.as_deref())
+        .collect();
+    assert_eq!(classes, [Some("ang"), Some("ang"), Some("n,u"), None]);
+}
+
+#[test]
 fn gzip_compressed_files_of_every_layout() {
     let dir = tempfile::tempdir().unwrap();
     for (name, layout, names) in [
