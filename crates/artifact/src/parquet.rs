@@ -342,7 +342,9 @@ fn write_row_group(
     use rayon::prelude::*;
 
     for batch in frame.iter_chunks(CompatLevel::newest(), false) {
-        let pages: Vec<Vec<CompressedPage>> = batch
+        // Pages per parquet leaf: a nested field (a struct, say) has several, and the file
+        // writer pairs every leaf of the schema with one list of pages, in order.
+        let pages: Vec<Vec<Vec<CompressedPage>>> = batch
             .columns()
             .par_iter()
             .zip(types)
@@ -355,17 +357,21 @@ fn write_row_group(
                 } else {
                     options
                 };
-                let encoding = vec![Encoding::Plain; get_dtype_encoding(array.dtype()).len()];
-                let mut pages = Vec::new();
-                for leaf in array_to_columns(array, parquet_type.clone(), options, &encoding)? {
-                    for page in leaf {
-                        pages.push(compress(page?, Vec::new(), options.compression)?);
-                    }
+                let mut encoding = get_dtype_encoding(array.dtype());
+                // Dictionary-typed columns (categoricals) keep their dictionary pages.
+                if !matches!(array.dtype().to_storage(), ArrowDataType::Dictionary(..)) {
+                    encoding.fill(Encoding::Plain);
                 }
-                Ok(pages)
+                array_to_columns(array, parquet_type.clone(), options, &encoding)?
+                    .into_iter()
+                    .map(|leaf| {
+                        leaf.map(|page| Ok(compress(page?, Vec::new(), options.compression)?))
+                            .collect::<polars::error::PolarsResult<Vec<_>>>()
+                    })
+                    .collect::<polars::error::PolarsResult<Vec<_>>>()
             })
             .collect::<polars::error::PolarsResult<_>>()?;
-        let columns = DynIter::new(pages.iter().map(|column| {
+        let columns = DynIter::new(pages.iter().flatten().map(|column| {
             Ok(DynStreamingIterator::new(
                 fallible_streaming_iterator::convert(column.iter().map(Ok)),
             ))

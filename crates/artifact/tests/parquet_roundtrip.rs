@@ -130,6 +130,42 @@ fn plain_pages_round_trip_in_row_groups_of_the_requested_size() {
 }
 
 #[test]
+fn plain_pages_keep_nested_columns_whole() {
+    // A list column is a nested field with one leaf: its pages must stay with it and the flat
+    // columns after it with theirs. (Struct columns, several leaves per field, are outside this
+    // build's polars features.)
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested.parquet");
+    let lists = [
+        Series::new("".into(), [1.0f32, 2.0]),
+        Series::new("".into(), [3.0f32]),
+        Series::new("".into(), Vec::<f32>::new()),
+    ];
+    let mut frame = DataFrame::new(
+        3,
+        vec![
+            Column::new("id".into(), ["a", "b", "c"]),
+            Column::new("values".into(), &lists),
+            Column::new("after".into(), [0.5f32, 1.5, 2.5]),
+        ],
+    )
+    .unwrap();
+    write_parquet_with(
+        &path,
+        &mut frame,
+        &Metadata::for_stage("test"),
+        WriteOptions {
+            compression: ParquetCompression::None,
+            row_group_rows: Some(2),
+            encoding: ParquetEncoding::Plain,
+        },
+    )
+    .unwrap();
+    let (read_back, _) = read_parquet(&path).unwrap();
+    assert_eq!(read_back, frame);
+}
+
+#[test]
 fn a_stream_appears_only_when_finished_and_rejects_foreign_row_groups() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("stream.parquet");
