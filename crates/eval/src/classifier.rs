@@ -161,30 +161,6 @@ pub(crate) struct TrainOutcome {
     pub final_loss: f64,
 }
 
-/// Fills `out` with inverted-dropout masks for `rows x width`: `1 / keep` with probability
-/// `keep`, else 0, two 32-bit draws per 64-bit output.
-fn fill_mask(generator: &mut SplitMix64, keep: f64, out: &mut [f32]) {
-    let threshold = (keep * 4_294_967_296.0).round() as u64;
-    let scale = (1.0 / keep) as f32;
-    let mut chunks = out.chunks_exact_mut(2);
-    for pair in &mut chunks {
-        let bits = generator.next_u64();
-        pair[0] = if (bits & 0xFFFF_FFFF) < threshold {
-            scale
-        } else {
-            0.0
-        };
-        pair[1] = if (bits >> 32) < threshold { scale } else { 0.0 };
-    }
-    if let [last] = chunks.into_remainder() {
-        *last = if (generator.next_u64() & 0xFFFF_FFFF) < threshold {
-            scale
-        } else {
-            0.0
-        };
-    }
-}
-
 /// Trains a fresh classifier on the concatenation of `train` and predicts every test set.
 ///
 /// An epoch is one pass over the shuffled training rows in minibatches of
@@ -241,7 +217,7 @@ pub(crate) fn train_and_predict(
                     .zip(&params.hidden)
                     .map(|(mask, &hidden)| {
                         mask.resize(chunk.len() * hidden, 0.0);
-                        fill_mask(&mut streams.dropout, keep, mask);
+                        streams.dropout.fill_dropout_mask(keep, mask);
                         Tensor::from_slice(mask)
                             .view([rows, hidden as i64])
                             .to_device(device)
@@ -323,16 +299,6 @@ mod tests {
             learning_rate: 1e-2,
             epochs,
         }
-    }
-
-    #[test]
-    fn masks_keep_the_expected_fraction_scaled_by_one_over_keep() {
-        let mut generator = SplitMix64::new(3);
-        let mut mask = vec![0f32; 100_001];
-        fill_mask(&mut generator, 0.2, &mut mask);
-        let kept = mask.iter().filter(|&&m| m > 0.0).count() as f64 / mask.len() as f64;
-        assert!((kept - 0.2).abs() < 0.01, "{kept}");
-        assert!(mask.iter().all(|&m| m == 0.0 || (m - 5.0).abs() < 1e-6));
     }
 
     #[test]

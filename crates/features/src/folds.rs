@@ -108,6 +108,31 @@ impl SplitMix64 {
             items.swap(last, other);
         }
     }
+
+    /// Fills `out` with an inverted-dropout mask: `1 / keep` with probability `keep`, else 0,
+    /// two 32-bit draws per 64-bit output. Models draw their masks here rather than from
+    /// libtorch's process-wide generator so that threads sharing a process cannot reorder them.
+    pub fn fill_dropout_mask(&mut self, keep: f64, out: &mut [f32]) {
+        let threshold = (keep * 4_294_967_296.0).round() as u64;
+        let scale = (1.0 / keep) as f32;
+        let mut chunks = out.chunks_exact_mut(2);
+        for pair in &mut chunks {
+            let bits = self.next_u64();
+            pair[0] = if (bits & 0xFFFF_FFFF) < threshold {
+                scale
+            } else {
+                0.0
+            };
+            pair[1] = if (bits >> 32) < threshold { scale } else { 0.0 };
+        }
+        if let [last] = chunks.into_remainder() {
+            *last = if (self.next_u64() & 0xFFFF_FFFF) < threshold {
+                scale
+            } else {
+                0.0
+            };
+        }
+    }
 }
 
 /// Splits rows into dev and test per class: within each emotion, a seeded shuffle puts
@@ -172,6 +197,20 @@ mod tests {
         }
         assert_eq!(split, stratified_split(&emotions, 0.3, 42));
         assert_ne!(split, stratified_split(&emotions, 0.3, 43));
+    }
+
+    #[test]
+    fn dropout_masks_keep_the_expected_fraction_scaled_by_one_over_keep() {
+        let mut generator = SplitMix64::new(3);
+        let mut mask = vec![0f32; 100_001];
+        generator.fill_dropout_mask(0.2, &mut mask);
+        let kept = mask.iter().filter(|&&m| m > 0.0).count() as f64 / mask.len() as f64;
+        assert!((kept - 0.2).abs() < 0.01, "{kept}");
+        assert!(mask.iter().all(|&m| m == 0.0 || (m - 5.0).abs() < 1e-6));
+        // Odd lengths use a last draw of their own; every element is written.
+        let mut odd = vec![f32::NAN; 3];
+        SplitMix64::new(3).fill_dropout_mask(0.5, &mut odd);
+        assert!(odd.iter().all(|&m| m == 0.0 || m == 2.0));
     }
 
     #[test]

@@ -36,11 +36,29 @@ pub(crate) struct Adam {
     epsilon: f64,
     step: i64,
     leaves: Vec<Leaf>,
+    state: AdamPart,
+}
+
+/// The parameters, moments and step counters of some of an optimiser's parameters, aliasing the
+/// optimiser's own tensors, so that threads can update disjoint parts of one step at once.
+pub(crate) struct AdamPart {
+    params: Vec<Tensor>,
     m: Vec<Tensor>,
     v: Vec<Tensor>,
     /// The fused kernel's step counters (t of the bias corrections), one float scalar per
     /// parameter on its device, as PyTorch's optimiser keeps them; set before each update.
     counters: Vec<Tensor>,
+}
+
+/// The scalars of one optimiser step, shared by every [`AdamPart`] of it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AdamStep {
+    step: i64,
+    lr: f64,
+    beta1: f64,
+    beta2: f64,
+    /// PyTorch's eps for this step (TF's epsilon hat moved inside the bias correction).
+    epsilon: f64,
 }
 
 /// The fused-Adam TorchScript module, loaded once per process.
@@ -66,15 +84,19 @@ impl Adam {
             .iter()
             .map(|leaf| Tensor::zeros([], (Kind::Float, leaf.tensor.device())))
             .collect();
+        let state = AdamPart {
+            params: leaves.iter().map(|l| l.tensor.shallow_clone()).collect(),
+            m: zeros(&leaves),
+            v: zeros(&leaves),
+            counters,
+        };
         Self {
             beta1,
             beta2,
             epsilon,
             step: 0,
-            m: zeros(&leaves),
-            v: zeros(&leaves),
-            counters,
             leaves,
+            state,
         }
     }
 
@@ -89,7 +111,8 @@ impl Adam {
     #[cfg(test)]
     pub fn step(&mut self, lr: f64) {
         let grads: Vec<Tensor> = self.leaves.iter().map(|leaf| leaf.tensor.grad()).collect();
-        self.apply(&grads, lr);
+        let step = self.begin_step(lr);
+        self.state.apply(&grads, step);
     }
 
     /// Differentiates `loss` with respect to this optimiser's parameters and updates them.
@@ -100,54 +123,55 @@ impl Adam {
     /// Together that is four passes over every parameter per step fewer than
     /// `zero_grad` + `backward` + [`Adam::step`].
     pub fn minimise(&mut self, loss: &Tensor, lr: f64) {
-        let inputs: Vec<&Tensor> = self.leaves.iter().map(|leaf| &leaf.tensor).collect();
-        let grads = Tensor::run_backward(&[loss], &inputs, false, false);
-        self.apply(&grads, lr);
+        let step = self.begin_step(lr);
+        self.state.minimise(loss, step);
     }
 
-    fn apply(&mut self, grads: &[Tensor], lr: f64) {
+    /// How many parameter tensors this optimiser updates.
+    pub fn parameter_tensors(&self) -> usize {
+        self.leaves.len()
+    }
+
+    /// Counts a new step and returns its scalars; the caller then updates every parameter
+    /// exactly once through [`AdamPart`]s.
+    pub fn begin_step(&mut self, lr: f64) -> AdamStep {
         self.step += 1;
         let t = i32::try_from(self.step).unwrap_or(i32::MAX);
-        // TF's epsilon hat, moved inside PyTorch's bias-corrected denominator.
-        let epsilon = self.epsilon / (1.0 - self.beta2.powi(t)).sqrt();
-        let list = |tensors: &[Tensor]| {
-            IValue::TensorList(tensors.iter().map(Tensor::shallow_clone).collect())
-        };
-        // A parameter without a gradient counts as having a zero gradient, as TF's dense
-        // update would see it.
-        let grads: Vec<Tensor> = grads
-            .iter()
-            .zip(&self.leaves)
-            .map(|(grad, leaf)| {
-                if grad.defined() {
-                    grad.shallow_clone()
-                } else {
-                    leaf.tensor.detach().zeros_like()
-                }
+        AdamStep {
+            step: self.step,
+            lr,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            // TF's epsilon hat, moved inside PyTorch's bias-corrected denominator.
+            epsilon: self.epsilon / (1.0 - self.beta2.powi(t)).sqrt(),
+        }
+    }
+
+    /// The part of this optimiser that holds `params` (the same tensors as its leaves, in any
+    /// order); its updates change this optimiser's state.
+    ///
+    /// # Panics
+    /// If a tensor is not one of this optimiser's parameters.
+    pub fn part<'a>(&self, params: impl IntoIterator<Item = &'a Tensor>) -> AdamPart {
+        let indices: Vec<usize> = params
+            .into_iter()
+            .map(|param| {
+                self.state
+                    .params
+                    .iter()
+                    .position(|own| own.data_ptr() == param.data_ptr())
+                    .expect("a part holds parameters of its optimiser only")
             })
             .collect();
-        let params: Vec<Tensor> = self.leaves.iter().map(|l| l.tensor.detach()).collect();
-        tch::no_grad(|| {
-            for counter in &mut self.counters {
-                let _ = counter.fill_(self.step as f64);
-            }
-            fused_adam()
-                .method_is(
-                    "step",
-                    &[
-                        list(&params),
-                        list(&grads),
-                        list(&self.m),
-                        list(&self.v),
-                        list(&self.counters),
-                        IValue::Double(lr),
-                        IValue::Double(self.beta1),
-                        IValue::Double(self.beta2),
-                        IValue::Double(epsilon),
-                    ],
-                )
-                .expect("the fused Adam kernel accepts float parameters of one device");
-        });
+        let pick = |all: &[Tensor]| -> Vec<Tensor> {
+            indices.iter().map(|&i| all[i].shallow_clone()).collect()
+        };
+        AdamPart {
+            params: pick(&self.state.params),
+            m: pick(&self.state.m),
+            v: pick(&self.state.v),
+            counters: pick(&self.state.counters),
+        }
     }
 
     /// The state as named CPU tensors: `{prefix}.step` (int64 `[1]`), `{prefix}.m.<param>` and
@@ -155,8 +179,8 @@ impl Adam {
     pub fn export(&self, prefix: &str) -> Vec<(String, Tensor)> {
         let mut out = vec![(format!("{prefix}.step"), Tensor::from_slice(&[self.step]))];
         for (index, leaf) in self.leaves.iter().enumerate() {
-            out.extend(leaf.export(&format!("{prefix}.m."), &self.m[index]));
-            out.extend(leaf.export(&format!("{prefix}.v."), &self.v[index]));
+            out.extend(leaf.export(&format!("{prefix}.m."), &self.state.m[index]));
+            out.extend(leaf.export(&format!("{prefix}.v."), &self.state.v[index]));
         }
         out
     }
@@ -176,10 +200,67 @@ impl Adam {
         }
         self.step = step.int64_value(&[0]);
         for (index, leaf) in self.leaves.iter().enumerate() {
-            leaf.import(&format!("{prefix}.m."), tensors, &self.m[index])?;
-            leaf.import(&format!("{prefix}.v."), tensors, &self.v[index])?;
+            leaf.import(&format!("{prefix}.m."), tensors, &self.state.m[index])?;
+            leaf.import(&format!("{prefix}.v."), tensors, &self.state.v[index])?;
         }
         Ok(())
+    }
+}
+
+impl AdamPart {
+    /// The parameters, as autograd leaves.
+    pub fn params(&self) -> &[Tensor] {
+        &self.params
+    }
+
+    /// Differentiates `loss` with respect to this part's parameters and updates them (see
+    /// [`Adam::minimise`]).
+    pub fn minimise(&self, loss: &Tensor, step: AdamStep) {
+        let inputs: Vec<&Tensor> = self.params.iter().collect();
+        let grads = Tensor::run_backward(&[loss], &inputs, false, false);
+        self.apply(&grads, step);
+    }
+
+    /// Applies one update from `grads`, given in the order of [`AdamPart::params`].
+    pub fn apply(&self, grads: &[Tensor], step: AdamStep) {
+        let list = |tensors: &[Tensor]| {
+            IValue::TensorList(tensors.iter().map(Tensor::shallow_clone).collect())
+        };
+        // A parameter without a gradient counts as having a zero gradient, as TF's dense
+        // update would see it.
+        let grads: Vec<Tensor> = grads
+            .iter()
+            .zip(&self.params)
+            .map(|(grad, param)| {
+                if grad.defined() {
+                    grad.shallow_clone()
+                } else {
+                    param.detach().zeros_like()
+                }
+            })
+            .collect();
+        let params: Vec<Tensor> = self.params.iter().map(Tensor::detach).collect();
+        tch::no_grad(|| {
+            for counter in &self.counters {
+                let _ = counter.shallow_clone().fill_(step.step as f64);
+            }
+            fused_adam()
+                .method_is(
+                    "step",
+                    &[
+                        list(&params),
+                        list(&grads),
+                        list(&self.m),
+                        list(&self.v),
+                        list(&self.counters),
+                        IValue::Double(step.lr),
+                        IValue::Double(step.beta1),
+                        IValue::Double(step.beta2),
+                        IValue::Double(step.epsilon),
+                    ],
+                )
+                .expect("the fused Adam kernel accepts float parameters of one device");
+        });
     }
 }
 
@@ -221,6 +302,41 @@ mod tests {
         assert!((p2 - 0.936_611).abs() < 1e-5, "hand value {p2}");
         assert!((p.double_value(&[0]) - p2).abs() < 1e-6);
         assert_eq!(adam.steps(), 2);
+    }
+
+    #[test]
+    fn an_update_in_parts_equals_the_whole_update() {
+        let make = || {
+            let p = Tensor::from_slice(&[1.0f32, -2.0, 0.5]).set_requires_grad(true);
+            let q = Tensor::from_slice(&[0.25f32, 3.0]).set_requires_grad(true);
+            let leaves = [(&p, "p"), (&q, "q")]
+                .iter()
+                .map(|(t, name)| Leaf {
+                    tensor: t.shallow_clone(),
+                    names: vec![(*name).into()],
+                    stacked: false,
+                })
+                .collect();
+            (p, q, Adam::new(leaves, 0.9, 0.999, 1e-8))
+        };
+        let loss = |p: &Tensor, q: &Tensor| (p * p).sum(Kind::Float) + (q * 3.0).sum(Kind::Float);
+        let (p1, q1, mut whole) = make();
+        let (p2, q2, mut split) = make();
+        let q_part = split.part([&q2]);
+        let p_part = split.part([&p2]);
+        for _ in 0..3 {
+            whole.minimise(&loss(&p1, &q1), 0.1);
+            let step = split.begin_step(0.1);
+            q_part.minimise(&(&q2 * 3.0).sum(Kind::Float), step);
+            p_part.minimise(&(&p2 * &p2).sum(Kind::Float), step);
+        }
+        assert!(p1.equal(&p2) && q1.equal(&q2));
+        assert!(!p1.equal(&Tensor::from_slice(&[1.0f32, -2.0, 0.5])));
+        assert_eq!(split.steps(), 3);
+        let exported = |adam: &Adam| -> Vec<(String, Tensor)> { adam.export("a") };
+        for ((name, a), (_, b)) in exported(&whole).iter().zip(&exported(&split)) {
+            assert!(a.equal(b), "{name}");
+        }
     }
 
     #[test]

@@ -7,8 +7,9 @@ use crate::GanError;
 /// How the four CycleGANs' networks are laid out in memory.
 ///
 /// Both layouts compute the same function; they differ in speed and (because dropout masks are
-/// drawn in a different order) in the random stream, so a run is only reproducible bit for bit
-/// with the layout it was started with.
+/// drawn differently: per CycleGAN from streams of its own in the separate layout on the CPU,
+/// from libtorch's generator otherwise) in the random stream, so a run is only reproducible bit
+/// for bit with the layout it was started with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ModelLayout {

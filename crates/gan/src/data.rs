@@ -241,6 +241,7 @@ mod tests {
 
     #[test]
     fn an_epoch_is_a_pass_over_the_smallest_set_without_replacement() {
+        let _rng = crate::libtorch_rng_lock();
         tch::manual_seed(3);
         let plan = plan_epoch(50, &[9, 13], &[0, 9], 4, Device::Cpu);
         assert_eq!(plan.iterations, 2);

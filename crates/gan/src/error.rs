@@ -92,6 +92,9 @@ pub enum GanError {
         #[source]
         source: tch::TchError,
     },
+    /// The threads that train CycleGANs side by side could not be started.
+    #[error("cannot start the training threads: {0}")]
+    Threads(#[from] rayon::ThreadPoolBuildError),
     /// A training loss became NaN or infinite.
     #[error("{phase} diverged: a loss became NaN or infinite in epoch {epoch}")]
     Diverged {

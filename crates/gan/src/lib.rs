@@ -64,6 +64,18 @@
 //! dropout masks differently, so bit-identity holds within one layout. libtorch's generator is
 //! global to the process: nothing else may draw from it while a phase runs, and the intra-op
 //! thread count must stay the same across the resumed parts.
+//!
+//! # Threads
+//!
+//! Joint training in the separate layout on the CPU runs the K CycleGANs in groups side by side:
+//! with T libtorch threads, min(T, K) groups of T / groups threads each, every group running its
+//! CycleGANs' forward pass, backward pass and Adam update on threads of its own (two groups of
+//! one thread are 1.14x faster than one group of two on two cores; docs/benchmarks.md). C, which
+//! sees every CycleGAN's G(s), runs between the groups' forward and backward passes on the
+//! calling thread and hands each group its gradient with respect to G(s). In this mode each
+//! CycleGAN draws its dropout masks from SplitMix64 streams seeded per step from libtorch's
+//! generator, so the numbers depend on the seed and the threads per group, not on how many
+//! groups there are.
 
 mod adam;
 mod checkpoint;
@@ -77,6 +89,14 @@ mod train;
 
 #[cfg(test)]
 mod tests;
+
+/// Serialises the unit tests that seed or draw from libtorch's process-wide generator: tests run
+/// on parallel threads, and one test's draws would shift another's sequence.
+#[cfg(test)]
+pub(crate) fn libtorch_rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 pub use config::{GanConfig, ModelLayout};
 pub use data::{DataShape, TrainingData, ensure_no_test_session};

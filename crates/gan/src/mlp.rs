@@ -1,7 +1,10 @@
 //! Stacks of K same-shaped MLPs (the K CycleGANs' G, F, D_T or D_S), in either layout.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::ops::Range;
 
+use emocycle_features::SplitMix64;
 use tch::{Device, Kind, Tensor};
 
 use crate::ModelLayout;
@@ -64,6 +67,28 @@ impl Acts {
                     .unzip();
                 (Acts::List(head), Acts::List(tail))
             }
+        }
+    }
+
+    /// The activations of models `range` (separate layout), sharing the tensors.
+    ///
+    /// # Panics
+    /// On stacked activations.
+    pub fn select(&self, range: Range<usize>) -> Acts {
+        match self {
+            Acts::List(xs) => Acts::List(xs[range].iter().map(Tensor::shallow_clone).collect()),
+            Acts::Stacked(_) => panic!("stacked activations cannot be split by model"),
+        }
+    }
+
+    /// The per-model tensors (separate layout).
+    ///
+    /// # Panics
+    /// On stacked activations.
+    pub fn tensors(&self) -> &[Tensor] {
+        match self {
+            Acts::List(xs) => xs,
+            Acts::Stacked(_) => panic!("stacked activations are one tensor"),
         }
     }
 
@@ -199,6 +224,9 @@ pub(crate) struct MlpStack {
     dropout: f64,
     slope: Tensor,
     layers: Layers,
+    /// Per-model dropout streams (separate layout): when set, masks come from these instead of
+    /// libtorch's process-wide generator.
+    dropout_streams: RefCell<Option<Vec<SplitMix64>>>,
 }
 
 impl MlpStack {
@@ -270,7 +298,50 @@ impl MlpStack {
             dropout,
             slope: Tensor::from_slice(&[slope as f32]).to_device(device),
             layers,
+            dropout_streams: RefCell::new(None),
         }
+    }
+
+    /// The models `range` of a separate-layout stack, sharing its parameter tensors.
+    ///
+    /// # Panics
+    /// On a batched stack, whose models share tensors.
+    pub fn select(&self, range: Range<usize>) -> MlpStack {
+        let Layers::Separate(models) = &self.layers else {
+            panic!("only a separate-layout stack has per-model tensors to select");
+        };
+        let layers = models[range.clone()]
+            .iter()
+            .map(|layers| {
+                layers
+                    .iter()
+                    .map(|l| Linear {
+                        weight: l.weight.shallow_clone(),
+                        bias: l.bias.shallow_clone(),
+                    })
+                    .collect()
+            })
+            .collect();
+        MlpStack {
+            prefix: self.prefix.clone(),
+            models: self.models.as_ref().map(|m| m[range].to_vec()),
+            dropout: self.dropout,
+            slope: self.slope.shallow_clone(),
+            layers: Layers::Separate(layers),
+            dropout_streams: RefCell::new(None),
+        }
+    }
+
+    /// From now on model `slot` draws its dropout masks from `streams[slot]`.
+    ///
+    /// # Panics
+    /// On a batched stack, or with a stream count other than the model count.
+    pub fn set_dropout_streams(&self, streams: Vec<SplitMix64>) {
+        let Layers::Separate(models) = &self.layers else {
+            panic!("a batched stack draws one mask for all its models");
+        };
+        assert_eq!(streams.len(), models.len(), "one dropout stream per model");
+        *self.dropout_streams.borrow_mut() = Some(streams);
     }
 
     fn model_name(&self, slot: usize) -> String {
@@ -353,8 +424,25 @@ impl MlpStack {
         }
     }
 
-    fn hidden(&self, x: Tensor, train: bool) -> Tensor {
-        x.prelu(&self.slope).dropout(self.dropout, train)
+    /// LeakyReLU and inverted dropout, as `Tensor::dropout` computes it (`x * mask`, the mask
+    /// `1 / keep` or 0), with the mask from model `slot`'s own stream when it has one.
+    fn hidden(&self, slot: usize, x: Tensor, train: bool) -> Tensor {
+        let x = x.prelu(&self.slope);
+        if !train || self.dropout == 0.0 {
+            return x;
+        }
+        let mut streams = self.dropout_streams.borrow_mut();
+        match streams.as_mut() {
+            Some(streams) => {
+                let mut mask = vec![0f32; x.numel()];
+                streams[slot].fill_dropout_mask(1.0 - self.dropout, &mut mask);
+                let mask = Tensor::from_slice(&mask)
+                    .view(x.size().as_slice())
+                    .to_device(x.device());
+                x * mask
+            }
+            None => x.dropout(self.dropout, train),
+        }
     }
 
     /// Runs all K models on their own inputs.
@@ -364,7 +452,8 @@ impl MlpStack {
                 models
                     .iter()
                     .zip(xs)
-                    .map(|(layers, x)| self.forward_layers(layers, x, train))
+                    .enumerate()
+                    .map(|(slot, (layers, x))| self.forward_layers(slot, layers, x, train))
                     .collect(),
             ),
             (Layers::Batched(layers), Acts::Stacked(x)) => {
@@ -378,7 +467,7 @@ impl MlpStack {
                         1.0,
                     );
                     if j < last {
-                        h = self.hidden(h, train);
+                        h = self.hidden(0, h, train);
                     }
                 }
                 Acts::Stacked(h)
@@ -387,13 +476,13 @@ impl MlpStack {
         }
     }
 
-    fn forward_layers(&self, layers: &[Linear], x: &Tensor, train: bool) -> Tensor {
+    fn forward_layers(&self, slot: usize, layers: &[Linear], x: &Tensor, train: bool) -> Tensor {
         let last = layers.len() - 1;
         let mut h = x.shallow_clone();
         for (j, layer) in layers.iter().enumerate() {
             h = h.linear(&layer.weight, Some(&layer.bias));
             if j < last {
-                h = self.hidden(h, train);
+                h = self.hidden(slot, h, train);
             }
         }
         h
@@ -402,7 +491,7 @@ impl MlpStack {
     /// Runs model `slot` alone on `[n, in]` rows (any layout).
     pub fn forward_one(&self, slot: usize, x: &Tensor, train: bool) -> Tensor {
         match &self.layers {
-            Layers::Separate(models) => self.forward_layers(&models[slot], x, train),
+            Layers::Separate(models) => self.forward_layers(slot, &models[slot], x, train),
             Layers::Batched(layers) => {
                 let own: Vec<Linear> = layers
                     .iter()
@@ -411,7 +500,7 @@ impl MlpStack {
                         bias: layer.bias.get(slot as i64),
                     })
                     .collect();
-                self.forward_layers(&own, x, train)
+                self.forward_layers(slot, &own, x, train)
             }
         }
     }

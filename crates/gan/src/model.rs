@@ -1,7 +1,10 @@
 //! The networks of the four CycleGANs and C, their losses, and the trained-model handles.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::path::Path;
+
+use emocycle_features::SplitMix64;
 
 use tch::{Device, Kind, Tensor};
 
@@ -67,6 +70,16 @@ pub(crate) struct GeneratorLosses {
     pub total: Tensor,
 }
 
+/// The part of a generator step that involves no C: per model `[K]` losses in the graph, and
+/// G(s), which C classifies.
+pub(crate) struct CycleGanLosses {
+    /// `BCE(D_T(G(s)), real) + BCE(D_S(F(t)), real) + lambda_cyc * cycle`.
+    pub g: Tensor,
+    /// `mse(s, F(G(s))) + mse(t, G(F(t)))`.
+    pub cycle: Tensor,
+    pub generated: Acts,
+}
+
 impl Nets {
     /// Fresh networks, drawn from libtorch's current random state in a fixed order (G_k, F_k,
     /// D_T_k, D_S_k stacks, then C), identical for both layouts.
@@ -113,6 +126,37 @@ impl Nets {
             d_s,
             c,
         }
+    }
+
+    /// The CycleGANs `range` of a separate-layout model, sharing its tensors, without C: what
+    /// one thread trains while others train the rest.
+    pub fn share(&self, range: Range<usize>) -> Nets {
+        Nets {
+            layout: ModelLayout::Separate,
+            models: range.len(),
+            g: self.g.select(range.clone()),
+            f: self.f.select(range.clone()),
+            d_t: self.d_t.select(range.clone()),
+            d_s: self.d_s.select(range),
+            c: None,
+        }
+    }
+
+    /// Gives every model its own dropout streams for the next step, one seed per model: G, F,
+    /// D_T and D_S of model k draw from four streams split off `seeds[k]`.
+    pub fn set_dropout_seeds(&self, seeds: &[u64]) {
+        let mut streams: [Vec<SplitMix64>; 4] = Default::default();
+        for &seed in seeds {
+            let mut mixer = SplitMix64::new(seed);
+            for per_stack in &mut streams {
+                per_stack.push(SplitMix64::new(mixer.next_u64()));
+            }
+        }
+        let [g, f, d_t, d_s] = streams;
+        self.g.set_dropout_streams(g);
+        self.f.set_dropout_streams(f);
+        self.d_t.set_dropout_streams(d_t);
+        self.d_s.set_dropout_streams(d_s);
     }
 
     pub fn stacks(&self) -> impl Iterator<Item = &MlpStack> {
@@ -190,20 +234,17 @@ impl Nets {
         t: &Acts,
         labels: &Tensor,
     ) -> GeneratorLosses {
-        // G runs once on s and F(t) together (the rows of one matmul doubled, one weight
-        // gradient instead of two plus their sum); F cannot do the same, as F(G(s)) needs G(s).
-        let ft = self.f.forward(t, true);
-        let (gs, gft) = self.g.forward(&s.cat_rows(&ft), true).split_rows(s.rows());
-        let cycle = s.mse(&self.f.forward(&gs, true)) + t.mse(&gft);
-        let real = config.real_label;
-        let adversarial = self.d_t.forward(&gs, true).bce_with_logits(real)
-            + self.d_s.forward(&ft, true).bce_with_logits(real);
-        let g = adversarial + &cycle * config.lambda_cyc;
+        let CycleGanLosses {
+            g,
+            cycle,
+            generated,
+        } = self.cycle_gan_losses(config, s, t);
         let mut total = g.sum(Kind::Float);
         let cls = match &self.c {
             Some(c) => {
-                let logits = c.forward_one(0, &gs.to_rows(), true);
-                let cls = logits.cross_entropy_for_logits(labels);
+                let cls = c
+                    .forward_one(0, &generated.to_rows(), true)
+                    .cross_entropy_for_logits(labels);
                 total += &cls * config.lambda_cls;
                 cls
             }
@@ -214,6 +255,23 @@ impl Nets {
             cycle,
             cls,
             total,
+        }
+    }
+
+    /// The generator losses without C's term (see [`Nets::generator_losses`]).
+    pub fn cycle_gan_losses(&self, config: &GanConfig, s: &Acts, t: &Acts) -> CycleGanLosses {
+        // G runs once on s and F(t) together (the rows of one matmul doubled, one weight
+        // gradient instead of two plus their sum); F cannot do the same, as F(G(s)) needs G(s).
+        let ft = self.f.forward(t, true);
+        let (gs, gft) = self.g.forward(&s.cat_rows(&ft), true).split_rows(s.rows());
+        let cycle = s.mse(&self.f.forward(&gs, true)) + t.mse(&gft);
+        let real = config.real_label;
+        let adversarial = self.d_t.forward(&gs, true).bce_with_logits(real)
+            + self.d_s.forward(&ft, true).bce_with_logits(real);
+        CycleGanLosses {
+            g: adversarial + &cycle * config.lambda_cyc,
+            cycle,
+            generated: gs,
         }
     }
 }

@@ -1,13 +1,16 @@
 //! Cycle-only pretraining and joint training, with checkpoints, resume and progress reports.
 
+use std::cell::Cell;
 use std::collections::HashMap;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
-use crate::adam::Adam;
+use crate::adam::{Adam, AdamPart};
 use crate::checkpoint::{
     PRETRAIN_FIELDS, TRAIN_IGNORED_FIELDS, config_differences, corrupt, read_safetensors,
     tensor_f64s, tensor_i64s, tensor_text, text_tensor, write_safetensors_atomic,
@@ -491,14 +494,206 @@ pub(crate) struct Trainer {
     pub adam_d: Adam,
     pub adam_g: Adam,
     labels: Tensor,
+    /// Set for the separate layout on the CPU: its CycleGANs train in groups, side by side.
+    groups: Option<Groups>,
+}
+
+/// How the CycleGANs of a separate-layout model on the CPU are spread over threads.
+///
+/// Every group runs whole steps of its CycleGANs (forward, backward and Adam) on libtorch
+/// threads of its own. The products of one CycleGAN are too small (64 or 128 rows) for two
+/// threads to share well: on two cores, two groups of one thread each beat one group of two
+/// (docs/benchmarks.md). Results depend on `threads_per_group` only, not on `groups`: every
+/// CycleGAN draws its dropout masks from streams of its own and computes the same kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Spread {
+    pub groups: usize,
+    pub threads_per_group: i32,
+}
+
+impl Spread {
+    /// One group per libtorch thread of the caller, at most one per CycleGAN; the threads
+    /// beyond that go to the groups.
+    pub fn for_threads(threads: i32, models: usize) -> Spread {
+        let threads = usize::try_from(threads).unwrap_or(1).max(1);
+        let groups = threads.min(models).max(1);
+        Spread {
+            groups,
+            threads_per_group: i32::try_from(threads / groups).unwrap_or(1),
+        }
+    }
+
+    /// The spread for a layout and device: `None` unless separate on the CPU.
+    pub fn default_for(layout: ModelLayout, device: Device, models: usize) -> Option<Spread> {
+        (layout == ModelLayout::Separate && device == Device::Cpu)
+            .then(|| Spread::for_threads(tch::get_num_threads(), models))
+    }
+}
+
+/// Some of the CycleGANs, with their parts of both optimisers.
+struct Group {
+    models: Range<usize>,
+    nets: Nets,
+    adam_d: AdamPart,
+    adam_g: AdamPart,
+}
+
+struct Groups {
+    pool: rayon::ThreadPool,
+    groups: Vec<Group>,
+    threads_per_group: i32,
+    /// C's part of the G optimiser; C runs on the calling thread.
+    classifier_adam: Option<AdamPart>,
+    /// The caller's libtorch thread count, restored when training ends.
+    caller_threads: i32,
+}
+
+impl Drop for Groups {
+    fn drop(&mut self) {
+        // Setting a thread's count also sets the count libtorch gives threads it meets later.
+        use_libtorch_threads(self.caller_threads);
+    }
+}
+
+thread_local! {
+    /// The libtorch thread count [`use_libtorch_threads`] last gave this thread (0: none).
+    static LIBTORCH_THREADS: Cell<i32> = const { Cell::new(0) };
+}
+
+/// Gives the calling thread `threads` libtorch threads, once per thread and count.
+fn use_libtorch_threads(threads: i32) {
+    LIBTORCH_THREADS.with(|current| {
+        if current.get() != threads {
+            // libtorch sets a thread's count from the process-wide one at its first use: let
+            // that happen first, so that a later change elsewhere cannot override this one.
+            let _ = tch::get_num_threads();
+            tch::set_num_threads(threads);
+            current.set(threads);
+        }
+    });
+}
+
+/// One dropout seed per CycleGAN for the next step, drawn from libtorch's generator (which
+/// every epoch reseeds), so the run's seed decides every mask whatever the threads.
+fn dropout_seeds(models: usize) -> Vec<u64> {
+    let drawn = Tensor::randint(i64::MAX, [models as i64], (Kind::Int64, Device::Cpu));
+    Vec::<i64>::try_from(&drawn)
+        .expect("an int64 vector converts")
+        .into_iter()
+        .map(|seed| seed as u64)
+        .collect()
+}
+
+impl Groups {
+    fn new(
+        nets: &Nets,
+        adam_d: &Adam,
+        adam_g: &Adam,
+        quirk: bool,
+        spread: Spread,
+    ) -> Result<Self, GanError> {
+        let params = |stacks: &[&MlpStack]| -> Vec<Tensor> {
+            stacks
+                .iter()
+                .flat_map(|stack| stack.leaves())
+                .map(|leaf| leaf.tensor)
+                .collect()
+        };
+        let models = nets.models;
+        let count = spread.groups.clamp(1, models.max(1));
+        let groups = (0..count)
+            .map(|i| {
+                let range = i * models / count..(i + 1) * models / count;
+                let share = nets.share(range.clone());
+                let mut d_stacks = vec![&share.d_t, &share.d_s];
+                if quirk {
+                    d_stacks.push(&share.g);
+                }
+                Group {
+                    adam_d: adam_d.part(&params(&d_stacks)),
+                    adam_g: adam_g.part(&params(&[&share.g, &share.f])),
+                    models: range,
+                    nets: share,
+                }
+            })
+            .collect::<Vec<_>>();
+        let classifier_adam = nets.c.as_ref().map(|c| adam_g.part(&params(&[c])));
+        let covered = |parts: &mut dyn Iterator<Item = &AdamPart>| -> usize {
+            parts.map(|part| part.params().len()).sum()
+        };
+        assert_eq!(
+            covered(&mut groups.iter().map(|g| &g.adam_d)),
+            adam_d.parameter_tensors(),
+            "the groups hold every D-step parameter once"
+        );
+        assert_eq!(
+            covered(&mut groups.iter().map(|g| &g.adam_g).chain(&classifier_adam)),
+            adam_g.parameter_tensors(),
+            "the groups and C hold every G-step parameter once"
+        );
+        let caller_threads = tch::get_num_threads();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(count)
+            .thread_name(|i| format!("emocycle-gan-{i}"))
+            .build()?;
+        // C and the small bookkeeping between the groups' phases run on the calling thread;
+        // with libtorch threads of its own they would spin-wait on cores the groups need.
+        use_libtorch_threads(spread.threads_per_group);
+        Ok(Self {
+            pool,
+            groups,
+            threads_per_group: spread.threads_per_group,
+            classifier_adam,
+            caller_threads,
+        })
+    }
+
+    /// Runs `work` once per group on the pool, each group with its own inputs, and returns the
+    /// results in group order.
+    fn run<I: Send, R: Send>(
+        &mut self,
+        inputs: Vec<I>,
+        work: impl Fn(&mut Group, I) -> R + Sync,
+    ) -> Vec<R> {
+        let threads = self.threads_per_group;
+        let jobs: Vec<(&mut Group, I)> = self.groups.iter_mut().zip(inputs).collect();
+        self.pool.install(|| {
+            jobs.into_par_iter()
+                .map(|(group, input)| {
+                    use_libtorch_threads(threads);
+                    work(group, input)
+                })
+                .collect()
+        })
+    }
+
+    /// Each group's share of `s` and `t`.
+    fn split(&self, s: &Acts, t: &Acts) -> Vec<(Acts, Acts)> {
+        self.groups
+            .iter()
+            .map(|g| (s.select(g.models.clone()), t.select(g.models.clone())))
+            .collect()
+    }
 }
 
 /// Sums of one epoch's losses, kept on the device so that steps never wait for the host.
-struct EpochSums {
-    d: Tensor,
-    g: Tensor,
-    cycle: Tensor,
-    cls: Tensor,
+pub(crate) struct EpochSums {
+    pub d: Tensor,
+    pub g: Tensor,
+    pub cycle: Tensor,
+    pub cls: Tensor,
+}
+
+impl EpochSums {
+    pub fn zeros(models: usize, device: Device) -> Self {
+        let per_model = || Tensor::zeros([models as i64], (Kind::Float, device));
+        Self {
+            d: per_model(),
+            g: per_model(),
+            cycle: per_model(),
+            cls: Tensor::zeros([], (Kind::Float, device)),
+        }
+    }
 }
 
 impl Trainer {
@@ -508,7 +703,8 @@ impl Trainer {
         features: i64,
         layout: ModelLayout,
         device: Device,
-    ) -> Self {
+        spread: Option<Spread>,
+    ) -> Result<Self, GanError> {
         let nets = Nets::new(config, models, features, layout, device);
         let mut d_leaves: Vec<Leaf> = nets
             .d_t
@@ -534,15 +730,29 @@ impl Trainer {
                 config.adam_epsilon,
             )
         };
+        let adam_d = adam(d_leaves);
+        let adam_g = adam(g_leaves);
+        let groups = spread
+            .map(|spread| {
+                Groups::new(
+                    &nets,
+                    &adam_d,
+                    &adam_g,
+                    config.d_step_updates_generator,
+                    spread,
+                )
+            })
+            .transpose()?;
         let batch = config.batch_size as i64;
         let labels = Tensor::arange(models as i64, (Kind::Int64, device))
             .repeat_interleave_self_int(batch, 0, None);
-        Self {
-            adam_d: adam(d_leaves),
-            adam_g: adam(g_leaves),
+        Ok(Self {
+            adam_d,
+            adam_g,
             nets,
             labels,
-        }
+            groups,
+        })
     }
 
     /// One discriminator step (which with the quirk also moves G); returns the `[K]` D losses.
@@ -554,9 +764,21 @@ impl Trainer {
         lr: f64,
     ) -> Tensor {
         let quirk = config.d_step_updates_generator;
-        let losses = self.nets.discriminator_losses(config, s, t, quirk);
-        self.adam_d.minimise(&losses.sum(Kind::Float), lr);
-        losses.detach()
+        let Some(groups) = self.groups.as_mut() else {
+            let losses = self.nets.discriminator_losses(config, s, t, quirk);
+            self.adam_d.minimise(&losses.sum(Kind::Float), lr);
+            return losses.detach();
+        };
+        let step = self.adam_d.begin_step(lr);
+        let seeds = dropout_seeds(self.nets.models);
+        let inputs = groups.split(s, t);
+        let losses = groups.run(inputs, |group, (s, t)| {
+            group.nets.set_dropout_seeds(&seeds[group.models.clone()]);
+            let losses = group.nets.discriminator_losses(config, &s, &t, quirk);
+            group.adam_d.minimise(&losses.sum(Kind::Float), step);
+            losses.detach()
+        });
+        Tensor::cat(&losses, 0)
     }
 
     /// One generator step (G, F and C together).
@@ -571,13 +793,93 @@ impl Trainer {
         // D is constant here: skipping its weight gradients saves a third of its backward pass.
         self.nets.d_t.set_requires_grad(false);
         self.nets.d_s.set_requires_grad(false);
-        let losses = self.nets.generator_losses(config, s, t, &self.labels);
-        self.adam_g.minimise(&losses.total, lr);
+        if self.groups.is_some() {
+            self.generator_step_in_groups(config, s, t, lr, sums);
+        } else {
+            let losses = self.nets.generator_losses(config, s, t, &self.labels);
+            self.adam_g.minimise(&losses.total, lr);
+            sums.g += losses.g.detach();
+            sums.cycle += losses.cycle.detach();
+            sums.cls += losses.cls.detach();
+        }
         self.nets.d_t.set_requires_grad(true);
         self.nets.d_s.set_requires_grad(true);
-        sums.g += losses.g.detach();
-        sums.cycle += losses.cycle.detach();
-        sums.cls += losses.cls.detach();
+    }
+
+    /// [`Trainer::generator_step`] in groups: each group's forward pass, then C on the calling
+    /// thread (it sees every CycleGAN's G(s)), then each group's backward pass and update with
+    /// C's gradient of its G(s) added. The gradients are those of the one-graph step.
+    fn generator_step_in_groups(
+        &mut self,
+        config: &GanConfig,
+        s: &Acts,
+        t: &Acts,
+        lr: f64,
+        sums: &mut EpochSums,
+    ) {
+        let step = self.adam_g.begin_step(lr);
+        let seeds = dropout_seeds(self.nets.models);
+        let Some(groups) = self.groups.as_mut() else {
+            unreachable!("called for a trainer with groups only");
+        };
+        let inputs = groups.split(s, t);
+        let forwards = groups.run(inputs, |group, (s, t)| {
+            group.nets.set_dropout_seeds(&seeds[group.models.clone()]);
+            group.nets.cycle_gan_losses(config, &s, &t)
+        });
+        // C's gradient with respect to each G(s), from detached copies: the groups' graphs stay
+        // with the groups.
+        let generated_grads: Vec<Option<Vec<Tensor>>> =
+            match (&self.nets.c, &groups.classifier_adam) {
+                (Some(c), Some(classifier_adam)) => {
+                    let generated: Vec<Vec<Tensor>> = forwards
+                        .iter()
+                        .map(|forward| {
+                            forward
+                                .generated
+                                .tensors()
+                                .iter()
+                                .map(|x| x.detach().set_requires_grad(true))
+                                .collect()
+                        })
+                        .collect();
+                    let all: Vec<&Tensor> = generated.iter().flatten().collect();
+                    let cls = c
+                        .forward_one(0, &Tensor::cat(&all, 0), true)
+                        .cross_entropy_for_logits(&self.labels);
+                    let params = classifier_adam.params();
+                    let inputs: Vec<&Tensor> = params.iter().chain(all.iter().copied()).collect();
+                    let grads =
+                        Tensor::run_backward(&[&cls * config.lambda_cls], &inputs, false, false);
+                    let (classifier_grads, mut rest) = grads.split_at(params.len());
+                    classifier_adam.apply(classifier_grads, step);
+                    sums.cls += cls.detach();
+                    generated
+                        .iter()
+                        .map(|group| {
+                            let (own, others) = rest.split_at(group.len());
+                            rest = others;
+                            Some(own.iter().map(Tensor::shallow_clone).collect())
+                        })
+                        .collect()
+                }
+                _ => forwards.iter().map(|_| None).collect(),
+            };
+        let inputs: Vec<_> = forwards.into_iter().zip(generated_grads).collect();
+        let losses = groups.run(inputs, |group, (forward, generated_grads)| {
+            let mut total = forward.g.sum(Kind::Float);
+            if let Some(grads) = generated_grads {
+                // d/dx of sum(x * grad) is grad: C's gradient enters G's graph here.
+                for (x, grad) in forward.generated.tensors().iter().zip(&grads) {
+                    total += (x * grad).sum(Kind::Float);
+                }
+            }
+            group.adam_g.minimise(&total, step);
+            (forward.g.detach(), forward.cycle.detach())
+        });
+        let (g, cycle): (Vec<Tensor>, Vec<Tensor>) = losses.into_iter().unzip();
+        sums.g += Tensor::cat(&g, 0);
+        sums.cycle += Tensor::cat(&cycle, 0);
     }
 
     fn iteration(
@@ -600,9 +902,14 @@ impl Trainer {
             models,
             self.nets.layout,
         );
-        sums.d += self.discriminator_step(config, &s, &t, lr);
+        self.steps(config, &s, &t, lr, sums);
+    }
+
+    /// One D step, then `generator_steps` G steps on the same batches.
+    pub fn steps(&mut self, config: &GanConfig, s: &Acts, t: &Acts, lr: f64, sums: &mut EpochSums) {
+        sums.d += self.discriminator_step(config, s, t, lr);
         for _ in 0..config.generator_steps {
-            self.generator_step(config, &s, &t, lr, sums);
+            self.generator_step(config, s, t, lr, sums);
         }
     }
 }
@@ -625,7 +932,8 @@ pub fn train(
     let layout = options.layout.resolve(device);
     let started = Instant::now();
     emocycle_torch::seed_everything(derived_seed(config.seed, Phase::TrainInit, 0, 0));
-    let mut trainer = Trainer::new(config, models, data.shape.features, layout, device);
+    let spread = Spread::default_for(layout, device, models);
+    let mut trainer = Trainer::new(config, models, data.shape.features, layout, device, spread)?;
     for leaf in trainer
         .nets
         .g
@@ -752,13 +1060,7 @@ pub fn train(
             batch,
             device,
         );
-        let zeros = || Tensor::zeros([models as i64], (Kind::Float, device));
-        let mut sums = EpochSums {
-            d: zeros(),
-            g: zeros(),
-            cycle: zeros(),
-            cls: Tensor::zeros([], (Kind::Float, device)),
-        };
+        let mut sums = EpochSums::zeros(models, device);
         for it in 0..plan.iterations {
             trainer.iteration(
                 config,
@@ -860,15 +1162,10 @@ pub fn time_training_iterations(
     let data = TrainingData::new(random(), (0..emotions).map(|_| random()).collect());
     let data = DeviceData::new(&data, config, device)?;
     let layout = layout.resolve(device);
-    let mut trainer = Trainer::new(config, emotions, features, layout, device);
+    let spread = Spread::default_for(layout, device, emotions);
+    let mut trainer = Trainer::new(config, emotions, features, layout, device, spread)?;
     let plan = plan_epoch(rows, &data.shape.target_rows, &data.offsets, rows, device);
-    let zeros = || Tensor::zeros([emotions as i64], (Kind::Float, device));
-    let mut sums = EpochSums {
-        d: zeros(),
-        g: zeros(),
-        cycle: zeros(),
-        cls: Tensor::zeros([], (Kind::Float, device)),
-    };
+    let mut sums = EpochSums::zeros(emotions, device);
     let lr = config.learning_rate;
     let (source_rows, target_rows) = (plan.source_rows.get(0), plan.target_rows.get(0));
     let sync = || {
