@@ -348,7 +348,7 @@ pub(crate) fn frechet_from_rows(a: Rows, b: Rows, device: Device) -> Result<f64,
     let trace_y = y.square().sum(Kind::Double).double_value(&[]) / m;
     let nuclear = x
         .mm(&y.tr())
-        .f_nuclear_norm(false)
+        .f_linalg_norm_ord_str("nuc", None::<&[i64]>, false, None)
         .map_err(SynthError::torch("nuclear norm of the cross product"))?;
     let cross = nuclear.double_value(&[]) / (n * m).sqrt();
     Ok((mean_term + trace_x + trace_y - 2.0 * cross).max(0.0))
