@@ -551,7 +551,7 @@ struct Groups {
 impl Drop for Groups {
     fn drop(&mut self) {
         // Setting a thread's count also sets the count libtorch gives threads it meets later.
-        use_libtorch_threads(self.caller_threads);
+        set_libtorch_threads(self.caller_threads);
     }
 }
 
@@ -560,17 +560,21 @@ thread_local! {
     static LIBTORCH_THREADS: Cell<i32> = const { Cell::new(0) };
 }
 
-/// Gives the calling thread `threads` libtorch threads, once per thread and count.
+/// Gives the calling thread `threads` libtorch threads.
+fn set_libtorch_threads(threads: i32) {
+    // libtorch sets a thread's count from the process-wide one at its first use: let that
+    // happen first, so that a later change elsewhere cannot override this one.
+    let _ = tch::get_num_threads();
+    tch::set_num_threads(threads);
+    LIBTORCH_THREADS.with(|current| current.set(threads));
+}
+
+/// [`set_libtorch_threads`] for the pool's threads, which only this module sets: once per
+/// thread and count.
 fn use_libtorch_threads(threads: i32) {
-    LIBTORCH_THREADS.with(|current| {
-        if current.get() != threads {
-            // libtorch sets a thread's count from the process-wide one at its first use: let
-            // that happen first, so that a later change elsewhere cannot override this one.
-            let _ = tch::get_num_threads();
-            tch::set_num_threads(threads);
-            current.set(threads);
-        }
-    });
+    if LIBTORCH_THREADS.with(Cell::get) != threads {
+        set_libtorch_threads(threads);
+    }
 }
 
 /// One dropout seed per CycleGAN for the next step, drawn from libtorch's generator (which
@@ -638,7 +642,7 @@ impl Groups {
             .build()?;
         // C and the small bookkeeping between the groups' phases run on the calling thread;
         // with libtorch threads of its own they would spin-wait on cores the groups need.
-        use_libtorch_threads(spread.threads_per_group);
+        set_libtorch_threads(spread.threads_per_group);
         Ok(Self {
             pool,
             groups,
