@@ -55,7 +55,7 @@ fn load_for_models(config: &Path) -> Result<Pipeline> {
         .flatten()
         .or(pipeline.config.threads)
     {
-        tch::set_num_threads(i32::try_from(threads).unwrap_or(i32::MAX));
+        emocycle_torch::set_libtorch_threads(i32::try_from(threads).unwrap_or(i32::MAX));
         tracing::debug!(threads, "libtorch intra-op threads set");
     }
     Ok(pipeline)

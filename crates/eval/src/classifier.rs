@@ -301,11 +301,21 @@ mod tests {
         }
     }
 
+    /// Serialises the tests that compare the bits of two trainings in one process. With each
+    /// test on one libtorch thread of its own, the two tests below running at the same time
+    /// still made identical trainings differ in the last bits about once in ten runs of the
+    /// test binary (never when run one at a time); the cause inside libtorch is not known.
+    fn bitwise_lock() -> std::sync::MutexGuard<'static, ()> {
+        static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     #[test]
     fn learns_separable_classes_and_is_deterministic_per_seed() {
+        let _serial = bitwise_lock();
         // Bit-identity holds for a fixed intra-op thread count (the stage fixes it per worker);
         // libtorch's default team can shrink under load, which reorders sums.
-        tch::set_num_threads(1);
+        emocycle_torch::set_libtorch_threads(1);
         let train = Arc::new(blobs(20, 8, 1));
         let test = Arc::new(blobs(10, 8, 2));
         let run = |seed| {
@@ -337,7 +347,8 @@ mod tests {
 
     #[test]
     fn two_parts_train_like_their_concatenation_in_the_same_global_order() {
-        tch::set_num_threads(1);
+        let _serial = bitwise_lock();
+        emocycle_torch::set_libtorch_threads(1);
         // Splitting the training rows into parts must not change the run: the global row order
         // is the parts' rows in sequence.
         let whole = blobs(6, 5, 9);

@@ -696,7 +696,7 @@ pub fn run_evaluation(
         });
     }
     // libtorch keeps the last count set for threads it starts later: restore the caller's.
-    tch::set_num_threads(threads_before);
+    emocycle_torch::set_libtorch_threads(threads_before);
     if let Some(error) = first_error {
         return Err(error);
     }
@@ -892,7 +892,7 @@ impl Schedule<'_> {
     /// Takes and runs jobs until none is left or one failed, reporting each through `report`.
     fn work(&self, report: &mut dyn FnMut(Result<JobOutcome>)) {
         // libtorch's thread count is per OS thread: set it on each worker.
-        tch::set_num_threads(self.threads);
+        emocycle_torch::set_libtorch_threads(self.threads);
         while !self.stop.load(AtomicOrdering::Relaxed) {
             let index = self.next.fetch_add(1, AtomicOrdering::Relaxed);
             let Some(job) = self.jobs.get(index).cloned() else {

@@ -203,6 +203,7 @@ mod tests {
 
     #[test]
     fn validation_names_the_offending_set() {
+        let _rng = crate::libtorch_rng_lock();
         let ok = TrainingData::new(matrix(10, 3), vec![matrix(4, 3), matrix(5, 3)]);
         let shape = ok.validate(4).unwrap();
         assert_eq!(shape.target_rows, [4, 5]);

@@ -90,8 +90,9 @@ mod train;
 #[cfg(test)]
 mod tests;
 
-/// Serialises the unit tests that seed or draw from libtorch's process-wide generator: tests run
-/// on parallel threads, and one test's draws would shift another's sequence.
+/// Serialises the unit tests that seed or draw from libtorch's process-wide generator (building
+/// networks draws their weights): tests run on parallel threads, and one test's draws would
+/// shift another's sequence.
 #[cfg(test)]
 pub(crate) fn libtorch_rng_lock() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());

@@ -505,3 +505,59 @@ impl MlpStack {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stack(dropout: f64, models: usize) -> MlpStack {
+        MlpStack::new(
+            "g",
+            Some((0..models).collect()),
+            vec![3, 4, 3],
+            dropout,
+            0.2,
+            ModelLayout::Separate,
+            Device::Cpu,
+        )
+    }
+
+    fn kept(mask: &Tensor) -> Vec<bool> {
+        Vec::<f32>::try_from(mask.flatten(0, -1))
+            .unwrap()
+            .iter()
+            .map(|&m| m != 0.0)
+            .collect()
+    }
+
+    #[test]
+    fn per_model_streams_drop_units_at_the_rate_and_scale_the_rest() {
+        let dropout = 0.3;
+        let stack = {
+            let _rng = crate::libtorch_rng_lock();
+            stack(dropout, 2)
+        };
+        let ones = || Tensor::ones([500, 40], (Kind::Float, Device::Cpu));
+        let seeds = |a: u64, b: u64| vec![SplitMix64::new(a), SplitMix64::new(b)];
+
+        stack.set_dropout_streams(seeds(1, 2));
+        let first = stack.hidden(0, ones(), true);
+        let second = stack.hidden(1, ones(), true);
+        // Positive inputs pass LeakyReLU unchanged: every value is 0 or 1 / keep.
+        let values = Vec::<f32>::try_from(first.flatten(0, -1)).unwrap();
+        let scale = (1.0 / (1.0 - dropout)) as f32;
+        assert!(values.iter().all(|&v| v == 0.0 || v == scale));
+        let dropped = values.iter().filter(|&&v| v == 0.0).count() as f64 / values.len() as f64;
+        assert!((dropped - dropout).abs() < 0.02, "dropped {dropped}");
+        assert_ne!(kept(&first), kept(&second), "each model has its own stream");
+
+        // The same seeds give the same masks; the next draw of a stream differs.
+        stack.set_dropout_streams(seeds(1, 2));
+        let again = stack.hidden(0, ones(), true);
+        assert_eq!(kept(&first), kept(&again));
+        assert_ne!(kept(&again), kept(&stack.hidden(0, ones(), true)));
+
+        // Evaluation mode drops nothing.
+        assert!(stack.hidden(0, ones(), false).equal(&ones()));
+    }
+}

@@ -355,3 +355,46 @@ fn training_in_groups_takes_the_steps_of_the_one_graph_trainer() {
         }
     }
 }
+
+#[test]
+fn groups_follow_the_thread_count_and_give_the_caller_its_threads_back() {
+    let spread = |threads, models| Spread::for_threads(threads, models);
+    let of = |groups, threads_per_group| Spread {
+        groups,
+        threads_per_group,
+    };
+    assert_eq!(spread(1, 4), of(1, 1));
+    assert_eq!(spread(2, 4), of(2, 1));
+    assert_eq!(spread(3, 4), of(3, 1));
+    assert_eq!(spread(16, 4), of(4, 4));
+    assert_eq!(spread(6, 4), of(4, 1));
+    assert_eq!(spread(2, 1), of(1, 2));
+    assert_eq!(spread(0, 4), of(1, 1));
+    assert_eq!(
+        Spread::default_for(ModelLayout::Batched, Device::Cpu, 4),
+        None
+    );
+    assert_eq!(
+        Spread::default_for(ModelLayout::Separate, Device::Cuda(0), 4),
+        None
+    );
+
+    let _rng = crate::libtorch_rng_lock();
+    emocycle_torch::set_libtorch_threads(3);
+    let trainer = Trainer::new(
+        &tiny_config(),
+        MODELS,
+        FEATURES,
+        ModelLayout::Separate,
+        Device::Cpu,
+        Some(TWO_GROUPS),
+    )
+    .unwrap();
+    assert_eq!(
+        tch::get_num_threads(),
+        1,
+        "the caller runs C on the groups' count"
+    );
+    drop(trainer);
+    assert_eq!(tch::get_num_threads(), 3, "the caller's count comes back");
+}

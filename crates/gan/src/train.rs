@@ -512,8 +512,9 @@ pub(crate) struct Spread {
 }
 
 impl Spread {
-    /// One group per libtorch thread of the caller, at most one per CycleGAN; the threads
-    /// beyond that go to the groups.
+    /// One group per libtorch thread of the caller, at most one per CycleGAN, and
+    /// `threads / groups` (rounded down) libtorch threads per group. With more CycleGANs than
+    /// groups, the groups hold `K / groups` or one more each.
     pub fn for_threads(threads: i32, models: usize) -> Spread {
         let threads = usize::try_from(threads).unwrap_or(1).max(1);
         let groups = threads.min(models).max(1);
@@ -562,10 +563,7 @@ thread_local! {
 
 /// Gives the calling thread `threads` libtorch threads.
 fn set_libtorch_threads(threads: i32) {
-    // libtorch sets a thread's count from the process-wide one at its first use: let that
-    // happen first, so that a later change elsewhere cannot override this one.
-    let _ = tch::get_num_threads();
-    tch::set_num_threads(threads);
+    emocycle_torch::set_libtorch_threads(threads);
     LIBTORCH_THREADS.with(|current| current.set(threads));
 }
 
@@ -640,8 +638,9 @@ impl Groups {
             .num_threads(count)
             .thread_name(|i| format!("emocycle-gan-{i}"))
             .build()?;
-        // C and the small bookkeeping between the groups' phases run on the calling thread;
-        // with libtorch threads of its own they would spin-wait on cores the groups need.
+        // C and the small bookkeeping between the groups' phases run on the calling thread; with
+        // more libtorch threads than a group has, its idle OpenMP team would spin-wait on cores
+        // the groups need.
         set_libtorch_threads(spread.threads_per_group);
         Ok(Self {
             pool,
@@ -736,6 +735,10 @@ impl Trainer {
         };
         let adam_d = adam(d_leaves);
         let adam_g = adam(g_leaves);
+        assert!(
+            spread.is_none() || layout == ModelLayout::Separate,
+            "only the separate layout trains in groups"
+        );
         let groups = spread
             .map(|spread| {
                 Groups::new(

@@ -17,7 +17,7 @@ const CPU: Device = Device::Cpu;
 fn exclusive() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     let guard = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    tch::set_num_threads(1);
+    emocycle_torch::set_libtorch_threads(1);
     guard
 }
 

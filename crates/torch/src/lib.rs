@@ -132,6 +132,18 @@ pub fn keep_freed_memory() {
     }
 }
 
+/// Sets the calling thread's libtorch intra-op thread count so that it stays set.
+///
+/// libtorch keeps the count per OS thread, and the first time a thread asks for it (any
+/// parallel kernel does) libtorch gives it the process-wide value: the last count any thread
+/// set. A count set before that first use is then overwritten if another thread has set a
+/// different one in between. Asking first makes the first-use set-up happen before the count is
+/// set.
+pub fn set_libtorch_threads(threads: i32) {
+    let _ = tch::get_num_threads();
+    tch::set_num_threads(threads.max(1));
+}
+
 /// Seeds every libtorch generator (CPU and all CUDA devices) from one number.
 pub fn seed_everything(seed: u64) {
     // libtorch takes the seed as i64; the bit pattern is what matters.
