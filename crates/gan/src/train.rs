@@ -6,6 +6,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use emocycle_features::SplitMix64;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
@@ -15,7 +16,7 @@ use crate::checkpoint::{
     PRETRAIN_FIELDS, TRAIN_IGNORED_FIELDS, config_differences, corrupt, read_safetensors,
     tensor_f64s, tensor_i64s, tensor_text, text_tensor, write_safetensors_atomic,
 };
-use crate::data::{DataShape, Phase, TrainingData, derived_seed, plan_epoch};
+use crate::data::{DataShape, EpochPlan, Phase, TrainingData, derived_seed, plan_epoch};
 use crate::mlp::{Acts, Leaf, MlpStack};
 use crate::model::{CycleGanModel, Nets, PretrainedGenerators, generator_stack};
 use crate::{GanConfig, GanError, ModelLayout};
@@ -252,6 +253,10 @@ impl Budget {
         self.0 == Some(0)
     }
 
+    fn left(&self) -> usize {
+        self.0.unwrap_or(usize::MAX)
+    }
+
     fn spend(&mut self) {
         if let Some(left) = self.0.as_mut() {
             *left = left.saturating_sub(1);
@@ -265,9 +270,71 @@ struct Pair {
     adam: Adam,
 }
 
+/// One pretraining epoch of one pair, ready to run on any thread.
+struct PretrainEpoch<'a> {
+    pair: &'a mut Pair,
+    plan: EpochPlan,
+    source: Tensor,
+    targets: Tensor,
+    /// Seed of the pair's dropout streams; `None` draws masks from libtorch's generator.
+    dropout_seed: Option<u64>,
+}
+
+impl<'a> PretrainEpoch<'a> {
+    fn new(
+        pair: &'a mut Pair,
+        (plan, dropout_seed): (EpochPlan, Option<u64>),
+        data: &DeviceData,
+    ) -> Self {
+        PretrainEpoch {
+            pair,
+            plan,
+            source: data.source.shallow_clone(),
+            targets: data.targets.shallow_clone(),
+            dropout_seed,
+        }
+    }
+
+    /// Runs the epoch; returns the mean cycle loss of its iterations.
+    fn run(self, lr: f64) -> f64 {
+        let Self {
+            pair,
+            plan,
+            source,
+            targets,
+            dropout_seed,
+        } = self;
+        if let Some(seed) = dropout_seed {
+            let mut mixer = SplitMix64::new(seed);
+            pair.g
+                .set_dropout_streams(vec![SplitMix64::new(mixer.next_u64())]);
+            pair.f
+                .set_dropout_streams(vec![SplitMix64::new(mixer.next_u64())]);
+        }
+        let mut sum = Tensor::zeros([], (Kind::Float, source.device()));
+        for it in 0..plan.iterations {
+            let s = Acts::List(vec![source.index_select(0, &plan.source_rows.get(it))]);
+            let t = Acts::List(vec![targets.index_select(0, &plan.target_rows.get(it))]);
+            let gs = pair.g.forward(&s, true);
+            let ft = pair.f.forward(&t, true);
+            let loss = (s.mse(&pair.f.forward(&gs, true)) + t.mse(&pair.g.forward(&ft, true)))
+                .sum(Kind::Float);
+            pair.adam.minimise(&loss, lr);
+            sum += loss.detach();
+        }
+        sum.double_value(&[]) / plan.iterations as f64
+    }
+}
+
 /// Cycle-only pretraining of every (G_i, F_i) pair on its own: source batches against emotion
 /// i's batches, `mse(s, F(G(s))) + mse(t, G(F(t)))`, constant learning rate, dropout active.
-/// Pairs run one after the other; each epoch reseeds libtorch from (seed, pair, epoch).
+///
+/// Every epoch reseeds libtorch from (seed, pair, epoch) before drawing its permutations, so
+/// the pairs are independent of each other and of the order they run in. The epochs run in
+/// rounds, one epoch of every unfinished pair per round. On the CPU a round's epochs run side
+/// by side (min(T, K) threads for T libtorch threads, as [`Spread`] says) and each pair draws
+/// its dropout masks from SplitMix64 streams seeded per epoch, so the result is the same for 1
+/// to K threads; on other devices they run one after the other with libtorch's masks.
 pub fn pretrain(
     config: &GanConfig,
     data: &TrainingData,
@@ -397,35 +464,66 @@ pub fn pretrain(
     let batch = config.batch_size as i64;
     let mut budget = Budget(options.stop_after_epochs);
     let mut dirty = false;
-    'pairs: for k in 0..models {
-        while done[k] < config.pretrain_epochs {
-            if budget.exhausted() {
-                break 'pairs;
+    let lr = config.learning_rate;
+    let side_by_side = match device {
+        Device::Cpu => {
+            let spread = Spread::for_threads(tch::get_num_threads(), models);
+            Some((
+                group_pool(spread)?,
+                spread.threads_per_group,
+                CallerThreads::set(spread.threads_per_group),
+            ))
+        }
+        _ => None,
+    };
+    // Epoch `epoch` of pair `k`: its own seed, then its permutations and dropout seed.
+    let prepare = |k: usize, epoch: usize| -> (EpochPlan, Option<u64>) {
+        emocycle_torch::seed_everything(derived_seed(config.seed, Phase::Pretrain, k, epoch));
+        let plan = plan_epoch(
+            data.shape.source_rows,
+            &data.shape.target_rows[k..=k],
+            &data.offsets[k..=k],
+            batch,
+            device,
+        );
+        (plan, side_by_side.is_some().then(|| dropout_seeds(1)[0]))
+    };
+    loop {
+        let round: Vec<usize> = (0..models)
+            .filter(|&k| done[k] < config.pretrain_epochs)
+            .take(budget.left())
+            .collect();
+        if round.is_empty() {
+            break;
+        }
+        let chosen = pairs
+            .iter_mut()
+            .enumerate()
+            .filter(|(k, _)| round.contains(k));
+        let cycles: Vec<f64> = match &side_by_side {
+            Some((pool, threads, _)) => {
+                let epochs: Vec<PretrainEpoch> = chosen
+                    .map(|(k, pair)| PretrainEpoch::new(pair, prepare(k, done[k]), &data))
+                    .collect();
+                pool.install(|| {
+                    epochs
+                        .into_par_iter()
+                        .map(|epoch| {
+                            use_libtorch_threads(*threads);
+                            epoch.run(lr)
+                        })
+                        .collect()
+                })
             }
+            // Each epoch draws its masks from libtorch's generator right after its own
+            // reseed: prepared and run one at a time.
+            None => chosen
+                .map(|(k, pair)| PretrainEpoch::new(pair, prepare(k, done[k]), &data).run(lr))
+                .collect(),
+        };
+        let mut checkpoint_due = false;
+        for (&k, cycle) in round.iter().zip(cycles) {
             let epoch = done[k];
-            emocycle_torch::seed_everything(derived_seed(config.seed, Phase::Pretrain, k, epoch));
-            let plan = plan_epoch(
-                data.shape.source_rows,
-                &data.shape.target_rows[k..=k],
-                &data.offsets[k..=k],
-                batch,
-                device,
-            );
-            let mut sum = Tensor::zeros([], (Kind::Float, device));
-            let pair = &mut pairs[k];
-            for it in 0..plan.iterations {
-                let s = Acts::List(vec![data.source.index_select(0, &plan.source_rows.get(it))]);
-                let t = Acts::List(vec![
-                    data.targets.index_select(0, &plan.target_rows.get(it)),
-                ]);
-                let gs = pair.g.forward(&s, true);
-                let ft = pair.f.forward(&t, true);
-                let loss = (s.mse(&pair.f.forward(&gs, true)) + t.mse(&pair.g.forward(&ft, true)))
-                    .sum(Kind::Float);
-                pair.adam.minimise(&loss, config.learning_rate);
-                sum += loss.detach();
-            }
-            let cycle = sum.double_value(&[]) / plan.iterations as f64;
             if !cycle.is_finite() {
                 return Err(GanError::Diverged {
                     phase: "pretrain",
@@ -447,15 +545,18 @@ pub fn pretrain(
             done[k] += 1;
             budget.spend();
             dirty = true;
-            if done[k].is_multiple_of(config.checkpoint_every) {
-                save(
-                    &pairs,
-                    &done,
-                    &log,
-                    earlier_wall + started.elapsed().as_secs_f64(),
-                )?;
-                dirty = false;
-            }
+            checkpoint_due |= done[k].is_multiple_of(config.checkpoint_every);
+        }
+        // Pair by pair, as a run that trains the pairs one after the other would list them.
+        log.sort_by_key(|record| (record.pair, record.epoch));
+        if checkpoint_due {
+            save(
+                &pairs,
+                &done,
+                &log,
+                earlier_wall + started.elapsed().as_secs_f64(),
+            )?;
+            dirty = false;
         }
     }
     let wall = earlier_wall + started.elapsed().as_secs_f64();
@@ -545,15 +646,37 @@ struct Groups {
     threads_per_group: i32,
     /// C's part of the G optimiser; C runs on the calling thread.
     classifier_adam: Option<AdamPart>,
-    /// The caller's libtorch thread count, restored when training ends.
-    caller_threads: i32,
+    _caller: CallerThreads,
 }
 
-impl Drop for Groups {
+/// While it lives, the calling thread runs on a group's libtorch thread count: the little work
+/// it does between the groups' phases would otherwise leave an idle OpenMP team spin-waiting
+/// on cores the groups need. Dropping it gives the caller its count back.
+struct CallerThreads {
+    before: i32,
+}
+
+impl CallerThreads {
+    fn set(threads: i32) -> Self {
+        let before = tch::get_num_threads();
+        set_libtorch_threads(threads);
+        Self { before }
+    }
+}
+
+impl Drop for CallerThreads {
     fn drop(&mut self) {
         // Setting a thread's count also sets the count libtorch gives threads it meets later.
-        set_libtorch_threads(self.caller_threads);
+        set_libtorch_threads(self.before);
     }
+}
+
+/// A pool of `spread.groups` threads for CycleGANs trained side by side.
+fn group_pool(spread: Spread) -> Result<rayon::ThreadPool, GanError> {
+    Ok(rayon::ThreadPoolBuilder::new()
+        .num_threads(spread.groups)
+        .thread_name(|i| format!("emocycle-gan-{i}"))
+        .build()?)
 }
 
 thread_local! {
@@ -633,21 +756,17 @@ impl Groups {
             adam_g.parameter_tensors(),
             "the groups and C hold every G-step parameter once"
         );
-        let caller_threads = tch::get_num_threads();
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(count)
-            .thread_name(|i| format!("emocycle-gan-{i}"))
-            .build()?;
-        // C and the small bookkeeping between the groups' phases run on the calling thread; with
-        // more libtorch threads than a group has, its idle OpenMP team would spin-wait on cores
-        // the groups need.
-        set_libtorch_threads(spread.threads_per_group);
+        let pool = group_pool(Spread {
+            groups: count,
+            ..spread
+        })?;
         Ok(Self {
             pool,
             groups,
             threads_per_group: spread.threads_per_group,
             classifier_adam,
-            caller_threads,
+            // C and the bookkeeping between the groups' phases run on the calling thread.
+            _caller: CallerThreads::set(spread.threads_per_group),
         })
     }
 

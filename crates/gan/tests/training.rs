@@ -234,10 +234,10 @@ fn resuming_is_bit_identical_to_an_uninterrupted_run() {
             resume: true,
             stop_after_epochs: stop,
         };
-        // Stop inside pair 1's pretraining, then finish from the checkpoint.
+        // Stop in the middle of the second round of epochs, then finish from the checkpoint.
         let first = pretrain(&config, &data, CPU, &part(Some(7)), &mut |_| {}).unwrap();
         assert!(!first.manifest.complete);
-        assert_eq!(first.manifest.epochs_done, [5, 2, 0, 0]);
+        assert_eq!(first.manifest.epochs_done, [2, 2, 2, 1]);
         let rest = pretrain(&config, &data, CPU, &part(None), &mut |_| {}).unwrap();
         assert_eq!(rest.log, pre.log);
         for (name, tensor) in pre.generators.tensors() {
@@ -316,5 +316,40 @@ fn resuming_is_bit_identical_to_an_uninterrupted_run() {
             matches!(&err, GanError::CheckpointMismatch { differences, .. } if differences.contains("lambda_cyc")),
             "{err}"
         );
+    }
+}
+
+#[test]
+fn one_or_two_threads_pretrain_and_train_the_same_bits() {
+    let _guard = exclusive();
+    let (config, data) = tiny(5, 3);
+    let run = |threads| {
+        emocycle_torch::set_libtorch_threads(threads);
+        let pre = pretrain(&config, &data, CPU, &RunOptions::default(), &mut |_| {}).unwrap();
+        let trained = train(
+            &config,
+            &data,
+            &pre.generators,
+            CPU,
+            &RunOptions::default(),
+            &mut |_| {},
+        )
+        .unwrap();
+        emocycle_torch::set_libtorch_threads(1);
+        (pre, trained)
+    };
+    let (pre_one, trained_one) = run(1);
+    let (pre_two, trained_two) = run(2);
+    assert_eq!(pre_one.log, pre_two.log);
+    for (name, tensor) in pre_one.generators.tensors() {
+        assert!(
+            tensor.equal(&pre_two.generators.tensors()[name]),
+            "pretrained {name}"
+        );
+    }
+    assert_eq!(trained_one.log, trained_two.log);
+    let two: HashMap<String, Tensor> = trained_two.model.named_tensors().into_iter().collect();
+    for (name, tensor) in trained_one.model.named_tensors() {
+        assert!(tensor.equal(&two[&name]), "trained {name}");
     }
 }
