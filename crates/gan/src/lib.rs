@@ -75,7 +75,8 @@
 //! calling thread and hands each group its gradient with respect to G(s). In this mode each
 //! CycleGAN draws its dropout masks from SplitMix64 streams seeded per step from libtorch's
 //! generator, so the numbers depend on the seed and the threads per group, not on how many
-//! groups there are.
+//! groups there are. Pretraining on the CPU runs in rounds of one epoch per unfinished pair,
+//! min(T, K) pairs at a time, each pair's masks from streams seeded per epoch.
 
 mod adam;
 mod checkpoint;
