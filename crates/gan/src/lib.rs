@@ -14,7 +14,8 @@
 //!
 //! It writes safetensors files only, each atomically (temporary file in the same directory,
 //! fsync, rename): the checkpoints [`PRETRAIN_CHECKPOINT`] and [`TRAIN_CHECKPOINT`] in
-//! [`RunOptions::checkpoint_dir`] every `checkpoint_every` epochs and when a run ends or stops,
+//! [`RunOptions::checkpoint_dir`] every `checkpoint_every` epochs (of each pair, in
+//! pretraining, whose pairs advance together) and when a run ends or stops,
 //! and whatever the caller asks for through [`CycleGanModel::save_weights`] and
 //! [`PretrainedGenerators::save`]. Loss logs ([`PretrainEpochRecord`], [`TrainEpochRecord`]) and
 //! the [`RunManifest`] come back as serde-serialisable Rust values for the caller to store.
@@ -43,6 +44,7 @@
 //! | `meta.config_json` | uint8 bytes of the [`GanConfig`] as JSON |
 //! | `meta.data_json` | uint8 bytes of the [`DataShape`] as JSON |
 //! | `meta.layout` | uint8 bytes, `separate` or `batched` |
+//! | `meta.dropout` | uint8 bytes, where the dropout masks come from: `streams` (per-CycleGAN streams, the CPU's side-by-side training) or `libtorch` (its generator; also assumed when absent) |
 //! | `meta.wall_seconds` | float64 `[1]`, training time so far |
 //! | `meta.epochs_done` | int64: `[1]` (training) or `[K]` per pair (pretraining) |
 //! | `log.train` | float64 `[epochs, 2 + 3K]`: lr, d_0..d_K-1, g_0.., cycle_0.., cls |

@@ -212,10 +212,29 @@ fn check_checkpoint_meta(
     }
 }
 
+/// Where a run's dropout masks come from, recorded in its checkpoints as `meta.dropout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MaskSource {
+    /// libtorch's process-wide generator (every checkpoint without `meta.dropout`).
+    Libtorch,
+    /// Per-CycleGAN (or per-pair) SplitMix64 streams: CycleGANs trained side by side.
+    Streams,
+}
+
+impl MaskSource {
+    fn name(self) -> &'static str {
+        match self {
+            MaskSource::Libtorch => "libtorch",
+            MaskSource::Streams => "streams",
+        }
+    }
+}
+
 fn meta_tensors(
     config: &GanConfig,
     shape: &DataShape,
     layout: ModelLayout,
+    masks: MaskSource,
     wall: f64,
 ) -> Vec<(String, Tensor)> {
     vec![
@@ -229,8 +248,24 @@ fn meta_tensors(
             text_tensor(&serde_json::to_string(shape).unwrap_or_default()),
         ),
         ("meta.layout".into(), text_tensor(layout.name())),
+        ("meta.dropout".into(), text_tensor(masks.name())),
         ("meta.wall_seconds".into(), Tensor::from_slice(&[wall])),
     ]
+}
+
+/// A checkpoint whose masks came from elsewhere (one written before the CycleGANs trained side
+/// by side, or on another device) resumes validly, but not bit-identically.
+fn warn_on_mask_change(tensors: &HashMap<String, Tensor>, path: &Path, masks: MaskSource) {
+    let saved = tensor_text(tensors, "meta.dropout", path)
+        .unwrap_or_else(|_| MaskSource::Libtorch.name().to_string());
+    if saved != masks.name() {
+        tracing::warn!(
+            path = %path.display(),
+            saved,
+            now = masks.name(),
+            "resuming with dropout masks from another source: the run stays valid but is no longer bit-identical to an uninterrupted one"
+        );
+    }
 }
 
 fn warn_on_layout_change(tensors: &HashMap<String, Tensor>, path: &Path, layout: ModelLayout) {
@@ -347,6 +382,10 @@ pub fn pretrain(
     let models = data.models();
     let features = data.shape.features;
     let started = Instant::now();
+    let masks = match device {
+        Device::Cpu => MaskSource::Streams,
+        _ => MaskSource::Libtorch,
+    };
     let mut pairs: Vec<Pair> = (0..models)
         .map(|k| {
             emocycle_torch::seed_everything(derived_seed(config.seed, Phase::PretrainInit, k, 0));
@@ -394,6 +433,7 @@ pub fn pretrain(
             Some(PRETRAIN_FIELDS),
             &[],
         )?;
+        warn_on_mask_change(&tensors, path, masks);
         for (k, pair) in pairs.iter_mut().enumerate() {
             for leaf in pair.g.leaves().into_iter().chain(pair.f.leaves()) {
                 leaf.import("", &tensors, &leaf.tensor)
@@ -439,7 +479,7 @@ pub fn pretrain(
         let Some(path) = path.as_ref() else {
             return Ok(());
         };
-        let mut tensors = meta_tensors(config, &data.shape, ModelLayout::Separate, wall);
+        let mut tensors = meta_tensors(config, &data.shape, ModelLayout::Separate, masks, wall);
         let epochs: Vec<i64> = done.iter().map(|&e| e as i64).collect();
         tensors.push(("meta.epochs_done".into(), Tensor::from_slice(&epochs)));
         let rows: Vec<f64> = log
@@ -465,8 +505,8 @@ pub fn pretrain(
     let mut budget = Budget(options.stop_after_epochs);
     let mut dirty = false;
     let lr = config.learning_rate;
-    let side_by_side = match device {
-        Device::Cpu => {
+    let side_by_side = match masks {
+        MaskSource::Streams => {
             let spread = Spread::for_threads(tch::get_num_threads(), models);
             Some((
                 group_pool(spread)?,
@@ -1059,6 +1099,10 @@ pub fn train(
     let started = Instant::now();
     emocycle_torch::seed_everything(derived_seed(config.seed, Phase::TrainInit, 0, 0));
     let spread = Spread::default_for(layout, device, models);
+    let masks = match spread {
+        Some(_) => MaskSource::Streams,
+        None => MaskSource::Libtorch,
+    };
     let mut trainer = Trainer::new(config, models, data.shape.features, layout, device, spread)?;
     for leaf in trainer
         .nets
@@ -1088,6 +1132,7 @@ pub fn train(
             TRAIN_IGNORED_FIELDS,
         )?;
         warn_on_layout_change(&tensors, path, layout);
+        warn_on_mask_change(&tensors, path, masks);
         trainer
             .nets
             .import(&tensors)
@@ -1145,7 +1190,7 @@ pub fn train(
         let Some(path) = path.as_ref() else {
             return Ok(());
         };
-        let mut tensors = meta_tensors(config, &data.shape, layout, wall);
+        let mut tensors = meta_tensors(config, &data.shape, layout, masks, wall);
         tensors.push((
             "meta.epochs_done".into(),
             Tensor::from_slice(&[done as i64]),
