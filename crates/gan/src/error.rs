@@ -96,12 +96,17 @@ pub enum GanError {
     #[error("cannot start the training threads: {0}")]
     Threads(#[from] rayon::ThreadPoolBuildError),
     /// A training loss became NaN or infinite.
-    #[error("{phase} diverged: a loss became NaN or infinite in epoch {epoch}")]
+    #[error(
+        "{phase} diverged: a loss became NaN or infinite in epoch {epoch}{}",
+        pair.map(|pair| format!(" of pair {pair}")).unwrap_or_default()
+    )]
     Diverged {
         /// `pretrain` or `train`.
         phase: &'static str,
         /// The 0-based epoch.
         epoch: usize,
+        /// The (G_i, F_i) pair, in pretraining.
+        pair: Option<usize>,
     },
 }
 
@@ -118,5 +123,32 @@ impl GanError {
             path: path.into(),
             source,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn divergence_names_the_pair_when_there_is_one() {
+        let pretraining = GanError::Diverged {
+            phase: "pretrain",
+            epoch: 3,
+            pair: Some(2),
+        };
+        assert_eq!(
+            pretraining.to_string(),
+            "pretrain diverged: a loss became NaN or infinite in epoch 3 of pair 2"
+        );
+        let training = GanError::Diverged {
+            phase: "train",
+            epoch: 0,
+            pair: None,
+        };
+        assert_eq!(
+            training.to_string(),
+            "train diverged: a loss became NaN or infinite in epoch 0"
+        );
     }
 }

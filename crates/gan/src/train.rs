@@ -568,6 +568,7 @@ pub fn pretrain(
                 return Err(GanError::Diverged {
                     phase: "pretrain",
                     epoch,
+                    pair: Some(k),
                 });
             }
             let record = PretrainEpochRecord {
@@ -1263,6 +1264,7 @@ pub fn train(
             return Err(GanError::Diverged {
                 phase: "train",
                 epoch,
+                pair: None,
             });
         }
         tracing::debug!(epoch, lr, d = ?record.d, g = ?record.g, cycle = ?record.cycle, cls = record.cls, "training epoch");
