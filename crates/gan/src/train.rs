@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
-use crate::adam::{Adam, AdamPart};
+use crate::adam::{Adam, AdamPart, AdamStep};
 use crate::checkpoint::{
     PRETRAIN_FIELDS, TRAIN_IGNORED_FIELDS, config_differences, corrupt, read_safetensors,
     tensor_f64s, tensor_i64s, tensor_text, text_tensor, write_safetensors_atomic,
@@ -830,6 +830,99 @@ impl Groups {
         })
     }
 
+    /// [`Trainer::discriminator_step`] in groups: each group's whole step on its own thread.
+    fn discriminator_step(
+        &mut self,
+        config: &GanConfig,
+        s: &Acts,
+        t: &Acts,
+        step: AdamStep,
+    ) -> Tensor {
+        let quirk = config.d_step_updates_generator;
+        let seeds = dropout_seeds(s.tensors().len());
+        let inputs = self.split(s, t);
+        let losses = self.run(inputs, |group, (s, t)| {
+            group.nets.set_dropout_seeds(&seeds[group.models.clone()]);
+            let losses = group.nets.discriminator_losses(config, &s, &t, quirk);
+            group.adam_d.minimise(&losses.sum(Kind::Float), step);
+            losses.detach()
+        });
+        Tensor::cat(&losses, 0)
+    }
+
+    /// [`Trainer::generator_step`] in groups: each group's forward pass, then C with its labels
+    /// (`classifier`) on the calling thread, as it sees every CycleGAN's G(s), then each group's
+    /// backward pass and update with C's gradient of its G(s) added. The gradients are those of
+    /// the one-graph step.
+    fn generator_step(
+        &mut self,
+        config: &GanConfig,
+        classifier: Option<(&MlpStack, &Tensor)>,
+        s: &Acts,
+        t: &Acts,
+        step: AdamStep,
+        sums: &mut EpochSums,
+    ) {
+        let seeds = dropout_seeds(s.tensors().len());
+        let inputs = self.split(s, t);
+        let forwards = self.run(inputs, |group, (s, t)| {
+            group.nets.set_dropout_seeds(&seeds[group.models.clone()]);
+            group.nets.cycle_gan_losses(config, &s, &t)
+        });
+        // C's gradient with respect to each G(s), from detached copies: the groups' graphs stay
+        // with the groups.
+        let generated_grads: Vec<Option<Vec<Tensor>>> = match (classifier, &self.classifier_adam) {
+            (Some((c, labels)), Some(classifier_adam)) => {
+                let generated: Vec<Vec<Tensor>> = forwards
+                    .iter()
+                    .map(|forward| {
+                        forward
+                            .generated
+                            .tensors()
+                            .iter()
+                            .map(|x| x.detach().set_requires_grad(true))
+                            .collect()
+                    })
+                    .collect();
+                let all: Vec<&Tensor> = generated.iter().flatten().collect();
+                let cls = c
+                    .forward_one(0, &Tensor::cat(&all, 0), true)
+                    .cross_entropy_for_logits(labels);
+                let params = classifier_adam.params();
+                let inputs: Vec<&Tensor> = params.iter().chain(all.iter().copied()).collect();
+                let grads =
+                    Tensor::run_backward(&[&cls * config.lambda_cls], &inputs, false, false);
+                let (classifier_grads, mut rest) = grads.split_at(params.len());
+                classifier_adam.apply(classifier_grads, step);
+                sums.cls += cls.detach();
+                generated
+                    .iter()
+                    .map(|group| {
+                        let (own, others) = rest.split_at(group.len());
+                        rest = others;
+                        Some(own.iter().map(Tensor::shallow_clone).collect())
+                    })
+                    .collect()
+            }
+            _ => forwards.iter().map(|_| None).collect(),
+        };
+        let inputs: Vec<_> = forwards.into_iter().zip(generated_grads).collect();
+        let losses = self.run(inputs, |group, (forward, generated_grads)| {
+            let mut total = forward.g.sum(Kind::Float);
+            if let Some(grads) = generated_grads {
+                // d/dx of sum(x * grad) is grad: C's gradient enters G's graph here.
+                for (x, grad) in forward.generated.tensors().iter().zip(&grads) {
+                    total += (x * grad).sum(Kind::Float);
+                }
+            }
+            group.adam_g.minimise(&total, step);
+            (forward.g.detach(), forward.cycle.detach())
+        });
+        let (g, cycle): (Vec<Tensor>, Vec<Tensor>) = losses.into_iter().unzip();
+        sums.g += Tensor::cat(&g, 0);
+        sums.cycle += Tensor::cat(&cycle, 0);
+    }
+
     /// Each group's share of `s` and `t`.
     fn split(&self, s: &Acts, t: &Acts) -> Vec<(Acts, Acts)> {
         self.groups
@@ -930,22 +1023,18 @@ impl Trainer {
         t: &Acts,
         lr: f64,
     ) -> Tensor {
-        let quirk = config.d_step_updates_generator;
-        let Some(groups) = self.groups.as_mut() else {
-            let losses = self.nets.discriminator_losses(config, s, t, quirk);
-            self.adam_d.minimise(&losses.sum(Kind::Float), lr);
-            return losses.detach();
-        };
-        let step = self.adam_d.begin_step(lr);
-        let seeds = dropout_seeds(self.nets.models);
-        let inputs = groups.split(s, t);
-        let losses = groups.run(inputs, |group, (s, t)| {
-            group.nets.set_dropout_seeds(&seeds[group.models.clone()]);
-            let losses = group.nets.discriminator_losses(config, &s, &t, quirk);
-            group.adam_d.minimise(&losses.sum(Kind::Float), step);
-            losses.detach()
-        });
-        Tensor::cat(&losses, 0)
+        match self.groups.as_mut() {
+            Some(groups) => {
+                let step = self.adam_d.begin_step(lr);
+                groups.discriminator_step(config, s, t, step)
+            }
+            None => {
+                let quirk = config.d_step_updates_generator;
+                let losses = self.nets.discriminator_losses(config, s, t, quirk);
+                self.adam_d.minimise(&losses.sum(Kind::Float), lr);
+                losses.detach()
+            }
+        }
     }
 
     /// One generator step (G, F and C together).
@@ -960,93 +1049,22 @@ impl Trainer {
         // D is constant here: skipping its weight gradients saves a third of its backward pass.
         self.nets.d_t.set_requires_grad(false);
         self.nets.d_s.set_requires_grad(false);
-        if self.groups.is_some() {
-            self.generator_step_in_groups(config, s, t, lr, sums);
-        } else {
-            let losses = self.nets.generator_losses(config, s, t, &self.labels);
-            self.adam_g.minimise(&losses.total, lr);
-            sums.g += losses.g.detach();
-            sums.cycle += losses.cycle.detach();
-            sums.cls += losses.cls.detach();
+        match self.groups.as_mut() {
+            Some(groups) => {
+                let step = self.adam_g.begin_step(lr);
+                let classifier = self.nets.c.as_ref().map(|c| (c, &self.labels));
+                groups.generator_step(config, classifier, s, t, step, sums);
+            }
+            None => {
+                let losses = self.nets.generator_losses(config, s, t, &self.labels);
+                self.adam_g.minimise(&losses.total, lr);
+                sums.g += losses.g.detach();
+                sums.cycle += losses.cycle.detach();
+                sums.cls += losses.cls.detach();
+            }
         }
         self.nets.d_t.set_requires_grad(true);
         self.nets.d_s.set_requires_grad(true);
-    }
-
-    /// [`Trainer::generator_step`] in groups: each group's forward pass, then C on the calling
-    /// thread (it sees every CycleGAN's G(s)), then each group's backward pass and update with
-    /// C's gradient of its G(s) added. The gradients are those of the one-graph step.
-    fn generator_step_in_groups(
-        &mut self,
-        config: &GanConfig,
-        s: &Acts,
-        t: &Acts,
-        lr: f64,
-        sums: &mut EpochSums,
-    ) {
-        let step = self.adam_g.begin_step(lr);
-        let seeds = dropout_seeds(self.nets.models);
-        let Some(groups) = self.groups.as_mut() else {
-            unreachable!("called for a trainer with groups only");
-        };
-        let inputs = groups.split(s, t);
-        let forwards = groups.run(inputs, |group, (s, t)| {
-            group.nets.set_dropout_seeds(&seeds[group.models.clone()]);
-            group.nets.cycle_gan_losses(config, &s, &t)
-        });
-        // C's gradient with respect to each G(s), from detached copies: the groups' graphs stay
-        // with the groups.
-        let generated_grads: Vec<Option<Vec<Tensor>>> =
-            match (&self.nets.c, &groups.classifier_adam) {
-                (Some(c), Some(classifier_adam)) => {
-                    let generated: Vec<Vec<Tensor>> = forwards
-                        .iter()
-                        .map(|forward| {
-                            forward
-                                .generated
-                                .tensors()
-                                .iter()
-                                .map(|x| x.detach().set_requires_grad(true))
-                                .collect()
-                        })
-                        .collect();
-                    let all: Vec<&Tensor> = generated.iter().flatten().collect();
-                    let cls = c
-                        .forward_one(0, &Tensor::cat(&all, 0), true)
-                        .cross_entropy_for_logits(&self.labels);
-                    let params = classifier_adam.params();
-                    let inputs: Vec<&Tensor> = params.iter().chain(all.iter().copied()).collect();
-                    let grads =
-                        Tensor::run_backward(&[&cls * config.lambda_cls], &inputs, false, false);
-                    let (classifier_grads, mut rest) = grads.split_at(params.len());
-                    classifier_adam.apply(classifier_grads, step);
-                    sums.cls += cls.detach();
-                    generated
-                        .iter()
-                        .map(|group| {
-                            let (own, others) = rest.split_at(group.len());
-                            rest = others;
-                            Some(own.iter().map(Tensor::shallow_clone).collect())
-                        })
-                        .collect()
-                }
-                _ => forwards.iter().map(|_| None).collect(),
-            };
-        let inputs: Vec<_> = forwards.into_iter().zip(generated_grads).collect();
-        let losses = groups.run(inputs, |group, (forward, generated_grads)| {
-            let mut total = forward.g.sum(Kind::Float);
-            if let Some(grads) = generated_grads {
-                // d/dx of sum(x * grad) is grad: C's gradient enters G's graph here.
-                for (x, grad) in forward.generated.tensors().iter().zip(&grads) {
-                    total += (x * grad).sum(Kind::Float);
-                }
-            }
-            group.adam_g.minimise(&total, step);
-            (forward.g.detach(), forward.cycle.detach())
-        });
-        let (g, cycle): (Vec<Tensor>, Vec<Tensor>) = losses.into_iter().unzip();
-        sums.g += Tensor::cat(&g, 0);
-        sums.cycle += Tensor::cat(&cycle, 0);
     }
 
     fn iteration(
