@@ -1,5 +1,8 @@
 //! Text-to-float32 conversion for feature values, exact and fast for openSMILE's formats.
 
+#[cfg(target_arch = "x86_64")]
+mod printf_e_avx2;
+
 /// Powers of ten that are exact in f32 (5^10 < 2^24).
 const POW10: [f32; 11] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10];
 
@@ -242,6 +245,52 @@ pub(crate) fn parse_printf_e(text: &[u8]) -> Option<(f32, usize)> {
     let magnitude = scale(mantissa, exponent - 6)?;
     let sign = u32::from(negative) << 31;
     Some((f32::from_bits(magnitude.to_bits() | sign), start + 12))
+}
+
+/// Parses `%e` fields each followed by `delimiter` from `position` into `slots`, until a field
+/// is something else or the slots are full: how many were parsed and where the next begins.
+/// The values are [`parse_printf_e`]'s, bit for bit. On a CPU with AVX2 most fields take the
+/// vector route (`printf_e_avx2`), and this loop the few it leaves (the end of a line, a field
+/// it turned away, which this loop then turns away too or parses).
+#[inline(never)]
+pub(crate) fn parse_printf_e_run(
+    line: &[u8],
+    position: usize,
+    slots: &mut [f32],
+    delimiter: u8,
+) -> (usize, usize) {
+    #[cfg(target_arch = "x86_64")]
+    if printf_e_avx2::available() {
+        // SAFETY: the CPU has AVX2 and BMI1.
+        #[allow(unsafe_code)]
+        let (parsed, next) =
+            unsafe { printf_e_avx2::parse_printf_e_fields(line, position, slots, delimiter) };
+        let (more, next) = parse_printf_e_run_scalar(line, next, &mut slots[parsed..], delimiter);
+        return (parsed + more, next);
+    }
+    parse_printf_e_run_scalar(line, position, slots, delimiter)
+}
+
+/// [`parse_printf_e_run`] one field at a time. Not inlined, so that the loop gets the
+/// registers to itself: inlined into the line parser it kept its state on the stack.
+#[inline(never)]
+fn parse_printf_e_run_scalar(
+    line: &[u8],
+    mut position: usize,
+    slots: &mut [f32],
+    delimiter: u8,
+) -> (usize, usize) {
+    for (parsed, slot) in slots.iter_mut().enumerate() {
+        let rest = &line[position.min(line.len())..];
+        match parse_printf_e(rest) {
+            Some((value, used)) if rest.get(used) == Some(&delimiter) => {
+                *slot = value;
+                position += used + 1;
+            }
+            _ => return (parsed, position),
+        }
+    }
+    (slots.len(), position)
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{FeatureError, Result};
-use crate::number::{Value, parse_fast_prefix, parse_field, parse_printf_e};
+use crate::number::{Value, parse_fast_prefix, parse_field, parse_printf_e, parse_printf_e_run};
 
 /// The file layouts the reader recognises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -683,30 +683,6 @@ fn parse_row_fast<'l>(
     }
     let class = &line[position + 1..];
     (memchr::memchr(delimiter, class).is_none()).then_some((id, Some(class)))
-}
-
-/// Parses `%e` fields each followed by `delimiter` from `position` into `slots`, until a field
-/// is something else or the slots are full: how many were parsed and where the next begins.
-/// Not inlined, so that the loop gets the registers to itself: inlined into the line parser it
-/// kept its state on the stack.
-#[inline(never)]
-fn parse_printf_e_run(
-    line: &[u8],
-    mut position: usize,
-    slots: &mut [f32],
-    delimiter: u8,
-) -> (usize, usize) {
-    for (parsed, slot) in slots.iter_mut().enumerate() {
-        let rest = &line[position.min(line.len())..];
-        match parse_printf_e(rest) {
-            Some((value, used)) if rest.get(used) == Some(&delimiter) => {
-                *slot = value;
-                position += used + 1;
-            }
-            _ => return (parsed, position),
-        }
-    }
-    (slots.len(), position)
 }
 
 fn parse_piece(
