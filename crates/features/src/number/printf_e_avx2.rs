@@ -65,11 +65,12 @@ pub(super) unsafe fn parse_printf_e_fields(
             end
         };
         let ends = [next_end(), next_end(), next_end(), next_end()];
+        // Past the last delimiter every end is `position + 64`, so a difference can wrap.
         let lengths = [
             ends[0] - position,
-            ends[1] - ends[0] - 1,
-            ends[2] - ends[1] - 1,
-            ends[3] - ends[2] - 1,
+            ends[1].wrapping_sub(ends[0] + 1),
+            ends[2].wrapping_sub(ends[1] + 1),
+            ends[3].wrapping_sub(ends[2] + 1),
         ];
         if lengths.iter().any(|&length| !(12..=13).contains(&length)) {
             break;
@@ -356,8 +357,12 @@ mod tests {
                 };
                 let mut field =
                     printf_e(draw >> 63 == 1, mantissa, exponent, draw.is_multiple_of(29));
-                match (draw >> 32) % 40 {
+                match (draw >> 32) % 41 {
                     0 => field = format!("{}", (draw >> 20) % 1000),
+                    40 => {
+                        field =
+                            "'a long quoted field, longer than a 64-byte window by itself'".into()
+                    }
                     1 => field.clear(),
                     2 => field.push('0'),
                     3 => {
