@@ -333,7 +333,7 @@ mod tests {
     }
 
     /// `count` xorshift64 draws from `seed`.
-    fn draws(seed: u64, count: usize) -> impl Iterator<Item = u64> {
+    pub(super) fn draws(seed: u64, count: usize) -> impl Iterator<Item = u64> {
         let mut state = seed;
         (0..count).map(move |_| {
             state ^= state << 13;

@@ -271,19 +271,9 @@ fn lanes_of(bits: i32) -> __m128i {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::draws;
     use super::super::{near_f32_midpoint, parse_printf_e_run, parse_printf_e_run_scalar};
     use super::*;
-
-    /// `count` xorshift64 draws from `seed`.
-    fn draws(seed: u64, count: usize) -> impl Iterator<Item = u64> {
-        let mut state = seed;
-        (0..count).map(move |_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        })
-    }
 
     /// `%e` as SMILExtract prints it, from a seven-digit mantissa and the printed exponent.
     fn printf_e(negative: bool, mantissa: u32, exponent: i32, upper: bool) -> String {
