@@ -27,9 +27,9 @@ pub(super) fn available() -> bool {
 }
 
 /// Parses groups of four `%e` fields, each followed by `delimiter`, from `position` into
-/// `slots`, until a group has something else in it, fewer than 68 bytes of the line are left
+/// `slots`, until a group has something else in it, fewer than 67 bytes of the line are left
 /// or the slots are full: how many were parsed and where the next field begins. The caller
-/// continues from there on the scalar route. `position` must follow a delimiter (or the id).
+/// continues from there on the scalar route.
 ///
 /// # Safety
 /// The CPU must have AVX2 and BMI1 ([`available`]).
@@ -125,9 +125,9 @@ impl Pattern {
     fn new() -> Self {
         // Each byte, after `e` is folded to lower case, minus its smallest allowed value,
         // must not exceed its span: digits 0..9, the point and `e` exactly, the exponent's
-        // sign `+`..`-` (the comma between them is turned away separately), the delimiter
-        // exactly (`;` or `,`, whichever `delimiter` is, already found there). The sign byte
-        // and the two after the delimiter may be anything.
+        // sign `+`..`-` (the comma between them is turned away separately). The sign byte
+        // (checked against the field's length), the delimiter (found there already) and the
+        // two bytes after it may be anything.
         const Z: i8 = b'0' as i8;
         #[rustfmt::skip]
         let lowest = [
@@ -136,7 +136,7 @@ impl Pattern {
         #[rustfmt::skip]
         let spans = [-1, 9, 0, 9, 9, 9, 9, 9, 9, 0, 2, 9, 9, -1, -1, -1];
         let twice = |lane: [i8; 16]| {
-            // SAFETY: two 16-byte loads from a 16-byte array.
+            // SAFETY: a 16-byte load from a 16-byte array.
             unsafe {
                 let lane = _mm_loadu_si128(lane.as_ptr().cast::<__m128i>());
                 _mm256_set_m128i(lane, lane)
@@ -393,7 +393,7 @@ mod tests {
         // SAFETY: the CPU has AVX2.
         let (parsed, next) =
             unsafe { parse_printf_e_fields(line.as_bytes(), 4, &mut values, b';') };
-        // It stops where fewer than 68 bytes are left: at most five fields before the end.
+        // It stops where fewer than 67 bytes are left: at most five fields before the end.
         assert!(parsed >= fields.len() - 6, "{parsed} of {}", fields.len());
         assert!(
             line.len() - next < 68 + 14,
