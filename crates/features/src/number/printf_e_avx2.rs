@@ -6,14 +6,15 @@
 //! the delimiters of 64 bytes are found with two compares, so every field's end is known
 //! without reading the field before; each field's bytes (`-d.dddddde±dd;`) are checked against
 //! the pattern in one compare, two fields per register; and their digits are combined, their
-//! powers of ten applied and their products rounded to f32 in vector registers. A group with
-//! anything unusual in it (another spelling, a value whose f64 product cannot vouch for its
-//! rounding, a power of ten outside the table, the end of the line) is left to the scalar
+//! powers of ten applied and their products rounded to f32 in vector registers. A field of
+//! another length (a whole number, say) ends the run after the fields before it; a group with
+//! anything else unusual in it (another spelling, a value whose f64 product cannot vouch for
+//! its rounding, a power of ten outside the table, the end of the line) is left to the scalar
 //! route, which takes over at the group's first field.
 //!
-//! The module holds the crate's only `unsafe`: calling AVX2 code (after checking that the CPU
-//! has it), and loads and stores through pointers into slices whose bounds were checked just
-//! before.
+//! The module's `unsafe` (like `tile.rs`'s, the crate's only other) is of two kinds: calling
+//! AVX2 code after checking that the CPU has it, and loads and stores through pointers into
+//! slices whose bounds were checked just before.
 #![allow(unsafe_code)]
 
 use std::arch::x86_64::*;
@@ -27,9 +28,10 @@ pub(super) fn available() -> bool {
 }
 
 /// Parses groups of four `%e` fields, each followed by `delimiter`, from `position` into
-/// `slots`, until a group has something else in it, fewer than 67 bytes of the line are left
-/// or the slots are full: how many were parsed and where the next field begins. The caller
-/// continues from there on the scalar route.
+/// `slots`, until a field has another length (the fields before it in its group are still
+/// taken), a group has something else unusual in it (none of it is taken), fewer than 67
+/// bytes of the line are left or fewer than four slots: how many were parsed and where the
+/// next field begins. The caller continues from there on the scalar route.
 ///
 /// # Safety
 /// The CPU must have AVX2 and BMI1 ([`available`]).
@@ -72,32 +74,47 @@ pub(super) unsafe fn parse_printf_e_fields(
             ends[2].wrapping_sub(ends[1] + 1),
             ends[3].wrapping_sub(ends[2] + 1),
         ];
-        if lengths.iter().any(|&length| !(12..=13).contains(&length)) {
+        // The fields before the first of another length (a whole number, say) are converted
+        // all the same; the lanes from there on are filled with the first field again.
+        let taken = lengths
+            .iter()
+            .position(|length| !(12..=13).contains(length))
+            .unwrap_or(4);
+        if taken == 0 {
             break;
         }
+        let lane_field = |lane: usize| if lane < taken { lane } else { 0 };
         // Each field's 16 bytes from one before a 12-byte field: the sign (or the delimiter
         // before), the number, the delimiter, two more.
-        let field = |end: usize| {
+        let field = |lane: usize| {
+            let end = ends[lane_field(lane)];
             let bytes = &line[end - 13..end + 3];
             // SAFETY: `bytes` is 16 bytes long; an unaligned load.
             unsafe { _mm_loadu_si128(bytes.as_ptr().cast::<__m128i>()) }
         };
-        let first = _mm256_set_m128i(field(ends[1]), field(ends[0]));
-        let second = _mm256_set_m128i(field(ends[3]), field(ends[2]));
-        let negative = lengths
-            .iter()
-            .enumerate()
-            .fold(0, |bits, (index, &length)| {
-                bits | (i32::from(length == 13) << index)
-            });
+        let first = _mm256_set_m128i(field(1), field(0));
+        let second = _mm256_set_m128i(field(3), field(2));
+        let negative = (0..4).fold(0, |bits, lane| {
+            bits | (i32::from(lengths[lane_field(lane)] == 13) << lane)
+        });
         let Some(values) = pattern.convert(first, second, negative) else {
             break;
         };
-        let out = &mut slots[parsed..parsed + 4];
-        // SAFETY: a 16-byte store into four f32 slots.
-        unsafe { _mm_storeu_ps(out.as_mut_ptr(), values) };
-        parsed += 4;
-        position = ends[3] + 1;
+        let out = &mut slots[parsed..parsed + taken];
+        if taken == 4 {
+            // SAFETY: a 16-byte store into four f32 slots.
+            unsafe { _mm_storeu_ps(out.as_mut_ptr(), values) };
+        } else {
+            let mut converted = [0f32; 4];
+            // SAFETY: a 16-byte store into a 16-byte array.
+            unsafe { _mm_storeu_ps(converted.as_mut_ptr(), values) };
+            out.copy_from_slice(&converted[..taken]);
+        }
+        parsed += taken;
+        position = ends[taken - 1] + 1;
+        if taken < 4 {
+            break;
+        }
     }
     (parsed, position)
 }
@@ -400,6 +417,37 @@ mod tests {
             "stopped {} bytes before the end",
             line.len() - next
         );
+    }
+
+    #[test]
+    fn a_whole_number_ends_the_run_after_the_fields_before_it() {
+        if skip_without_avx2() {
+            return;
+        }
+        // SMILExtract writes positions (`maxPos`, `minPos`) as whole numbers between runs of
+        // `%e` fields: the vector route takes every field before such a number, also those of
+        // the group it falls in.
+        let fields: Vec<String> = (1..=9).map(|n| format!("-{n}.250000e-0{n}")).collect();
+        let tail = vec!["4.000000e+00"; 20].join(";");
+        for before in 0..=fields.len() {
+            let head: String = fields[..before]
+                .iter()
+                .map(|field| format!("{field};"))
+                .collect();
+            let line = format!("'a';{head}553;{tail}");
+            let mut values = vec![0f32; 40];
+            // SAFETY: the CPU has AVX2.
+            let (parsed, next) =
+                unsafe { parse_printf_e_fields(line.as_bytes(), 4, &mut values, b';') };
+            assert_eq!((parsed, next), (before, 4 + head.len()), "{line}");
+            for (text, value) in fields.iter().zip(&values[..parsed]) {
+                assert_eq!(
+                    value.to_bits(),
+                    text.parse::<f32>().unwrap().to_bits(),
+                    "{text}"
+                );
+            }
+        }
     }
 
     #[test]
