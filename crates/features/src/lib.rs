@@ -35,6 +35,7 @@ mod reader;
 mod stage;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod tile;
 
 pub use emotion::{Emotion, LabelMap};
 pub use error::{FeatureError, FeatureMismatch, Location, Result};

@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{FeatureError, Result};
 use crate::number::{Value, parse_fast_prefix, parse_field, parse_printf_e, parse_printf_e_run};
+use crate::tile::{TILE, fill_tile};
 
 /// The file layouts the reader recognises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -889,26 +890,19 @@ impl ChunkBuilder<'_> {
             }
             row_slices.extend(values[first * width..].chunks_exact(width).take(wanted));
         }
-        // Transposed in tiles of 64 rows x 64 columns: a tile is read row by row (four cache
-        // lines of each row, one page each) into a small buffer that stays in L1, then appended
-        // to its 64 columns a slice at a time. Gathering a whole column at once would touch one
-        // page per row, and the TLB misses cost more than the copy.
-        const BAND: usize = 64;
-        const TILE: usize = 64;
-        let columns: Vec<Vec<f32>> = (0..width.div_ceil(BAND))
+        // Transposed in tiles of 64 rows x 64 columns (`tile.rs`), each then appended to its
+        // 64 columns a slice at a time. Gathering a whole column at once would touch one page
+        // per row, and the TLB misses cost more than the copy.
+        let columns: Vec<Vec<f32>> = (0..width.div_ceil(TILE))
             .into_par_iter()
             .flat_map_iter(|band| {
-                let first = band * BAND;
-                let count = BAND.min(width - first);
+                let first = band * TILE;
+                let count = TILE.min(width - first);
                 let mut columns: Vec<Vec<f32>> =
                     (0..count).map(|_| Vec::with_capacity(rows)).collect();
-                let mut tile = [[0f32; TILE]; BAND];
+                let mut tile = [[0f32; TILE]; TILE];
                 for block in row_slices.chunks(TILE) {
-                    for (row, values) in block.iter().enumerate() {
-                        for (column, &value) in values[first..first + count].iter().enumerate() {
-                            tile[column][row] = value;
-                        }
-                    }
+                    fill_tile(block, first, count, &mut tile);
                     for (column, values) in columns.iter_mut().zip(&tile) {
                         column.extend_from_slice(&values[..block.len()]);
                     }
