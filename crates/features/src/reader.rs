@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{FeatureError, Result};
 use crate::number::{Value, parse_fast_prefix, parse_field, parse_printf_e, parse_printf_e_run};
-use crate::tile::{TILE, fill_tile};
+use crate::tile::{TILE, append_columns};
 
 /// The file layouts the reader recognises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -890,9 +890,8 @@ impl ChunkBuilder<'_> {
             }
             row_slices.extend(values[first * width..].chunks_exact(width).take(wanted));
         }
-        // Transposed in tiles of 64 rows x 64 columns (`tile.rs`), each then appended to its
-        // 64 columns a slice at a time. Gathering a whole column at once would touch one page
-        // per row, and the TLB misses cost more than the copy.
+        // Transposed in blocks of 64 rows x 64 columns (`tile.rs`). Gathering a whole column
+        // at once would touch one page per row, and the TLB misses cost more than the copy.
         let columns: Vec<Vec<f32>> = (0..width.div_ceil(TILE))
             .into_par_iter()
             .flat_map_iter(|band| {
@@ -900,12 +899,8 @@ impl ChunkBuilder<'_> {
                 let count = TILE.min(width - first);
                 let mut columns: Vec<Vec<f32>> =
                     (0..count).map(|_| Vec::with_capacity(rows)).collect();
-                let mut tile = [[0f32; TILE]; TILE];
                 for block in row_slices.chunks(TILE) {
-                    fill_tile(block, first, count, &mut tile);
-                    for (column, values) in columns.iter_mut().zip(&tile) {
-                        column.extend_from_slice(&values[..block.len()]);
-                    }
+                    append_columns(block, first, &mut columns);
                 }
                 columns
             })
