@@ -100,16 +100,11 @@ pub(super) unsafe fn parse_printf_e_fields(
         let Some(values) = pattern.convert(first, second, negative) else {
             break;
         };
-        let out = &mut slots[parsed..parsed + taken];
-        if taken == 4 {
-            // SAFETY: a 16-byte store into four f32 slots.
-            unsafe { _mm_storeu_ps(out.as_mut_ptr(), values) };
-        } else {
-            let mut converted = [0f32; 4];
-            // SAFETY: a 16-byte store into a 16-byte array.
-            unsafe { _mm_storeu_ps(converted.as_mut_ptr(), values) };
-            out.copy_from_slice(&converted[..taken]);
-        }
+        // The loop's condition leaves room for four; the lanes past `taken` are not written.
+        let out = &mut slots[parsed..parsed + 4];
+        let lanes = _mm_cmpgt_epi32(_mm_set1_epi32(taken as i32), _mm_setr_epi32(0, 1, 2, 3));
+        // SAFETY: `out` has room for four f32.
+        unsafe { _mm_maskstore_ps(out.as_mut_ptr(), lanes, values) };
         parsed += taken;
         position = ends[taken - 1] + 1;
         if taken < 4 {
