@@ -145,6 +145,10 @@ impl Header {
 
 const BLOCK_BYTES: usize = 8 << 20;
 
+/// The most one read asks for: the reader hashes each read's bytes straight after the kernel
+/// copied them, while they are still in the core's L2 cache.
+const READ_BYTES: usize = 256 << 10;
+
 /// Whole lines of text at the start of a reusable buffer.
 struct Block {
     bytes: Vec<u8>,
@@ -237,7 +241,8 @@ impl BlockSource {
                 buffer.resize(filled + filled / 4, 0);
             }
             let read = loop {
-                match self.read_some(&mut buffer[filled..]) {
+                let end = buffer.len().min(filled + READ_BYTES);
+                match self.read_some(&mut buffer[filled..end]) {
                     Ok(read) => break read,
                     Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
                     Err(error) => return Err(FeatureError::io(&self.path, error)),
