@@ -12,9 +12,10 @@
 //! its rounding, a power of ten outside the table, the end of the line) is left to the scalar
 //! route, which takes over at the group's first field.
 //!
-//! The module's `unsafe` (like `tile.rs`'s, the crate's only other) is of two kinds: calling
-//! AVX2 code after checking that the CPU has it, and loads and stores through pointers into
-//! slices whose bounds were checked just before.
+//! The crate's `unsafe` is here, in `tile.rs` and in the calls that pick these routes: calling
+//! AVX code after checking that the CPU has it, loads and stores through pointers into slices
+//! whose bounds were checked just before, and (in `tile.rs`) a `set_len` over values just
+//! written.
 #![allow(unsafe_code)]
 
 use std::arch::x86_64::*;
