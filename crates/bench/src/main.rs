@@ -34,6 +34,9 @@ struct Args {
     /// Runs of each ingestion tool (the median is reported).
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// Untimed runs of each ingestion tool before the timed ones.
+    #[arg(long, default_value_t = 1)]
+    ingest_warmup: usize,
     /// Untimed GAN iterations before the timed ones.
     #[arg(long, default_value_t = 3)]
     warmup: usize,
@@ -108,7 +111,12 @@ fn main() -> Result<()> {
         report.push_str(&text);
     };
     if args.only != Some(Only::Gan) {
-        section(ingest::bench(&repo, &cache, args.runs.max(1))?);
+        section(ingest::bench(
+            &repo,
+            &cache,
+            args.ingest_warmup,
+            args.runs.max(1),
+        )?);
     }
     if args.only != Some(Only::Ingest) {
         section(gan::bench(&repo, args.warmup, args.iterations.max(1))?);
