@@ -247,11 +247,30 @@ pub(crate) fn parse_printf_e(text: &[u8]) -> Option<(f32, usize)> {
     Some((f32::from_bits(magnitude.to_bits() | sign), start + 12))
 }
 
-/// Parses `%e` fields each followed by `delimiter` from `position` into `slots`, until a field
-/// is something else or the slots are full: how many were parsed and where the next begins.
-/// The values are [`parse_printf_e`]'s, bit for bit. On a CPU with AVX2 most fields take the
-/// vector route (`printf_e_avx2`), and this loop the few it leaves (the end of a line, a field
-/// it turned away, which this loop then turns away too or parses).
+/// A whole number of one to seven digits, as SMILExtract writes frame positions (`maxPos`,
+/// `minPos`): its value and length. Below 10^7 every whole number is an f32, so the value is
+/// exact, as any parser gives it. A prefix, like [`parse_printf_e`]: the caller checks what
+/// follows.
+#[inline(always)]
+pub(crate) fn parse_whole(text: &[u8]) -> Option<(f32, usize)> {
+    let mut value = 0u32;
+    for (length, &byte) in text.iter().take(8).enumerate() {
+        let digit = byte.wrapping_sub(b'0');
+        if digit > 9 {
+            return (length > 0).then_some((value as f32, length));
+        }
+        value = value * 10 + u32::from(digit);
+    }
+    // Eight digits (or more) are left to the general parser; so is a field that is all text.
+    (text.len() < 8 && !text.is_empty()).then_some((value as f32, text.len()))
+}
+
+/// Parses `%e` fields and short whole numbers ([`parse_whole`]), each followed by `delimiter`,
+/// from `position` into `slots`, until a field is something else or the slots are full: how
+/// many were parsed and where the next begins. The values are [`parse_printf_e`]'s and
+/// [`parse_whole`]'s, bit for bit. On a CPU with AVX2 most fields take the vector route
+/// (`printf_e_avx2`), and this loop the few it leaves (the end of a line, a field it turned
+/// away, which this loop then turns away too or parses).
 #[inline(never)]
 pub(crate) fn parse_printf_e_run(
     line: &[u8],
@@ -282,7 +301,7 @@ fn parse_printf_e_run_scalar(
 ) -> (usize, usize) {
     for (parsed, slot) in slots.iter_mut().enumerate() {
         let rest = &line[position.min(line.len())..];
-        match parse_printf_e(rest) {
+        match parse_printf_e(rest).or_else(|| parse_whole(rest)) {
             Some((value, used)) if rest.get(used) == Some(&delimiter) => {
                 *slot = value;
                 position += used + 1;
@@ -427,6 +446,35 @@ mod tests {
         }
         assert!(!near_f32_midpoint(1.0));
         assert!(!near_f32_midpoint(f64::from(0.622_463f32)));
+    }
+
+    #[test]
+    fn whole_numbers_of_up_to_seven_digits_are_exact_and_longer_ones_are_declined() {
+        for text in ["0", "7", "553", "0042", "1234567", "9999999", "1677721"] {
+            let expected: f32 = text.parse().unwrap();
+            let (value, used) = parse_whole(format!("{text};1").as_bytes()).unwrap();
+            assert_eq!(
+                (value.to_bits(), used),
+                (expected.to_bits(), text.len()),
+                "{text}"
+            );
+            // The end of the text ends the number too.
+            assert_eq!(parse_whole(text.as_bytes()), Some((expected, text.len())));
+        }
+        // A prefix: the caller checks the byte after it.
+        assert_eq!(parse_whole(b"12.5;"), Some((12.0, 2)));
+        for declined in [
+            "",
+            ";1",
+            "-5",
+            "+5",
+            " 5",
+            "12345678",
+            "12345678;",
+            "123456789;",
+        ] {
+            assert_eq!(parse_whole(declined.as_bytes()), None, "{declined:?}");
+        }
     }
 
     #[test]

@@ -644,8 +644,8 @@ fn parse_row_fast<'l>(
     let last = row.len().checked_sub(1)?;
     let mut feature = 0;
     while feature <= last {
-        // SMILExtract's `%e` fields, as many as follow each other, in a loop with nothing
-        // else in it; the loop below takes the field that ends the run.
+        // SMILExtract's `%e` fields and frame positions, as many as follow each other, in a
+        // loop with nothing else in it; the loop below takes the field that ends the run.
         let (parsed, next) = parse_printf_e_run(line, position, &mut row[feature..last], delimiter);
         feature += parsed;
         position = next;

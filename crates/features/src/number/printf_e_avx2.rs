@@ -7,7 +7,9 @@
 //! without reading the field before; each field's bytes (`-d.dddddde±dd;`) are checked against
 //! the pattern in one compare, two fields per register; and their digits are combined, their
 //! powers of ten applied and their products rounded to f32 in vector registers. A field of
-//! another length (a whole number, say) ends the run after the fields before it; a group with
+//! another length ends the group after the fields before it: a short whole number (a frame
+//! position) is parsed on its own and the run goes on after it; anything else ends the run. A
+//! group with
 //! anything else unusual in it (another spelling, a value whose f64 product cannot vouch for
 //! its rounding, a power of ten outside the table, the end of the line) is left to the scalar
 //! route, which takes over at the group's first field.
@@ -20,7 +22,7 @@
 
 use std::arch::x86_64::*;
 
-use super::POW10_WIDE;
+use super::{POW10_WIDE, parse_whole};
 
 /// Whether this CPU can run [`parse_printf_e_fields`] (std caches the answer).
 #[inline]
@@ -30,9 +32,10 @@ pub(super) fn available() -> bool {
 
 /// Parses groups of four `%e` fields, each followed by `delimiter`, from `position` into
 /// `slots`, until a field has another length (the fields before it in its group are still
-/// taken), a group has something else unusual in it (none of it is taken), fewer than 67
-/// bytes of the line are left or fewer than four slots: how many were parsed and where the
-/// next field begins. The caller continues from there on the scalar route.
+/// taken, and a short whole number there is taken too, after which the run goes on), a group
+/// has something else unusual in it (none of it is taken), fewer than 67 bytes of the line are
+/// left or fewer than four slots: how many were parsed and where the next field begins. The
+/// caller continues from there on the scalar route.
 ///
 /// # Safety
 /// The CPU must have AVX2 and BMI1 ([`available`]).
@@ -82,7 +85,17 @@ pub(super) unsafe fn parse_printf_e_fields(
             .position(|length| !(12..=13).contains(length))
             .unwrap_or(4);
         if taken == 0 {
-            break;
+            // SMILExtract writes each frame position (`maxPos`, `minPos`) as a whole number
+            // between runs of `%e` fields: parsed here, the run goes on after it.
+            match parse_whole(&line[position..]) {
+                Some((value, used)) if line[position + used] == delimiter => {
+                    slots[parsed] = value;
+                    parsed += 1;
+                    position += used + 1;
+                    continue;
+                }
+                _ => break,
+            }
         }
         let lane_field = |lane: usize| if lane < taken { lane } else { 0 };
         // Each field's 16 bytes from one before a 12-byte field: the sign (or the delimiter
@@ -108,9 +121,6 @@ pub(super) unsafe fn parse_printf_e_fields(
         unsafe { _mm_maskstore_ps(out.as_mut_ptr(), lanes, values) };
         parsed += taken;
         position = ends[taken - 1] + 1;
-        if taken < 4 {
-            break;
-        }
     }
     (parsed, position)
 }
@@ -361,7 +371,8 @@ mod tests {
                 let mut field =
                     printf_e(draw >> 63 == 1, mantissa, exponent, draw.is_multiple_of(29));
                 match (draw >> 32) % 41 {
-                    0 => field = format!("{}", (draw >> 20) % 1000),
+                    // Whole numbers of one to nine digits: up to seven are taken.
+                    0 => field = format!("{}", (draw >> 20) % 10u64.pow(1 + (draw % 9) as u32)),
                     40 => {
                         field =
                             "'a long quoted field, longer than a 64-byte window by itself'".into()
@@ -416,32 +427,42 @@ mod tests {
     }
 
     #[test]
-    fn a_whole_number_ends_the_run_after_the_fields_before_it() {
+    fn the_run_goes_on_after_a_whole_number() {
         if skip_without_avx2() {
             return;
         }
-        // SMILExtract writes positions (`maxPos`, `minPos`) as whole numbers between runs of
-        // `%e` fields: the vector route takes every field before such a number, also those of
-        // the group it falls in.
+        // SMILExtract writes positions (`maxPos`, `minPos`) as whole numbers, in pairs, between
+        // runs of `%e` fields: the vector route takes every field before such a pair (also
+        // those of the group it falls in), the pair, and the fields after it.
         let fields: Vec<String> = (1..=9).map(|n| format!("-{n}.250000e-0{n}")).collect();
-        let tail = vec!["4.000000e+00"; 20].join(";");
+        let tail: Vec<String> = (1..=20)
+            .map(|n| format!("{}.{:06}e+0{}", n % 9 + 1, n * 4_321, n % 4))
+            .collect();
         for before in 0..=fields.len() {
-            let head: String = fields[..before]
-                .iter()
-                .map(|field| format!("{field};"))
-                .collect();
-            let line = format!("'a';{head}553;{tail}");
-            let mut values = vec![0f32; 40];
-            // SAFETY: the CPU has AVX2.
-            let (parsed, next) =
-                unsafe { parse_printf_e_fields(line.as_bytes(), 4, &mut values, b';') };
-            assert_eq!((parsed, next), (before, 4 + head.len()), "{line}");
-            for (text, value) in fields.iter().zip(&values[..parsed]) {
-                assert_eq!(
-                    value.to_bits(),
-                    text.parse::<f32>().unwrap().to_bits(),
-                    "{text}"
-                );
+            for pair in [["553", "685"], ["0", "1234567"]] {
+                let all: Vec<&str> = fields[..before]
+                    .iter()
+                    .map(String::as_str)
+                    .chain(pair)
+                    .chain(tail.iter().map(String::as_str))
+                    .collect();
+                let line = format!("'a';{};", all.join(";"));
+                let mut values = vec![f32::NAN; all.len()];
+                // SAFETY: the CPU has AVX2.
+                let (parsed, next) =
+                    unsafe { parse_printf_e_fields(line.as_bytes(), 4, &mut values, b';') };
+                // It stops where fewer than 67 bytes are left: within the tail's last six.
+                assert!(parsed >= all.len() - 6, "{parsed} of {}: {line}", all.len());
+                let taken = all[..parsed]
+                    .iter()
+                    .map(|text| text.len() + 1)
+                    .sum::<usize>();
+                assert_eq!(next, 4 + taken, "{line}");
+                for (text, value) in all.iter().zip(&values[..parsed]) {
+                    let expected: f32 = text.parse().unwrap();
+                    assert_eq!(value.to_bits(), expected.to_bits(), "{text} in {line}");
+                }
+                assert_routes_agree(line.as_bytes(), 4, all.len(), b';');
             }
         }
     }
