@@ -110,8 +110,11 @@ const SYNC_EVERY_BYTES: u64 = 16 << 20;
 struct SyncingWriter {
     inner: BufWriter<File>,
     unsynced: u64,
-    syncer: Option<(std::sync::mpsc::SyncSender<()>, std::thread::JoinHandle<()>)>,
+    syncer: Option<(SyncRequests, std::thread::JoinHandle<()>)>,
 }
+
+/// Asks the syncing thread for one more sync; while one runs, one more may wait.
+type SyncRequests = std::sync::mpsc::SyncSender<()>;
 
 impl SyncingWriter {
     fn new(inner: BufWriter<File>) -> Self {
@@ -133,6 +136,12 @@ impl SyncingWriter {
             unsynced: 0,
             syncer,
         }
+    }
+
+    /// Another handle on the sync requests (none without a syncing thread). The thread ends
+    /// only once every handle is dropped.
+    fn sync_requests(&self) -> Option<SyncRequests> {
+        self.syncer.as_ref().map(|(sender, _)| sender.clone())
     }
 
     /// The file, once the syncing thread is done.
@@ -179,6 +188,7 @@ pub struct ParquetStream {
     schema: polars::prelude::SchemaRef,
     sender: Option<std::sync::mpsc::SyncSender<DataFrame>>,
     worker: Option<std::thread::JoinHandle<polars::error::PolarsResult<FileWriter>>>,
+    sync_requests: Option<SyncRequests>,
 }
 
 impl ParquetStream {
@@ -217,6 +227,7 @@ impl ParquetStream {
         let (atomic, writer) = AtomicFile::create(path)?;
         let arrow_schema = schema.to_arrow(CompatLevel::newest());
         let writer = SyncingWriter::new(writer);
+        let sync_requests = writer.sync_requests();
         // The file-level options decide only whether a page index (per page minima and
         // maxima of every column chunk) follows the row groups; readers use it to skip pages
         // on a filter, which nobody does with these files, and writing it for every column of
@@ -250,6 +261,7 @@ impl ParquetStream {
             schema: std::sync::Arc::new(schema.clone()),
             sender: Some(sender),
             worker: Some(worker),
+            sync_requests,
         })
     }
 
@@ -294,6 +306,11 @@ impl ParquetStream {
         use polars_parquet::write::{KeyValue, schema_to_metadata_key};
         self.sender = None;
         let mut file = self.join()?;
+        // The row groups are in the kernel's hands (all but the last few kilobytes): their
+        // sync runs while the footer is encoded, not after it.
+        if let Some(requests) = self.sync_requests.take() {
+            let _ = requests.try_send(());
+        }
         let path = self.path().to_path_buf();
         // As polars' own writer does: the arrow schema first, so readers restore exact types.
         let mut pairs = vec![schema_to_metadata_key(file.schema())];
@@ -334,6 +351,7 @@ impl Drop for ParquetStream {
     fn drop(&mut self) {
         // Unfinished: stop the writer; dropping the AtomicFile then removes the temporary file.
         self.sender = None;
+        self.sync_requests = None;
         if let Some(worker) = self.worker.take() {
             let _ = worker.join();
         }
