@@ -9,10 +9,9 @@
 //! powers of ten applied and their products rounded to f32 in vector registers. A field of
 //! another length ends the group after the fields before it: a short whole number (a frame
 //! position) is parsed on its own and the run goes on after it; anything else ends the run. A
-//! group with
-//! anything else unusual in it (another spelling, a value whose f64 product cannot vouch for
-//! its rounding, a power of ten outside the table, the end of the line) is left to the scalar
-//! route, which takes over at the group's first field.
+//! group with anything else unusual in it (another spelling, a value whose f64 product cannot
+//! vouch for its rounding, a power of ten outside the table, the end of the line) is left to
+//! the scalar route, which takes over at the group's first field.
 //!
 //! The crate's `unsafe` is here, in `tile.rs` and in the calls that pick these routes: calling
 //! AVX code after checking that the CPU has it, loads and stores through pointers into slices
