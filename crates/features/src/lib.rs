@@ -24,6 +24,7 @@
 //! Bad input is rejected with the file, line and column ([`FeatureError`]), and nothing
 //! half-written is left behind: every artifact is written atomically.
 
+mod column_stats;
 mod emotion;
 mod error;
 mod folds;
@@ -45,7 +46,7 @@ pub use matrix::FeatureMatrix;
 pub use normalise::{Normaliser, RunningStats, Scaling};
 pub use reader::{
     ColumnChunk, FeatureReader, FeatureTable, Layout, NanPolicy, ReadOptions, ReadSummary,
-    RowChunk, read_feature_file, read_header,
+    RowChunk, RowValues, read_feature_file, read_header,
 };
 pub use stage::{
     CorpusReport, CorpusSpec, FeatureLayout, FeaturesConfig, FoldScheme, SplitSpec, check_corpora,

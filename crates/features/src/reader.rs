@@ -1,10 +1,12 @@
 //! Streaming reader for openSMILE functionals files in every layout openSMILE writes.
 //!
 //! The text is read in blocks by one thread (which also hashes the file's bytes), each block is
-//! cut at line ends into pieces that are parsed in parallel, and the parsed rows are transposed
-//! into float32 column chunks of a fixed number of rows, handed over one by one
-//! ([`FeatureReader::read_chunks`]). Neither the whole text nor the whole table is ever in
-//! memory: the feature stage writes each chunk as a parquet row group while the next is parsed.
+//! cut at line ends into pieces that are parsed in parallel, and the parsed rows are handed over
+//! in chunks of a fixed number of rows ([`FeatureReader::read_chunks`]), row-major as parsed.
+//! [`RowValues`] turns a chunk into float32 columns, and lets the caller look at each band of
+//! columns while the transposition has it in cache. Neither the whole text nor the whole table
+//! is ever in memory: the feature stage writes each chunk as a parquet row group while the next
+//! is parsed.
 
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -852,9 +854,9 @@ struct ChunkBuilder<'a> {
     width: usize,
     chunk_rows: usize,
     has_class: bool,
-    /// Parsed pieces' row-major values, moved in as they are, with the first row not yet
-    /// handed over: a chunk is transposed straight out of them, without a staging copy.
-    slabs: std::collections::VecDeque<(Vec<f32>, usize)>,
+    /// Parsed pieces' row-major values, moved in as they are: a chunk takes them whole (only
+    /// the one it ends in is cut in two), without a staging copy.
+    slabs: std::collections::VecDeque<Vec<f32>>,
     pending_rows: usize,
     ids: Vec<String>,
     lines: Vec<u64>,
@@ -869,7 +871,7 @@ impl ChunkBuilder<'_> {
         if rows == 0 {
             return Ok(());
         }
-        self.slabs.push_back((piece.values, 0));
+        self.slabs.push_back(piece.values);
         self.pending_rows += rows;
         self.ids.extend(piece.ids);
         self.lines.extend(piece.lines);
@@ -888,43 +890,22 @@ impl ChunkBuilder<'_> {
             return Ok(());
         }
         let width = self.width;
-        let mut row_slices: Vec<&[f32]> = Vec::with_capacity(rows);
-        for (values, first) in &self.slabs {
-            let wanted = rows - row_slices.len();
-            if wanted == 0 {
-                break;
-            }
-            row_slices.extend(values[first * width..].chunks_exact(width).take(wanted));
-        }
-        // Transposed in blocks of 64 rows x 64 columns (`tile.rs`). Gathering a whole column
-        // at once would touch one page per row, and the TLB misses cost more than the copy.
-        let columns: Vec<Vec<f32>> = (0..width.div_ceil(TILE))
-            .into_par_iter()
-            .flat_map_iter(|band| {
-                let first = band * TILE;
-                let count = TILE.min(width - first);
-                let mut columns: Vec<Vec<f32>> =
-                    (0..count).map(|_| Vec::with_capacity(rows)).collect();
-                for block in row_slices.chunks(TILE) {
-                    append_columns(block, first, &mut columns);
-                }
-                columns
-            })
-            .collect();
-        drop(row_slices);
-        let mut consumed = rows;
-        while consumed > 0 {
-            let Some((values, first)) = self.slabs.front_mut() else {
+        let mut slabs = Vec::new();
+        let mut taken = 0;
+        while taken < rows {
+            let Some(mut slab) = self.slabs.pop_front() else {
                 break;
             };
-            let available = values.len() / width - *first;
-            if available <= consumed {
-                consumed -= available;
-                self.slabs.pop_front();
+            let available = slab.len() / width;
+            if available > rows - taken {
+                // The chunk ends inside this slab: its other rows wait for the next chunk.
+                self.slabs
+                    .push_front(slab.split_off((rows - taken) * width));
+                taken = rows;
             } else {
-                *first += consumed;
-                consumed = 0;
+                taken += available;
             }
+            slabs.push(slab);
         }
         self.pending_rows -= rows;
         self.rows_handed_over += rows;
@@ -932,9 +913,87 @@ impl ChunkBuilder<'_> {
             ids: self.ids.drain(..rows).collect(),
             lines: self.lines.drain(..rows).collect(),
             classes: self.has_class.then(|| self.classes.drain(..rows).collect()),
-            values: ColumnChunk { columns, rows },
+            values: RowValues { width, rows, slabs },
         };
         (self.on_chunk)(chunk)
+    }
+}
+
+/// The feature values of a chunk's rows, row-major, as they were parsed. Columns come from
+/// [`RowValues::into_columns`] or [`RowValues::into_columns_inspected`].
+#[derive(Debug)]
+pub struct RowValues {
+    width: usize,
+    rows: usize,
+    /// Row-major slabs that hold the rows in order, whole rows each.
+    slabs: Vec<Vec<f32>>,
+}
+
+impl RowValues {
+    /// Rows held.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Features per row.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    fn row_slices(&self) -> impl Iterator<Item = &[f32]> {
+        self.slabs
+            .iter()
+            .flat_map(|slab| slab.chunks_exact(self.width))
+    }
+
+    /// The rows as columns.
+    pub fn into_columns(self) -> ColumnChunk {
+        self.into_columns_inspected(None, |_, _| ()).0
+    }
+
+    /// The rows marked in `keep` (every row when `None`) as columns, with `inspect` called on
+    /// each band of consecutive columns as soon as it is filled: `inspect(first, band)` sees
+    /// columns `first..first + band.len()`, while they are still in the core's cache. Bands
+    /// are filled in parallel, so `inspect` runs on the rayon pool; its results come back in
+    /// band order, one per band.
+    ///
+    /// # Panics
+    /// If `keep` is given and its length is not [`RowValues::rows`].
+    pub fn into_columns_inspected<T: Send>(
+        self,
+        keep: Option<&[bool]>,
+        inspect: impl Fn(usize, &[Vec<f32>]) -> T + Sync,
+    ) -> (ColumnChunk, Vec<T>) {
+        let width = self.width;
+        let row_slices: Vec<&[f32]> = match keep {
+            Some(keep) => {
+                assert_eq!(keep.len(), self.rows, "one keep flag per row");
+                self.row_slices()
+                    .zip(keep)
+                    .filter_map(|(row, &kept)| kept.then_some(row))
+                    .collect()
+            }
+            None => self.row_slices().collect(),
+        };
+        let rows = row_slices.len();
+        // Transposed in blocks of 64 rows x 64 columns (`tile.rs`). Gathering a whole column
+        // at once would touch one page per row, and the TLB misses cost more than the copy.
+        let (bands, inspected): (Vec<Vec<Vec<f32>>>, Vec<T>) = (0..width.div_ceil(TILE))
+            .into_par_iter()
+            .map(|band| {
+                let first = band * TILE;
+                let count = TILE.min(width - first);
+                let mut columns: Vec<Vec<f32>> =
+                    (0..count).map(|_| Vec::with_capacity(rows)).collect();
+                for block in row_slices.chunks(TILE) {
+                    append_columns(block, first, &mut columns);
+                }
+                let inspected = inspect(first, &columns);
+                (columns, inspected)
+            })
+            .unzip();
+        let columns = bands.into_iter().flatten().collect();
+        (ColumnChunk { columns, rows }, inspected)
     }
 }
 
@@ -947,8 +1006,8 @@ pub struct RowChunk {
     pub lines: Vec<u64>,
     /// ARFF nominal class values, when the file has a class attribute.
     pub classes: Option<Vec<Option<String>>>,
-    /// The feature values.
-    pub values: ColumnChunk,
+    /// The feature values, row-major as parsed.
+    pub values: RowValues,
 }
 
 /// What a whole read found, besides its rows.
@@ -1118,7 +1177,7 @@ pub fn read_feature_file(path: &Path, options: &ReadOptions) -> Result<FeatureTa
         ids.extend(chunk.ids);
         lines.extend(chunk.lines);
         classes.extend(chunk.classes.into_iter().flatten());
-        chunks.push(chunk.values);
+        chunks.push(chunk.values.into_columns());
         Ok(())
     })?;
     Ok(FeatureTable {
@@ -1194,4 +1253,134 @@ fn open_with_header(path: &Path, options: &ReadOptions) -> Result<(BlockSource, 
 pub fn read_header(path: &Path, options: &ReadOptions) -> Result<(Layout, Vec<String>)> {
     let (_, _, header) = open_with_header(path, options)?;
     Ok((header.layout, header.names))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Row `row` of a table `width` wide: `row * 1000 + feature` in every feature.
+    fn numbered_rows(rows: std::ops::Range<usize>, width: usize) -> Vec<f32> {
+        rows.flat_map(|row| (0..width).map(move |feature| (row * 1000 + feature) as f32))
+            .collect()
+    }
+
+    fn piece(rows: std::ops::Range<usize>, width: usize) -> ParsedPiece {
+        ParsedPiece {
+            line_count: rows.len() as u64,
+            ids: rows.clone().map(|row| format!("u{row}")).collect(),
+            lines: rows.clone().map(|row| row as u64 + 1).collect(),
+            values: numbered_rows(rows, width),
+            ..ParsedPiece::default()
+        }
+    }
+
+    #[test]
+    fn chunks_take_pieces_whole_and_cut_only_the_one_they_end_in() {
+        let width = 3;
+        let mut chunks = Vec::new();
+        let mut on_chunk = |chunk: RowChunk| {
+            chunks.push(chunk);
+            Ok(())
+        };
+        let mut builder = ChunkBuilder {
+            width,
+            chunk_rows: 5,
+            has_class: false,
+            slabs: std::collections::VecDeque::new(),
+            pending_rows: 0,
+            ids: Vec::new(),
+            lines: Vec::new(),
+            classes: Vec::new(),
+            rows_handed_over: 0,
+            on_chunk: &mut on_chunk,
+        };
+        // Pieces of 2, 7, 0, 1 and 3 rows: chunks of 5, 5 and (at the end) 3 rows.
+        let mut first = 0;
+        for rows in [2, 7, 0, 1, 3] {
+            builder
+                .push_piece(piece(first..first + rows, width))
+                .unwrap();
+            first += rows;
+        }
+        builder.flush(builder.pending_rows).unwrap();
+        assert_eq!(builder.rows_handed_over, 13);
+        let mut next_row = 0;
+        for (chunk, rows) in chunks.iter().zip([5, 5, 3]) {
+            assert_eq!(chunk.values.rows(), rows);
+            assert_eq!(chunk.values.width(), width);
+            assert!(
+                chunk
+                    .values
+                    .slabs
+                    .iter()
+                    .all(|slab| !slab.is_empty() && slab.len() % width == 0),
+                "slabs hold whole rows"
+            );
+            let expected: Vec<String> = (next_row..next_row + rows)
+                .map(|row| format!("u{row}"))
+                .collect();
+            assert_eq!(chunk.ids, expected);
+            next_row += rows;
+        }
+        assert_eq!(chunks.len(), 3);
+        let columns = chunks.remove(1).values.into_columns();
+        assert_eq!(columns.rows, 5);
+        assert_eq!(columns.columns[2], [5002.0, 6002.0, 7002.0, 8002.0, 9002.0]);
+    }
+
+    #[test]
+    fn kept_rows_become_columns_and_each_band_is_inspected_once_in_order() {
+        // 150 features: bands of 64, 64 and 22 columns. 70 rows in three slabs, every third
+        // row dropped.
+        let width = 150;
+        let values = RowValues {
+            width,
+            rows: 70,
+            slabs: vec![
+                numbered_rows(0..30, width),
+                numbered_rows(30..31, width),
+                numbered_rows(31..70, width),
+            ],
+        };
+        let keep: Vec<bool> = (0..70).map(|row| row % 3 != 0).collect();
+        let kept: Vec<usize> = (0..70).filter(|row| row % 3 != 0).collect();
+        let (columns, bands) = values.into_columns_inspected(Some(&keep), |first, band| {
+            (
+                first,
+                band.len(),
+                band.iter().map(|column| column[0]).sum::<f32>(),
+            )
+        });
+        assert_eq!(columns.rows, kept.len());
+        assert_eq!(columns.columns.len(), width);
+        for (feature, column) in columns.columns.iter().enumerate() {
+            let expected: Vec<f32> = kept
+                .iter()
+                .map(|&row| (row * 1000 + feature) as f32)
+                .collect();
+            assert_eq!(column, &expected, "feature {feature}");
+        }
+        let first_row_sum =
+            |features: std::ops::Range<usize>| features.map(|f| (1000 + f) as f32).sum::<f32>();
+        assert_eq!(
+            bands,
+            [
+                (0, 64, first_row_sum(0..64)),
+                (64, 64, first_row_sum(64..128)),
+                (128, 22, first_row_sum(128..150)),
+            ]
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "one keep flag per row")]
+    fn a_keep_list_of_another_length_is_refused() {
+        let values = RowValues {
+            width: 2,
+            rows: 2,
+            slabs: vec![vec![0.0; 4]],
+        };
+        let _ = values.into_columns_inspected(Some(&[true]), |_, _| ());
+    }
 }

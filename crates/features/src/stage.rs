@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use emocycle_artifact::{Metadata, ParquetCompression, ParquetStream, keys, write_parquet};
 use polars::prelude::*;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::column_stats::{column_pair_stats, column_stats};
 use crate::emotion::{Emotion, LabelMap};
 use crate::error::{FeatureError, FeatureMismatch, Result};
 use crate::folds::{Fold, Part, leave_one_session_out, stratified_split};
@@ -399,12 +399,6 @@ pub fn ingest_corpus(
         }
         let keep = joiner.join(&chunk.ids, chunk.classes.as_deref(), &mut labels, &mut report);
         let first_new = ids.len();
-        let all_kept = keep.iter().all(|&kept| kept);
-        let values = if all_kept {
-            chunk.values
-        } else {
-            keep_rows(chunk.values, &keep)
-        };
         ids.extend(
             chunk
                 .ids
@@ -412,7 +406,8 @@ pub fn ingest_corpus(
                 .zip(&keep)
                 .filter_map(|(id, &kept)| kept.then_some(id)),
         );
-        if values.rows == 0 {
+        let kept_rows = ids.len() - first_new;
+        if kept_rows == 0 {
             return Ok(());
         }
         let sessions = &labels.session[first_new..];
@@ -425,7 +420,15 @@ pub fn ingest_corpus(
                 ),
             });
         }
-        stats.add(&values, by_session.then_some(sessions));
+        let runs = stats.runs(kept_rows, by_session.then_some(sessions));
+        // Each band of columns is summarised as soon as the transposition has filled it, while
+        // it is still in cache: read back from memory afterwards, the statistics cost the
+        // stage 0.02-0.03 s more (docs/benchmarks.md, fifth round).
+        let (values, band_stats) = chunk.values.into_columns_inspected(
+            (kept_rows < keep.len()).then_some(&keep[..]),
+            |_, band| run_stats(&runs, band),
+        );
+        stats.add(&runs, band_stats.into_iter().flatten());
         let frame = chunk_frame(
             &corpus.name,
             &ids[first_new..],
@@ -782,21 +785,39 @@ impl<'a> LabelJoin<'a> {
     }
 }
 
-/// The rows of `chunk` marked in `keep`.
-fn keep_rows(chunk: ColumnChunk, keep: &[bool]) -> ColumnChunk {
-    let rows = keep.iter().filter(|&&kept| kept).count();
-    let columns = chunk
-        .columns
-        .into_par_iter()
-        .map(|column| {
-            column
-                .into_iter()
-                .zip(keep)
-                .filter_map(|(value, &kept)| kept.then_some(value))
-                .collect()
-        })
-        .collect();
-    ColumnChunk { columns, rows }
+/// Rows `rows` of a chunk, all of statistics group `group`.
+struct Run {
+    group: usize,
+    rows: std::ops::Range<usize>,
+}
+
+/// Each column's statistics over each run, `[column][run]`, two columns at a time
+/// (`column_stats.rs`).
+fn run_stats(runs: &[Run], columns: &[Vec<f32>]) -> Vec<Vec<RunningStats>> {
+    let mut per_column = Vec::with_capacity(columns.len());
+    for pair in columns.chunks(2) {
+        match pair {
+            [first, second] => {
+                let (first, second) = runs
+                    .iter()
+                    .map(|run| {
+                        let rows = run.rows.clone();
+                        let [a, b] = column_pair_stats(&first[rows.clone()], &second[rows]);
+                        (a, b)
+                    })
+                    .unzip();
+                per_column.push(first);
+                per_column.push(second);
+            }
+            [only] => per_column.push(
+                runs.iter()
+                    .map(|run| column_stats(&only[run.rows.clone()]))
+                    .collect(),
+            ),
+            _ => unreachable!("chunks(2) gives one or two columns"),
+        }
+    }
+    per_column
 }
 
 /// Per-session (or whole-corpus), per-feature running statistics, added to chunk by chunk.
@@ -825,38 +846,32 @@ impl SessionStats {
         self.groups.len() - 1
     }
 
-    /// Adds a chunk's rows, grouped by `sessions` (one per row) or all in one group.
-    fn add(&mut self, chunk: &ColumnChunk, sessions: Option<&[Option<String>]>) {
-        let group_of_row: Vec<usize> = match sessions {
-            Some(sessions) => sessions
-                .iter()
-                .map(|session| self.group(session.as_deref().unwrap_or_default()))
-                .collect(),
-            None => vec![self.group(""); chunk.rows],
-        };
-        // Runs of rows of one group (sessions usually come in blocks; an unlabelled corpus is
-        // one run per chunk) are summarised two-pass and merged: no division per value.
-        let runs: Vec<Vec<(usize, RunningStats)>> = chunk
-            .columns
-            .par_iter()
-            .map(|column| {
-                let mut runs = Vec::new();
-                let mut start = 0;
-                while start < column.len() {
-                    let group = group_of_row[start];
-                    let end = group_of_row[start..]
-                        .iter()
-                        .position(|&g| g != group)
-                        .map_or(column.len(), |offset| start + offset);
-                    runs.push((group, slice_stats(&column[start..end])));
-                    start = end;
-                }
-                runs
-            })
-            .collect();
-        for (feature, runs) in runs.into_iter().enumerate() {
-            for (group, stats) in runs {
-                let total = &mut self.groups[group][feature];
+    /// The runs of consecutive rows of one group in a chunk of `rows` rows, grouped by
+    /// `sessions` (one per row) or all in one group. Sessions usually come in blocks; an
+    /// unlabelled corpus is one run per chunk.
+    fn runs(&mut self, rows: usize, sessions: Option<&[Option<String>]>) -> Vec<Run> {
+        let mut runs: Vec<Run> = Vec::new();
+        for row in 0..rows {
+            let session =
+                sessions.map_or("", |sessions| sessions[row].as_deref().unwrap_or_default());
+            let group = self.group(session);
+            match runs.last_mut() {
+                Some(run) if run.group == group => run.rows.end = row + 1,
+                _ => runs.push(Run {
+                    group,
+                    rows: row..row + 1,
+                }),
+            }
+        }
+        runs
+    }
+
+    /// Adds a chunk's statistics, `per_column[feature][run]` (from [`run_stats`]), to its
+    /// groups' totals: runs are summarised two-pass and merged, with no division per value.
+    fn add(&mut self, runs: &[Run], per_column: impl Iterator<Item = Vec<RunningStats>>) {
+        for (feature, column_runs) in per_column.enumerate() {
+            for (run, stats) in runs.iter().zip(column_runs) {
+                let total = &mut self.groups[run.group][feature];
                 *total = total.merge(&stats);
             }
         }
@@ -871,64 +886,6 @@ impl SessionStats {
                 None => vec![RunningStats::default(); self.width],
             })
             .collect()
-    }
-}
-
-/// Count, min, max, mean and sum of squared deviations of `values`, two-pass in f64.
-///
-/// Eight independent lanes, each summed in order and then added up: the compiler turns them
-/// into vector instructions, which a single running sum (one dependent addition per value)
-/// forbids. Values are finite here (the reader rejects the rest), so min and max need no NaN
-/// handling.
-fn slice_stats(values: &[f32]) -> RunningStats {
-    const LANES: usize = 8;
-    if values.is_empty() {
-        return RunningStats::default();
-    }
-    let mut sums = [0.0f64; LANES];
-    let mut mins = [f32::INFINITY; LANES];
-    let mut maxs = [f32::NEG_INFINITY; LANES];
-    let chunks = values.chunks_exact(LANES);
-    let tail = chunks.remainder();
-    for chunk in chunks {
-        for lane in 0..LANES {
-            let value = chunk[lane];
-            sums[lane] += f64::from(value);
-            mins[lane] = if value < mins[lane] {
-                value
-            } else {
-                mins[lane]
-            };
-            maxs[lane] = if value > maxs[lane] {
-                value
-            } else {
-                maxs[lane]
-            };
-        }
-    }
-    for (lane, &value) in tail.iter().enumerate() {
-        sums[lane] += f64::from(value);
-        mins[lane] = mins[lane].min(value);
-        maxs[lane] = maxs[lane].max(value);
-    }
-    let mean = sums.iter().sum::<f64>() / values.len() as f64;
-    let mut squares = [0.0f64; LANES];
-    for chunk in values.chunks_exact(LANES) {
-        for lane in 0..LANES {
-            let deviation = f64::from(chunk[lane]) - mean;
-            squares[lane] += deviation * deviation;
-        }
-    }
-    for (lane, &value) in tail.iter().enumerate() {
-        let deviation = f64::from(value) - mean;
-        squares[lane] += deviation * deviation;
-    }
-    RunningStats {
-        count: values.len() as u64,
-        min: f64::from(mins.into_iter().fold(f32::INFINITY, f32::min)),
-        max: f64::from(maxs.into_iter().fold(f32::NEG_INFINITY, f32::max)),
-        mean,
-        m2: squares.iter().sum(),
     }
 }
 
