@@ -1,7 +1,7 @@
 //! Streaming reader for openSMILE functionals files in every layout openSMILE writes.
 //!
-//! The text is read in blocks by one thread (which also hashes the file's bytes), each block is
-//! cut at line ends into pieces that are parsed in parallel, and the parsed rows are handed over
+//! The text is read in blocks (and its bytes hashed), each block is cut at line ends into pieces
+//! that are parsed in parallel while the next block is read, and the parsed rows are handed over
 //! in chunks of a fixed number of rows ([`FeatureReader::read_chunks`]), row-major as parsed.
 //! [`RowValues`] turns a chunk into float32 columns, and lets the caller look at each band of
 //! columns while the transposition has it in cache. Neither the whole text nor the whole table
@@ -11,7 +11,6 @@
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 
 use flate2::read::MultiGzDecoder;
 use rayon::prelude::*;
@@ -1077,11 +1076,11 @@ impl FeatureReader {
     }
 
     /// Reads every row, handing them to `on_chunk` in order, in chunks of
-    /// [`ReadOptions::chunk_rows`] rows (the last may be shorter). Reading, decompressing and
-    /// hashing run on a thread of their own, parsing on the rayon pool, and `on_chunk` on the
-    /// calling thread. Any malformed line, or an error from `on_chunk`, stops the read with
-    /// that error; a malformed line's error names the file, the line and (where there is one)
-    /// the column.
+    /// [`ReadOptions::chunk_rows`] rows (the last may be shorter). Reading (decompressing,
+    /// hashing) the next block and parsing this one run side by side on the rayon pool, and
+    /// `on_chunk` on the calling thread. Any malformed line, or an error from `on_chunk`, stops
+    /// the read with that error; a malformed line's error names the file, the line and (where
+    /// there is one) the column.
     pub fn read_chunks(
         self,
         mut on_chunk: impl FnMut(RowChunk) -> Result<()>,
@@ -1095,10 +1094,12 @@ impl FeatureReader {
             options,
         } = self;
         let mut state = ReadState {
-            path: &path,
-            header: &header,
-            policy: options.nan_policy,
-            pieces: rayon::current_num_threads() * 4,
+            parser: PieceParser {
+                path: &path,
+                header: &header,
+                policy: options.nan_policy,
+                pieces: rayon::current_num_threads() * 4,
+            },
             builder: ChunkBuilder {
                 width: header.names.len(),
                 chunk_rows: options.chunk_rows,
@@ -1114,39 +1115,28 @@ impl FeatureReader {
             dropped_non_finite: 0,
             next_line: header.header_lines + 1,
         };
-        let sha256 = std::thread::scope(|scope| -> Result<String> {
-            // Reading (and decompressing and hashing) overlaps with parsing. Parsed blocks go
-            // back to the reader to be filled again: three buffers in all, allocated once.
-            let (sender, receiver) = mpsc::sync_channel::<Result<Block>>(1);
-            let (returner, returned) = mpsc::channel::<Vec<u8>>();
-            let reader = scope.spawn(move || {
-                loop {
-                    let buffer = returned.try_recv().unwrap_or_default();
-                    match source.next_block(buffer) {
-                        Ok(Some(block)) => {
-                            if sender.send(Ok(block)).is_err() {
-                                return None;
-                            }
-                        }
-                        Ok(None) => return Some(source.sha256()),
-                        Err(error) => {
-                            let _ = sender.send(Err(error));
-                            return None;
-                        }
-                    }
-                }
-            });
-            state.process(&first_block.text()[data_offset..])?;
-            let _ = returner.send(first_block.bytes);
-            for block in receiver.iter() {
-                let block = block?;
-                state.process(block.text())?;
-                let _ = returner.send(block.bytes);
-            }
-            let sha256 = reader.join().expect("the reader thread does not panic");
-            // The reader only stops without a hash after sending its error, handled above.
-            Ok(sha256.unwrap_or_default())
-        })?;
+        // The next block is read (and decompressed and hashed) while this one is parsed, as one
+        // more task beside the parse pieces: whichever worker is free takes it, so reading
+        // never waits for a core while pieces run, nor pieces for a reader that fell behind
+        // (docs/benchmarks.md, fifth round). Two buffers in all, allocated once.
+        let mut current = first_block;
+        let mut offset = data_offset;
+        let mut spare = Vec::new();
+        loop {
+            let text = &current.text()[offset..];
+            let (next, parsed) = rayon::join(
+                || source.next_block(std::mem::take(&mut spare)),
+                || state.parser.parse(text),
+            );
+            // A bad line comes before whatever the read found after it.
+            state.push(parsed)?;
+            let Some(next) = next? else {
+                break;
+            };
+            spare = std::mem::replace(&mut current, next).bytes;
+            offset = 0;
+        }
+        let sha256 = source.sha256();
         state.builder.flush(state.builder.pending_rows)?;
         let rows = state.builder.rows_handed_over;
         if rows == 0 && state.dropped_non_finite == 0 {
@@ -1193,27 +1183,39 @@ pub fn read_feature_file(path: &Path, options: &ReadOptions) -> Result<FeatureTa
     })
 }
 
-/// Everything accumulated while the blocks of one file are parsed.
-struct ReadState<'a, 'b> {
+/// How the pieces of a block are parsed: shared by the tasks that parse them.
+struct PieceParser<'a> {
     path: &'a Path,
     header: &'a Header,
     policy: NanPolicy,
     pieces: usize,
+}
+
+impl PieceParser<'_> {
+    /// `block` cut at line ends into pieces, parsed in parallel. Each piece numbers its lines
+    /// from 1 and counts them; the absolute numbers (of rows and of errors) follow from the
+    /// pieces before it, without a counting pass of their own.
+    fn parse(&self, block: &[u8]) -> Vec<std::result::Result<ParsedPiece, FeatureError>> {
+        let arff = self.header.layout == Layout::Arff;
+        split_block(block, self.pieces)
+            .par_iter()
+            .map(|part| parse_piece(self.path, self.header, part, 1, self.policy, arff))
+            .collect()
+    }
+}
+
+/// Everything accumulated while the blocks of one file are parsed.
+struct ReadState<'a, 'b> {
+    parser: PieceParser<'a>,
     builder: ChunkBuilder<'b>,
     dropped_non_finite: usize,
     next_line: u64,
 }
 
 impl ReadState<'_, '_> {
-    fn process(&mut self, block: &[u8]) -> Result<()> {
-        let parts = split_block(block, self.pieces);
-        let arff = self.header.layout == Layout::Arff;
-        // Each part numbers its lines from 1 and counts them; the absolute numbers (of rows and
-        // of errors) follow from the parts before it, without a counting pass of their own.
-        let parsed: Vec<_> = parts
-            .par_iter()
-            .map(|part| parse_piece(self.path, self.header, part, 1, self.policy, arff))
-            .collect();
+    /// Takes a block's parsed pieces in order: their rows go to the chunks, the first error
+    /// stops the read.
+    fn push(&mut self, parsed: Vec<std::result::Result<ParsedPiece, FeatureError>>) -> Result<()> {
         for piece in parsed {
             let offset = self.next_line - 1;
             let mut piece = match piece {
