@@ -251,7 +251,7 @@ impl ParquetStream {
                 let mut file = file;
                 let types = file.parquet_schema().fields().to_vec();
                 for frame in receiver {
-                    write_row_group(&mut file, &types, &frame, options, float_options)?;
+                    write_row_group(&mut file, &types, frame, options, float_options)?;
                 }
                 Ok(file)
             })
@@ -358,11 +358,13 @@ impl Drop for ParquetStream {
     }
 }
 
-/// Encodes one row group's columns in parallel (plain pages, compressed) and writes them.
+/// Encodes one row group's columns in parallel (plain pages, compressed) and writes them. The
+/// frame is dropped once encoded: its values are in the pages then, and its memory can serve
+/// the next row group while these pages are written.
 fn write_row_group(
     file: &mut FileWriter,
     types: &[polars_parquet::write::ParquetType],
-    frame: &DataFrame,
+    frame: DataFrame,
     options: polars_parquet::write::WriteOptions,
     float_options: polars_parquet::write::WriteOptions,
 ) -> polars::error::PolarsResult<()> {
@@ -373,6 +375,7 @@ fn write_row_group(
     };
     use rayon::prelude::*;
 
+    let mut batches = Vec::new();
     for batch in frame.iter_chunks(CompatLevel::newest(), false) {
         // Pages per parquet leaf: a nested field (a struct, say) has several, and the file
         // writer pairs every leaf of the schema with one list of pages, in order.
@@ -403,12 +406,16 @@ fn write_row_group(
                     .collect::<polars::error::PolarsResult<Vec<_>>>()
             })
             .collect::<polars::error::PolarsResult<_>>()?;
+        batches.push((batch.len() as u64, pages));
+    }
+    drop(frame);
+    for (rows, pages) in batches {
         let columns = DynIter::new(pages.iter().flatten().map(|column| {
             Ok(DynStreamingIterator::new(
                 fallible_streaming_iterator::convert(column.iter().map(Ok)),
             ))
         }));
-        file.write(batch.len() as u64, columns)?;
+        file.write(rows, columns)?;
     }
     Ok(())
 }
