@@ -1087,7 +1087,7 @@ impl FeatureReader {
     ) -> Result<ReadSummary> {
         let Self {
             path,
-            mut source,
+            source,
             first_block,
             header,
             data_offset,
@@ -1115,27 +1115,30 @@ impl FeatureReader {
             dropped_non_finite: 0,
             next_line: header.header_lines + 1,
         };
-        // The next block is read (and decompressed and hashed) while this one is parsed, as one
-        // more task beside the parse pieces: whichever worker is free takes it, so reading
-        // never waits for a core while pieces run, nor pieces for a reader that fell behind
-        // (docs/benchmarks.md, fifth round). Two buffers in all, allocated once.
+        // The next block is read (and decompressed and hashed) while this one is parsed and
+        // its rows handed over, as one more task on the pool beside the parse pieces: whichever
+        // worker is free takes it, so reading never waits for a core while pieces run, nor
+        // pieces for a reader that fell behind (docs/benchmarks.md, fifth round). Two buffers
+        // in all, allocated once.
         let mut current = first_block;
         let mut offset = data_offset;
-        let mut spare = Vec::new();
-        loop {
-            let text = &current.text()[offset..];
-            let (next, parsed) = rayon::join(
-                || source.next_block(std::mem::take(&mut spare)),
-                || state.parser.parse(text),
-            );
+        let mut pending = read_next_block(source, Vec::new());
+        let source = loop {
+            let parsed = state.parser.parse(&current.text()[offset..]);
+            let spare = std::mem::take(&mut current.bytes);
             // A bad line comes before whatever the read found after it.
             state.push(parsed)?;
+            let (source, next) = pending
+                .recv()
+                .expect("the reading task sends before it ends")
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             let Some(next) = next? else {
-                break;
+                break source;
             };
-            spare = std::mem::replace(&mut current, next).bytes;
+            current = next;
             offset = 0;
-        }
+            pending = read_next_block(source, spare);
+        };
         let sha256 = source.sha256();
         state.builder.flush(state.builder.pending_rows)?;
         let rows = state.builder.rows_handed_over;
@@ -1181,6 +1184,27 @@ pub fn read_feature_file(path: &Path, options: &ReadOptions) -> Result<FeatureTa
         chunks,
         dropped_non_finite: summary.dropped_non_finite,
     })
+}
+
+/// The source back with its next block, or the panic that stopped the read.
+type NextBlock = std::thread::Result<(BlockSource, Result<Option<Block>>)>;
+
+/// Starts reading the block after `source`'s last into `buffer`, on the rayon pool.
+fn read_next_block(
+    mut source: BlockSource,
+    buffer: Vec<u8>,
+) -> std::sync::mpsc::Receiver<NextBlock> {
+    let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+    rayon::spawn(move || {
+        // A panic goes to the caller, as it would on its own thread, instead of ending the
+        // process from inside the pool.
+        let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let next = source.next_block(buffer);
+            (source, next)
+        }));
+        let _ = sender.send(next);
+    });
+    receiver
 }
 
 /// How the pieces of a block are parsed: shared by the tasks that parse them.

@@ -248,7 +248,7 @@ fn wide_and_long_file_reads_back_exactly() {
         }
     }
     assert_eq!(table.lines[299], 301);
-    // Hashed read by read on the reader thread, over several blocks: the file's sha256.
+    // Hashed read by read by the reading tasks, over several blocks: the file's sha256.
     assert_eq!(table.sha256, emocycle_artifact::sha256_file(&path).unwrap());
 }
 
