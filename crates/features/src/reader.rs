@@ -146,6 +146,12 @@ impl Header {
 
 const BLOCK_BYTES: usize = 8 << 20;
 
+/// The first block's size: enough for the header line of any feature set openSMILE has and for
+/// most ARFF headers, and small, so that parsing starts about a millisecond after the file is
+/// opened instead of once 8 MiB are read and hashed (docs/benchmarks.md, fifth round). A header
+/// that does not parse from it is tried again from a whole block, as large as it ever could be.
+const FIRST_BLOCK_BYTES: usize = 1 << 20;
+
 /// The most one read asks for. A plain file's bytes are hashed straight after each read, while
 /// the kernel's copy has left them in the core's L2 cache (docs/benchmarks.md: the stage took
 /// 4% less CPU than with whole 8 MiB reads).
@@ -183,6 +189,8 @@ struct BlockSource {
     gzip: Option<MultiGzDecoder<BufReader<HashingReader<File>>>>,
     carry: Vec<u8>,
     finished: bool,
+    /// How much text a block holds (at least): [`FIRST_BLOCK_BYTES`], then [`BLOCK_BYTES`].
+    block_bytes: usize,
 }
 
 impl BlockSource {
@@ -214,6 +222,7 @@ impl BlockSource {
             gzip,
             carry: Vec::new(),
             finished: false,
+            block_bytes: FIRST_BLOCK_BYTES,
         })
     }
 
@@ -232,8 +241,8 @@ impl BlockSource {
             return Ok(None);
         }
         let mut filled = self.carry.len();
-        if buffer.len() < filled + BLOCK_BYTES {
-            buffer.resize(filled + BLOCK_BYTES, 0);
+        if buffer.len() < filled + self.block_bytes {
+            buffer.resize(filled + self.block_bytes, 0);
         }
         buffer[..filled].copy_from_slice(&self.carry);
         self.carry.clear();
@@ -255,7 +264,7 @@ impl BlockSource {
                 break;
             }
             filled += read;
-            if filled >= BLOCK_BYTES
+            if filled >= self.block_bytes
                 && let Some(end) = memchr::memrchr(b'\n', &buffer[..filled])
             {
                 self.carry.extend_from_slice(&buffer[end + 1..filled]);
@@ -267,6 +276,18 @@ impl BlockSource {
             bytes: buffer,
             len: filled,
         }))
+    }
+
+    /// `block` (the last one read) again, with as many more lines as make a whole block; every
+    /// block after it is whole too.
+    fn grow(&mut self, block: Block) -> Result<Block> {
+        let mut text = block.text().to_vec();
+        text.extend_from_slice(&self.carry);
+        self.carry = text;
+        self.block_bytes = BLOCK_BYTES;
+        Ok(self
+            .next_block(block.bytes)?
+            .expect("the text carried over is not empty"))
     }
 
     fn sha256(self) -> String {
@@ -1265,13 +1286,23 @@ impl ReadState<'_, '_> {
 /// Opens a feature file and parses its header from the first block.
 fn open_with_header(path: &Path, options: &ReadOptions) -> Result<(BlockSource, Block, Header)> {
     let mut source = BlockSource::open(path)?;
-    let Some(first_block) = source.next_block(Vec::new())? else {
+    let Some(mut first_block) = source.next_block(Vec::new())? else {
         return Err(FeatureError::Empty {
             path: path.to_path_buf(),
             message: "the file is empty".to_string(),
         });
     };
-    let header = parse_header(path, first_block.text(), options)?;
+    let header = match parse_header(path, first_block.text(), options) {
+        Ok(header) => header,
+        // A long ARFF header (or a long run of blank lines before any): once more from a
+        // whole block, whose error, if any, is the one to report.
+        Err(_) if !source.finished => {
+            first_block = source.grow(first_block)?;
+            parse_header(path, first_block.text(), options)?
+        }
+        Err(error) => return Err(error),
+    };
+    source.block_bytes = BLOCK_BYTES;
     Ok((source, first_block, header))
 }
 

@@ -293,3 +293,44 @@ fn nan_policies() {
     assert_eq!(dropped.ids, ["u1"]);
     assert_eq!(dropped.dropped_non_finite, 3);
 }
+
+/// An ARFF header longer than the first read (over a megabyte of attributes) is read again from
+/// a whole block: the same names, rows and hash as a short one would give.
+#[test]
+fn an_arff_header_longer_than_the_first_read_still_parses() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("long_header.arff");
+    let width = 40_000;
+    let mut text = String::from("@relation 'openSMILE_features'\n\n@attribute name string\n");
+    for feature in 0..width {
+        text.push_str(&format!(
+            "@attribute a_rather_long_feature_name_{feature} numeric\n"
+        ));
+    }
+    text.push_str("@attribute class {ang,hap}\n\n@data\n\n");
+    assert!(text.len() > 3 << 19, "the header is {} bytes", text.len());
+    for (row, class) in [(0, "ang"), (1, "hap")] {
+        text.push_str(&format!("'u{row}'"));
+        for feature in 0..width {
+            text.push_str(&format!(",{}", row * 100_000 + feature));
+        }
+        text.push_str(&format!(",{class}\n"));
+    }
+    std::fs::write(&path, &text).unwrap();
+    let table = read_feature_file(&path, &options()).unwrap();
+    assert_eq!(table.layout, Layout::Arff);
+    assert_eq!(table.names.len(), width);
+    assert_eq!(
+        table.names[width - 1],
+        format!("a_rather_long_feature_name_{}", width - 1)
+    );
+    assert_eq!(table.ids, ["u0", "u1"]);
+    assert_eq!(table.lines, [40_008, 40_009]);
+    let rows = rows_of(&table);
+    assert_eq!(rows[1][width - 1], (100_000 + width - 1) as f32);
+    assert_eq!(
+        table.classes.as_deref(),
+        Some(&[Some("ang".to_string()), Some("hap".to_string())][..])
+    );
+    assert_eq!(table.sha256, emocycle_artifact::sha256_file(&path).unwrap());
+}
