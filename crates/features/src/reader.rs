@@ -148,8 +148,10 @@ const BLOCK_BYTES: usize = 8 << 20;
 
 /// The first block's size: enough for the header line of any feature set openSMILE has and for
 /// most ARFF headers, and small, so that parsing starts about a millisecond after the file is
-/// opened instead of once 8 MiB are read and hashed (docs/benchmarks.md, fifth round). A header
-/// that does not parse from it is tried again from a whole block, as large as it ever could be.
+/// opened instead of once 8 MiB are read and hashed (docs/benchmarks.md, fifth round). The
+/// blocks after it double up to [`BLOCK_BYTES`], so that each is read in about the time the one
+/// before takes to parse. A header that does not parse from the first block is tried again
+/// from a whole block, as large as it ever could be.
 const FIRST_BLOCK_BYTES: usize = 1 << 20;
 
 /// The most one read asks for. A plain file's bytes are hashed straight after each read, while
@@ -189,7 +191,8 @@ struct BlockSource {
     gzip: Option<MultiGzDecoder<BufReader<HashingReader<File>>>>,
     carry: Vec<u8>,
     finished: bool,
-    /// How much text a block holds (at least): [`FIRST_BLOCK_BYTES`], then [`BLOCK_BYTES`].
+    /// How much text the next block holds (at least): [`FIRST_BLOCK_BYTES`], twice that for
+    /// each block after it, up to [`BLOCK_BYTES`].
     block_bytes: usize,
 }
 
@@ -272,6 +275,7 @@ impl BlockSource {
                 break;
             }
         }
+        self.block_bytes = (self.block_bytes * 2).min(BLOCK_BYTES);
         Ok((filled > 0).then_some(Block {
             bytes: buffer,
             len: filled,
@@ -1302,7 +1306,6 @@ fn open_with_header(path: &Path, options: &ReadOptions) -> Result<(BlockSource, 
         }
         Err(error) => return Err(error),
     };
-    source.block_bytes = BLOCK_BYTES;
     Ok((source, first_block, header))
 }
 
