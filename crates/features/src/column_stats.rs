@@ -62,9 +62,7 @@ fn stats_of<const K: usize>(columns: [&[f32]; K]) -> [RunningStats; K] {
     let mut maxs = [[f32::NEG_INFINITY; LANES]; K];
     for start in (0..full).step_by(LANES) {
         for (k, column) in columns.iter().enumerate() {
-            let group: &[f32; LANES] = column[start..start + LANES]
-                .try_into()
-                .expect("a group is LANES values");
+            let group = lanes_at(column, start);
             for lane in 0..LANES {
                 let value = group[lane];
                 sums[k][lane] += f64::from(value);
@@ -94,9 +92,7 @@ fn stats_of<const K: usize>(columns: [&[f32]; K]) -> [RunningStats; K] {
     let mut squares = [[0.0f64; LANES]; K];
     for start in (0..full).step_by(LANES) {
         for (k, column) in columns.iter().enumerate() {
-            let group: &[f32; LANES] = column[start..start + LANES]
-                .try_into()
-                .expect("a group is LANES values");
+            let group = lanes_at(column, start);
             for lane in 0..LANES {
                 let deviation = f64::from(group[lane]) - means[k];
                 squares[k][lane] += deviation * deviation;
@@ -120,6 +116,14 @@ fn stats_of<const K: usize>(columns: [&[f32]; K]) -> [RunningStats; K] {
         };
     }
     stats
+}
+
+/// The `LANES` values of `column` from `start`.
+#[inline(always)]
+fn lanes_at(column: &[f32], start: usize) -> &[f32; LANES] {
+    column[start..start + LANES]
+        .try_into()
+        .expect("a group is LANES values")
 }
 
 #[cfg(test)]

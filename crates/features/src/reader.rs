@@ -889,7 +889,27 @@ struct ChunkBuilder<'a> {
     on_chunk: &'a mut dyn FnMut(RowChunk) -> Result<()>,
 }
 
-impl ChunkBuilder<'_> {
+impl<'a> ChunkBuilder<'a> {
+    fn new(
+        width: usize,
+        chunk_rows: usize,
+        has_class: bool,
+        on_chunk: &'a mut dyn FnMut(RowChunk) -> Result<()>,
+    ) -> Self {
+        Self {
+            width,
+            chunk_rows,
+            has_class,
+            slabs: std::collections::VecDeque::new(),
+            pending_rows: 0,
+            ids: Vec::new(),
+            lines: Vec::new(),
+            classes: Vec::new(),
+            rows_handed_over: 0,
+            on_chunk,
+        }
+    }
+
     fn push_piece(&mut self, piece: ParsedPiece) -> Result<()> {
         let rows = piece.values.len() / self.width;
         if rows == 0 {
@@ -1125,18 +1145,12 @@ impl FeatureReader {
                 policy: options.nan_policy,
                 pieces: rayon::current_num_threads() * 4,
             },
-            builder: ChunkBuilder {
-                width: header.names.len(),
-                chunk_rows: options.chunk_rows,
-                has_class: header.has_class,
-                slabs: std::collections::VecDeque::new(),
-                pending_rows: 0,
-                ids: Vec::new(),
-                lines: Vec::new(),
-                classes: Vec::new(),
-                rows_handed_over: 0,
-                on_chunk: &mut on_chunk,
-            },
+            builder: ChunkBuilder::new(
+                header.names.len(),
+                options.chunk_rows,
+                header.has_class,
+                &mut on_chunk,
+            ),
             dropped_non_finite: 0,
             next_line: header.header_lines + 1,
         };
@@ -1343,18 +1357,7 @@ mod tests {
             chunks.push(chunk);
             Ok(())
         };
-        let mut builder = ChunkBuilder {
-            width,
-            chunk_rows: 5,
-            has_class: false,
-            slabs: std::collections::VecDeque::new(),
-            pending_rows: 0,
-            ids: Vec::new(),
-            lines: Vec::new(),
-            classes: Vec::new(),
-            rows_handed_over: 0,
-            on_chunk: &mut on_chunk,
-        };
+        let mut builder = ChunkBuilder::new(width, 5, false, &mut on_chunk);
         // Pieces of 2, 7, 0, 1 and 3 rows: chunks of 5, 5 and (at the end) 3 rows.
         let mut first = 0;
         for rows in [2, 7, 0, 1, 3] {
