@@ -117,16 +117,13 @@ struct SyncingWriter {
 type SyncRequests = std::sync::mpsc::SyncSender<()>;
 
 impl SyncingWriter {
-    fn new(inner: BufWriter<File>, background: bool) -> Self {
+    fn new(inner: BufWriter<File>) -> Self {
         // Without a second handle or thread, the final sync simply does all the work.
         let syncer = inner.get_ref().try_clone().ok().and_then(|file| {
             let (sender, requests) = std::sync::mpsc::sync_channel::<()>(1);
             std::thread::Builder::new()
                 .name("parquet-sync".to_string())
                 .spawn(move || {
-                    if background {
-                        run_in_background();
-                    }
                     for () in requests {
                         let _ = file.sync_data();
                     }
@@ -201,29 +198,6 @@ impl ParquetStream {
         schema: &polars::prelude::Schema,
         compression: ParquetCompression,
     ) -> Result<Self> {
-        Self::create_with(path, schema, compression, false)
-    }
-
-    /// [`ParquetStream::create`] for a producer that keeps every core busy and is paced by the
-    /// stream: its writer and sync threads run at the lowest CPU priority, so that they take
-    /// the cores the producer leaves idle instead of a core the producer needs. The stream
-    /// cannot fall far behind: when a row group waits, [`ParquetStream::write`] blocks, which
-    /// frees the producer's cores; and [`ParquetStream::finish`] has nothing else to wait for.
-    /// In the feature stage this took 10-19 ms off 0.40 s (docs/benchmarks.md, fifth round).
-    pub fn create_in_background(
-        path: &Path,
-        schema: &polars::prelude::Schema,
-        compression: ParquetCompression,
-    ) -> Result<Self> {
-        Self::create_with(path, schema, compression, true)
-    }
-
-    fn create_with(
-        path: &Path,
-        schema: &polars::prelude::Schema,
-        compression: ParquetCompression,
-        background: bool,
-    ) -> Result<Self> {
         use polars::io::parquet::write::StatisticsOptions;
         use polars::prelude::{CompatLevel, SchemaExt};
         use polars_parquet::write::{CompressionOptions, Version, WriteOptions as PageOptions};
@@ -252,7 +226,7 @@ impl ParquetStream {
         };
         let (atomic, writer) = AtomicFile::create(path)?;
         let arrow_schema = schema.to_arrow(CompatLevel::newest());
-        let writer = SyncingWriter::new(writer, background);
+        let writer = SyncingWriter::new(writer);
         let sync_requests = writer.sync_requests();
         // The file-level options decide only whether a page index (per page minima and
         // maxima of every column chunk) follows the row groups; readers use it to skip pages
@@ -274,9 +248,6 @@ impl ParquetStream {
         let worker = std::thread::Builder::new()
             .name("parquet-writer".to_string())
             .spawn(move || {
-                if background {
-                    run_in_background();
-                }
                 let mut file = file;
                 let types = file.parquet_schema().fields().to_vec();
                 for frame in receiver {
@@ -384,19 +355,6 @@ impl Drop for ParquetStream {
         if let Some(worker) = self.worker.take() {
             let _ = worker.join();
         }
-    }
-}
-
-/// Lowers the calling thread's CPU priority to the least (nice 19) where the system sets it per
-/// thread (Linux). Elsewhere, or if the system refuses, the thread keeps its priority: only
-/// speed depends on it.
-fn run_in_background() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: `gettid` and `setpriority` take no pointers; on Linux, `setpriority` given a
-    // thread id changes the nice value of that thread alone.
-    #[allow(unsafe_code)]
-    unsafe {
-        let _ = libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19);
     }
 }
 
@@ -523,24 +481,6 @@ pub fn float32_columns(names: &[String], values: &[f32]) -> Vec<polars::prelude:
 #[cfg(test)]
 mod column_tests {
     use super::*;
-
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn background_lowers_the_calling_threads_priority_only() {
-        // SAFETY: `gettid` and `getpriority` take no pointers.
-        #[allow(unsafe_code)]
-        let priority =
-            || unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) };
-        let before = priority();
-        let lowered = std::thread::spawn(move || {
-            run_in_background();
-            priority()
-        })
-        .join()
-        .unwrap();
-        assert_eq!(lowered, 19);
-        assert_eq!(priority(), before);
-    }
 
     #[test]
     fn row_major_values_become_one_column_per_name() {

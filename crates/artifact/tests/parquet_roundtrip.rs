@@ -198,27 +198,3 @@ fn a_stream_appears_only_when_finished_and_rejects_foreign_row_groups() {
     assert_eq!(row_groups(&path), 3);
     assert_eq!(files_in(dir.path()), ["stream.parquet"]);
 }
-
-#[test]
-fn a_background_stream_writes_what_a_plain_one_writes() {
-    let dir = tempfile::tempdir().unwrap();
-    let metadata = Metadata::for_stage("features");
-    let mut written = Vec::new();
-    for (name, background) in [("plain.parquet", false), ("background.parquet", true)] {
-        let path = dir.path().join(name);
-        let schema = sample_frame().schema().clone();
-        let mut stream = if background {
-            ParquetStream::create_in_background(&path, &schema, ParquetCompression::None)
-        } else {
-            ParquetStream::create(&path, &schema, ParquetCompression::None)
-        }
-        .unwrap();
-        for _ in 0..3 {
-            stream.write(sample_frame()).unwrap();
-        }
-        stream.finish(&metadata).unwrap();
-        written.push(read_parquet(&path).unwrap());
-        assert_eq!(row_groups(&path), 3);
-    }
-    assert_eq!(written[0], written[1]);
-}

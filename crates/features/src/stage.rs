@@ -440,9 +440,7 @@ pub fn ingest_corpus(
         )?;
         let stream = match &mut stream {
             Some(stream) => stream,
-            // In the background: the stream is paced by this stage (a waiting row group
-            // blocks the next), and the reading and parsing need the cores more.
-            None => stream.insert(ParquetStream::create_in_background(
+            None => stream.insert(ParquetStream::create(
                 &path,
                 frame.schema(),
                 // openSMILE functionals are float noise to a compressor: zstd saved 10% of the
