@@ -979,11 +979,6 @@ impl RowValues {
         self.rows
     }
 
-    /// Features per row.
-    pub fn width(&self) -> usize {
-        self.width
-    }
-
     fn row_slices(&self) -> impl Iterator<Item = &[f32]> {
         self.slabs
             .iter()
@@ -1371,7 +1366,6 @@ mod tests {
         let mut next_row = 0;
         for (chunk, rows) in chunks.iter().zip([5, 5, 3]) {
             assert_eq!(chunk.values.rows(), rows);
-            assert_eq!(chunk.values.width(), width);
             assert!(
                 chunk
                     .values

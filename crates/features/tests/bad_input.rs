@@ -66,6 +66,19 @@ fn unknown_delimiter() {
 }
 
 #[test]
+fn a_bad_header_in_a_file_larger_than_the_first_read_is_reported_the_same() {
+    // Over a megabyte of rows: the header is read from a first block of 1 MiB, then, since it
+    // does not parse, once more from a whole block; the error is the same.
+    let mut text = String::from("name frameTime a b\n");
+    while text.len() < 3 << 20 {
+        text.push_str("'u1' 0.000000 1.000000e+00 2.000000e+00\n");
+    }
+    let error = read_error(&text);
+    assert!(error.contains("bad.csv:1"), "{error}");
+    assert!(error.contains("cannot tell the delimiter"), "{error}");
+}
+
+#[test]
 fn line_numbers_stay_right_across_blocks() {
     // More than one 8 MiB block, with the bad value near the end.
     let mut text = String::from("name;frameTime;a;b;c;d\n");
