@@ -29,6 +29,7 @@ mod emotion;
 mod error;
 mod folds;
 mod manifest;
+mod mapped;
 mod matrix;
 mod normalise;
 mod number;

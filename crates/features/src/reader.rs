@@ -1,8 +1,11 @@
 //! Streaming reader for openSMILE functionals files in every layout openSMILE writes.
 //!
-//! The text is read in blocks (and its bytes hashed), each block is cut at line ends into pieces
-//! that are parsed in parallel while the next block is read, and the parsed rows are handed over
-//! in chunks of a fixed number of rows ([`FeatureReader::read_chunks`]), row-major as parsed.
+//! The text comes in blocks, each cut at line ends into pieces that are parsed in parallel. A
+//! plain file is memory-mapped: its blocks are slices of the mapping, and its sha256 is computed
+//! beside the parse (`mapped.rs`). A compressed file (or one that cannot be mapped) is read,
+//! decompressed and hashed block by block, the next block while this one is parsed. The parsed
+//! rows are handed over in chunks of a fixed number of rows ([`FeatureReader::read_chunks`]),
+//! row-major as parsed.
 //! [`RowValues`] turns a chunk into float32 columns, and lets the caller look at each band of
 //! columns while the transposition has it in cache. Neither the whole text nor the whole table
 //! is ever in memory: the feature stage writes each chunk as a parquet row group while the next
@@ -18,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{FeatureError, Result};
+use crate::mapped::{MappedHasher, MappedText, hex};
 use crate::number::{Value, parse_fast_prefix, parse_field, parse_printf_e, parse_printf_e_run};
 use crate::tile::{TILE, append_columns};
 
@@ -74,6 +78,10 @@ pub struct ReadOptions {
     pub nan_policy: NanPolicy,
     /// Rows per column chunk (and so per parquet row group).
     pub chunk_rows: usize,
+    /// Read a plain file through a memory mapping (the default; faster). Off, it is read into
+    /// buffers, as compressed files are: for files that another process may truncate while
+    /// they are read, which stops a mapping's reader with `SIGBUS`.
+    pub memory_map: bool,
 }
 
 impl Default for ReadOptions {
@@ -82,6 +90,7 @@ impl Default for ReadOptions {
             feature_names: None,
             nan_policy: NanPolicy::Error,
             chunk_rows: 4096,
+            memory_map: true,
         }
     }
 }
@@ -144,9 +153,10 @@ impl Header {
     }
 }
 
+/// Text per block: a mapped file's every block, a read file's once the first few have grown.
 const BLOCK_BYTES: usize = 8 << 20;
 
-/// The first block's size: enough for the header line of any feature set openSMILE has and for
+/// The first block's size, when a file is read into buffers: enough for the header line of any feature set openSMILE has and for
 /// most ARFF headers, and small, so that parsing starts about a millisecond after the file is
 /// opened instead of once 8 MiB are read and hashed (docs/benchmarks.md, fifth round). The
 /// blocks after it double up to [`BLOCK_BYTES`], so that each is read in about the time the one
@@ -154,7 +164,7 @@ const BLOCK_BYTES: usize = 8 << 20;
 /// from a whole block, as large as it ever could be.
 const FIRST_BLOCK_BYTES: usize = 1 << 20;
 
-/// The most one read asks for. A plain file's bytes are hashed straight after each read, while
+/// The most one read asks for. A file's bytes are hashed straight after each read, while
 /// the kernel's copy has left them in the core's L2 cache (docs/benchmarks.md: the stage took
 /// 4% less CPU than with whole 8 MiB reads).
 const READ_BYTES: usize = 256 << 10;
@@ -197,13 +207,7 @@ struct BlockSource {
 }
 
 impl BlockSource {
-    fn open(path: &Path) -> Result<Self> {
-        let mut file = File::open(path).map_err(|source| FeatureError::io(path, source))?;
-        let mut magic = [0u8; 2];
-        let is_gzip = matches!(file.read(&mut magic), Ok(2) if magic == [0x1f, 0x8b]);
-        use std::io::Seek;
-        file.rewind()
-            .map_err(|source| FeatureError::io(path, source))?;
+    fn open(file: File, path: &Path, is_gzip: bool) -> Result<Self> {
         let hashing = HashingReader {
             inner: file,
             hasher: Sha256::new(),
@@ -305,14 +309,39 @@ impl BlockSource {
             }
             (None, None) => Sha256::new(),
         };
-        hasher
-            .finalize()
-            .iter()
-            .fold(String::with_capacity(64), |mut text, byte| {
-                use std::fmt::Write;
-                let _ = write!(text, "{byte:02x}");
-                text
-            })
+        hex(&hasher.finalize())
+    }
+}
+
+/// Whether `file` starts with gzip's magic bytes (it is left at its start).
+fn is_gzip(path: &Path, mut file: &File) -> Result<bool> {
+    use std::io::Seek;
+    let mut magic = [0u8; 2];
+    let is_gzip = matches!(file.read(&mut magic), Ok(2) if magic == [0x1f, 0x8b]);
+    file.rewind()
+        .map_err(|source| FeatureError::io(path, source))?;
+    Ok(is_gzip)
+}
+
+/// Where a file's text comes from.
+enum Text {
+    /// A plain file, mapped: its blocks are slices of the mapping.
+    Mapped(MappedText),
+    /// A compressed file, or one that cannot be mapped: read block by block into buffers. The
+    /// first block (which held the header) comes first.
+    Read {
+        source: Box<BlockSource>,
+        first_block: Block,
+    },
+}
+
+impl Text {
+    /// The text the header was parsed from.
+    fn head(&self) -> &[u8] {
+        match self {
+            Self::Mapped(mapped) => mapped.bytes(),
+            Self::Read { first_block, .. } => first_block.text(),
+        }
     }
 }
 
@@ -1063,8 +1092,7 @@ pub struct ReadSummary {
 /// A feature file whose header has been read, ready to stream its rows.
 pub struct FeatureReader {
     path: PathBuf,
-    source: BlockSource,
-    first_block: Block,
+    text: Text,
     header: Header,
     data_offset: usize,
     options: ReadOptions,
@@ -1078,7 +1106,7 @@ impl FeatureReader {
                 "chunk_rows must be positive".to_string(),
             ));
         }
-        let (source, first_block, header) = open_with_header(path, options)?;
+        let (text, header) = open_with_header(path, options)?;
         if header.names.is_empty() {
             return Err(FeatureError::parse(
                 path,
@@ -1087,18 +1115,18 @@ impl FeatureReader {
                 "the header names no feature columns",
             ));
         }
-        // Position of the first data line inside the first block.
+        // Position of the first data line.
+        let head = text.head();
         let data_offset = if header.header_lines == 0 {
             0
         } else {
-            memchr::memchr_iter(b'\n', first_block.text())
+            memchr::memchr_iter(b'\n', head)
                 .nth(usize::try_from(header.header_lines - 1).unwrap_or(usize::MAX))
-                .map_or(first_block.len, |position| position + 1)
+                .map_or(head.len(), |position| position + 1)
         };
         Ok(Self {
             path: path.to_path_buf(),
-            source,
-            first_block,
+            text,
             header,
             data_offset,
             options: options.clone(),
@@ -1116,19 +1144,18 @@ impl FeatureReader {
     }
 
     /// Reads every row, handing them to `on_chunk` in order, in chunks of
-    /// [`ReadOptions::chunk_rows`] rows (the last may be shorter). Reading (decompressing,
-    /// hashing) the next block and parsing this one run side by side on the rayon pool, and
-    /// `on_chunk` on the calling thread. Any malformed line, or an error from `on_chunk`, stops
-    /// the read with that error; a malformed line's error names the file, the line and (where
-    /// there is one) the column.
+    /// [`ReadOptions::chunk_rows`] rows (the last may be shorter). The pieces of a block are
+    /// parsed on the rayon pool, beside the hash of a mapped file or the read of a compressed
+    /// file's next block, and `on_chunk` runs on the calling thread. Any malformed line, or an
+    /// error from `on_chunk`, stops the read with that error; a malformed line's error names
+    /// the file, the line and (where there is one) the column.
     pub fn read_chunks(
         self,
         mut on_chunk: impl FnMut(RowChunk) -> Result<()>,
     ) -> Result<ReadSummary> {
         let Self {
             path,
-            source,
-            first_block,
+            text,
             header,
             data_offset,
             options,
@@ -1149,32 +1176,24 @@ impl FeatureReader {
             dropped_non_finite: 0,
             next_line: header.header_lines + 1,
         };
-        // The next block is read (and decompressed and hashed) while this one is parsed and
-        // its rows handed over, as one more task on the pool beside the parse pieces: whichever
-        // worker is free takes it, so reading never waits for a core while pieces run, nor
-        // pieces for a reader that fell behind (docs/benchmarks.md, fifth round). Two buffers
-        // in all, allocated once.
-        let mut current = first_block;
-        let mut offset = data_offset;
-        let mut pending = read_next_block(source, Vec::new());
-        let source = loop {
-            let parsed = state.parser.parse(&current.text()[offset..]);
-            let spare = std::mem::take(&mut current.bytes);
-            // A bad line comes before whatever the read found after it.
-            state.push(parsed)?;
-            let (source, next) = pending
-                .recv()
-                .expect("the reading task sends before it ends")
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            let Some(next) = next? else {
-                break source;
-            };
-            current = next;
-            offset = 0;
-            pending = read_next_block(source, spare);
+        let sha256 = match text {
+            Text::Mapped(mapped) => {
+                let hasher = read_mapped(&mapped, data_offset, &mut state)?;
+                state.builder.flush(state.builder.pending_rows)?;
+                // The last chunk is handed over before waiting for the hash.
+                let sha256 = hasher.finish();
+                mapped.check_unchanged()?;
+                sha256
+            }
+            Text::Read {
+                source,
+                first_block,
+            } => {
+                let source = read_blocks(*source, first_block, data_offset, &mut state)?;
+                state.builder.flush(state.builder.pending_rows)?;
+                source.sha256()
+            }
         };
-        let sha256 = source.sha256();
-        state.builder.flush(state.builder.pending_rows)?;
         let rows = state.builder.rows_handed_over;
         if rows == 0 && state.dropped_non_finite == 0 {
             return Err(FeatureError::Empty {
@@ -1218,6 +1237,71 @@ pub fn read_feature_file(path: &Path, options: &ReadOptions) -> Result<FeatureTa
         chunks,
         dropped_non_finite: summary.dropped_non_finite,
     })
+}
+
+/// Parses a mapped file's blocks from `data_offset` on, each a slice of the mapping. The hash
+/// runs behind the parse on a thread of its own; the parse waits for it only when it falls a
+/// few blocks behind, and hands back the pages both have passed. Returns the hash, still
+/// running.
+fn read_mapped(
+    mapped: &MappedText,
+    data_offset: usize,
+    state: &mut ReadState<'_, '_>,
+) -> Result<MappedHasher> {
+    let text = mapped.bytes();
+    let mut hasher = mapped.hasher()?;
+    let mut start = data_offset;
+    while start < text.len() {
+        let end = line_end_after(text, start + BLOCK_BYTES);
+        hasher.hash_to(end);
+        let parsed = state.parser.parse(&text[start..end]);
+        state.push(parsed)?;
+        mapped.release_to(hasher.hashed().min(end));
+        start = end;
+    }
+    hasher.hash_to(text.len());
+    Ok(hasher)
+}
+
+/// The offset just after the first line end at or after `from` (the text's length when none).
+fn line_end_after(text: &[u8], from: usize) -> usize {
+    if from >= text.len() {
+        return text.len();
+    }
+    memchr::memchr(b'\n', &text[from..]).map_or(text.len(), |offset| from + offset + 1)
+}
+
+/// Parses a read file's blocks, the first (from `data_offset` on) and every one after it. The
+/// next block is read (and decompressed and hashed) while this one is parsed and its rows
+/// handed over, as one more task on the pool beside the parse pieces: whichever worker is free
+/// takes it, so reading never waits for a core while pieces run, nor pieces for a reader that
+/// fell behind (docs/benchmarks.md, fifth round). Two buffers in all, allocated once. Returns
+/// the source, read to its end.
+fn read_blocks(
+    source: BlockSource,
+    first_block: Block,
+    data_offset: usize,
+    state: &mut ReadState<'_, '_>,
+) -> Result<BlockSource> {
+    let mut current = first_block;
+    let mut offset = data_offset;
+    let mut pending = read_next_block(source, Vec::new());
+    loop {
+        let parsed = state.parser.parse(&current.text()[offset..]);
+        let spare = std::mem::take(&mut current.bytes);
+        // A bad line comes before whatever the read found after it.
+        state.push(parsed)?;
+        let (source, next) = pending
+            .recv()
+            .expect("the reading task sends before it ends")
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let Some(next) = next? else {
+            return Ok(source);
+        };
+        current = next;
+        offset = 0;
+        pending = read_next_block(source, spare);
+    }
 }
 
 /// The source back with its next block, or the panic that stopped the read.
@@ -1296,9 +1380,21 @@ impl ReadState<'_, '_> {
     }
 }
 
-/// Opens a feature file and parses its header from the first block.
-fn open_with_header(path: &Path, options: &ReadOptions) -> Result<(BlockSource, Block, Header)> {
-    let mut source = BlockSource::open(path)?;
+/// Opens a feature file and parses its header: from the mapping of a plain file, else from the
+/// first block read.
+fn open_with_header(path: &Path, options: &ReadOptions) -> Result<(Text, Header)> {
+    let mut file = File::open(path).map_err(|source| FeatureError::io(path, source))?;
+    let gzip = is_gzip(path, &file)?;
+    if options.memory_map && !gzip {
+        match MappedText::open(path, file) {
+            Ok(mapped) => {
+                let header = parse_header(path, mapped.bytes(), options)?;
+                return Ok((Text::Mapped(mapped), header));
+            }
+            Err(unmapped) => file = unmapped,
+        }
+    }
+    let mut source = BlockSource::open(file, path, gzip)?;
     let Some(mut first_block) = source.next_block(Vec::new())? else {
         return Err(FeatureError::Empty {
             path: path.to_path_buf(),
@@ -1315,12 +1411,18 @@ fn open_with_header(path: &Path, options: &ReadOptions) -> Result<(BlockSource, 
         }
         Err(error) => return Err(error),
     };
-    Ok((source, first_block, header))
+    Ok((
+        Text::Read {
+            source: Box::new(source),
+            first_block,
+        },
+        header,
+    ))
 }
 
 /// Reads only the header of a feature file: its layout and feature names.
 pub fn read_header(path: &Path, options: &ReadOptions) -> Result<(Layout, Vec<String>)> {
-    let (_, _, header) = open_with_header(path, options)?;
+    let (_, header) = open_with_header(path, options)?;
     Ok((header.layout, header.names))
 }
 

@@ -301,6 +301,7 @@ fn read_options(corpus: &CorpusSpec, chunk_rows: usize) -> Result<ReadOptions> {
         feature_names,
         nan_policy: corpus.nan_policy,
         chunk_rows,
+        ..ReadOptions::default()
     })
 }
 

@@ -14,12 +14,23 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     path
 }
 
+/// The error reading `text` gives, the same whether the file is mapped or read into buffers.
 fn read_error(text: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "bad.csv", text);
-    read_feature_file(&path, &ReadOptions::default())
+    let [mapped, read] = [true, false].map(|memory_map| {
+        read_feature_file(
+            &path,
+            &ReadOptions {
+                memory_map,
+                ..ReadOptions::default()
+            },
+        )
         .expect_err("must be rejected")
         .to_string()
+    });
+    assert_eq!(mapped, read, "mapped and read files give different errors");
+    mapped
 }
 
 #[test]
@@ -67,8 +78,9 @@ fn unknown_delimiter() {
 
 #[test]
 fn a_bad_header_in_a_file_larger_than_the_first_read_is_reported_the_same() {
-    // Over a megabyte of rows: the header is read from a first block of 1 MiB, then, since it
-    // does not parse, once more from a whole block; the error is the same.
+    // Over a megabyte of rows: read into buffers, the header is read from a first block of 1
+    // MiB, then, since it does not parse, once more from a whole block; the error is the same,
+    // and the same as from the whole mapped file.
     let mut text = String::from("name frameTime a b\n");
     while text.len() < 3 << 20 {
         text.push_str("'u1' 0.000000 1.000000e+00 2.000000e+00\n");

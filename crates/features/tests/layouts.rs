@@ -105,6 +105,38 @@ fn smilextract_csv_without_header_with_and_without_frame_time() {
 }
 
 #[test]
+fn every_plain_layout_reads_the_same_mapped_or_read_into_buffers() {
+    for (name, feature_names) in [
+        ("smilextract.csv", None),
+        ("smilextract_headerless.csv", Some(feature_names())),
+        (
+            "smilextract_headerless_no_frametime.csv",
+            Some(feature_names()),
+        ),
+        ("opensmile_python.csv", None),
+        ("smilextract.arff", None),
+    ] {
+        let [mapped, read] = [true, false].map(|memory_map| {
+            read_feature_file(
+                &fixture(name),
+                &ReadOptions {
+                    feature_names: feature_names.clone(),
+                    memory_map,
+                    ..options()
+                },
+            )
+            .unwrap()
+        });
+        assert_same_tables(&mapped, &read);
+        assert_eq!(
+            mapped.sha256,
+            emocycle_artifact::sha256_file(&fixture(name)).unwrap(),
+            "{name}"
+        );
+    }
+}
+
+#[test]
 fn headerless_without_names_asks_for_them() {
     let error = read_feature_file(&fixture("smilextract_headerless.csv"), &options()).unwrap_err();
     let message = error.to_string();
@@ -230,14 +262,18 @@ fn wide_and_long_file_reads_back_exactly() {
         text.push('\n');
     }
     std::fs::write(&path, &text).unwrap();
-    let table = read_feature_file(
-        &path,
-        &ReadOptions {
-            chunk_rows: 64,
-            ..ReadOptions::default()
-        },
-    )
-    .unwrap();
+    let [table, read] = [true, false].map(|memory_map| {
+        read_feature_file(
+            &path,
+            &ReadOptions {
+                chunk_rows: 64,
+                memory_map,
+                ..ReadOptions::default()
+            },
+        )
+        .unwrap()
+    });
+    assert_same_tables(&table, &read);
     assert_eq!(table.names.len(), width);
     assert_eq!(table.rows(), rows);
     let read = rows_of(&table);
@@ -248,7 +284,7 @@ fn wide_and_long_file_reads_back_exactly() {
         }
     }
     assert_eq!(table.lines[299], 301);
-    // Hashed read by read by the reading tasks, over several blocks: the file's sha256.
+    // Hashed over several blocks, beside the parse or read by read: the file's sha256.
     assert_eq!(table.sha256, emocycle_artifact::sha256_file(&path).unwrap());
 }
 
@@ -294,8 +330,23 @@ fn nan_policies() {
     assert_eq!(dropped.dropped_non_finite, 3);
 }
 
+/// Mapped and read into buffers, a file gives the same table.
+fn assert_same_tables(
+    mapped: &emocycle_features::FeatureTable,
+    read: &emocycle_features::FeatureTable,
+) {
+    assert_eq!(mapped.layout, read.layout);
+    assert_eq!(mapped.names, read.names);
+    assert_eq!(mapped.ids, read.ids);
+    assert_eq!(mapped.lines, read.lines);
+    assert_eq!(mapped.classes, read.classes);
+    assert_eq!(mapped.sha256, read.sha256);
+    assert_eq!(rows_of(mapped), rows_of(read));
+}
+
 /// An ARFF header longer than the first read (over a megabyte of attributes) is read again from
-/// a whole block: the same names, rows and hash as a short one would give.
+/// a whole block: the same names, rows and hash as a short one would give (and as the mapped
+/// file gives).
 #[test]
 fn an_arff_header_longer_than_the_first_read_still_parses() {
     let dir = tempfile::tempdir().unwrap();
@@ -317,7 +368,17 @@ fn an_arff_header_longer_than_the_first_read_still_parses() {
         text.push_str(&format!(",{class}\n"));
     }
     std::fs::write(&path, &text).unwrap();
-    let table = read_feature_file(&path, &options()).unwrap();
+    let [mapped, table] = [true, false].map(|memory_map| {
+        read_feature_file(
+            &path,
+            &ReadOptions {
+                memory_map,
+                ..options()
+            },
+        )
+        .unwrap()
+    });
+    assert_same_tables(&mapped, &table);
     assert_eq!(table.layout, Layout::Arff);
     assert_eq!(table.names.len(), width);
     assert_eq!(
