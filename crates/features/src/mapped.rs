@@ -7,7 +7,7 @@
 //! and the sha256, which only the footer needs, runs behind it on [`MappedHasher`]'s thread.
 //!
 //! The mapping holds only what is being parsed or waits to be hashed: pages both have passed
-//! are handed back ([`MappedText::release`]), so the stage's resident memory does not grow
+//! are handed back ([`MappedText::release_to`]), so the stage's resident memory does not grow
 //! with the file. A file that changes size or modification time while it is read is an error
 //! ([`MappedText::check_unchanged`]). One that is truncated meanwhile stops the process with
 //! `SIGBUS`, as with any mapped file; [`crate::ReadOptions::memory_map`] turns mapping off.
@@ -42,8 +42,8 @@ pub(crate) struct MappedText {
 }
 
 impl MappedText {
-    /// Maps `file` when it is a regular file with bytes in it; `None` when it is not, or the
-    /// system will not map it (the caller reads it instead).
+    /// Maps `file` when it is a regular file with bytes in it; gives the file back when it is
+    /// not, or the system will not map it (the caller reads it instead).
     pub(crate) fn open(path: &Path, file: File) -> std::result::Result<Self, File> {
         let Ok(metadata) = file.metadata() else {
             return Err(file);
@@ -53,8 +53,8 @@ impl MappedText {
         }
         // SAFETY: the mapping is read-only, and the bytes are only read through the slices
         // `bytes` hands out. Another process truncating the file meanwhile would make a read
-        // of its lost pages raise SIGBUS (documented above); changes that keep the size are
-        // caught by `check_unchanged` before any result is used.
+        // of its lost pages raise SIGBUS (documented above); other changes show in its size or
+        // modification time, which `check_unchanged` compares before the hash is used.
         #[allow(unsafe_code)]
         let map = match unsafe { Mmap::map(&file) } {
             Ok(map) => map,
