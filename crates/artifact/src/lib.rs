@@ -17,7 +17,7 @@ mod schema;
 
 pub use atomic::{AtomicFile, write_atomic, write_bytes_atomic};
 pub use error::ArtifactError;
-pub use hash::{Sha256Hasher, sha256_bytes, sha256_file};
+pub use hash::{Sha256Hasher, hex, sha256_bytes, sha256_file};
 pub use metadata::{Metadata, keys};
 pub use parquet::{
     ParquetCompression, ParquetEncoding, ParquetStream, WriteOptions, float32_columns,

@@ -25,6 +25,8 @@ use std::time::SystemTime;
 use memmap2::Mmap;
 use sha2::{Digest, Sha256};
 
+use emocycle_artifact::hex;
+
 use crate::error::{FeatureError, Result};
 
 /// Ranges waiting for the hash thread, beyond the one it works on. When the parse is this far
@@ -236,16 +238,6 @@ fn prefetch(bytes: &[u8], range: Range<usize>) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (bytes, range);
-}
-
-pub(crate) fn hex(digest: &[u8]) -> String {
-    digest
-        .iter()
-        .fold(String::with_capacity(64), |mut text, byte| {
-            use std::fmt::Write;
-            let _ = write!(text, "{byte:02x}");
-            text
-        })
 }
 
 #[cfg(test)]

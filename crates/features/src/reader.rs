@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{FeatureError, Result};
-use crate::mapped::{MappedHasher, MappedText, hex};
+use crate::mapped::{MappedHasher, MappedText};
 use crate::number::{Value, parse_fast_prefix, parse_field, parse_printf_e, parse_printf_e_run};
 use crate::tile::{TILE, append_columns};
 
@@ -156,12 +156,12 @@ impl Header {
 /// Text per block: a mapped file's every block, a read file's once the first few have grown.
 const BLOCK_BYTES: usize = 8 << 20;
 
-/// The first block's size, when a file is read into buffers: enough for the header line of any feature set openSMILE has and for
-/// most ARFF headers, and small, so that parsing starts about a millisecond after the file is
-/// opened instead of once 8 MiB are read and hashed (docs/benchmarks.md, fifth round). The
-/// blocks after it double up to [`BLOCK_BYTES`], so that each is read in about the time the one
-/// before takes to parse. A header that does not parse from the first block is tried again
-/// from a whole block, as large as it ever could be.
+/// The first block's size, when a file is read into buffers: enough for the header line of
+/// any feature set openSMILE has and for most ARFF headers, and small, so that parsing starts
+/// about a millisecond after the file is opened instead of once 8 MiB are read and hashed
+/// (docs/benchmarks.md, fifth round). The blocks after it double up to [`BLOCK_BYTES`], so that
+/// each is read in about the time the one before takes to parse. A header that does not parse
+/// from the first block is tried again from a whole block, as large as it ever could be.
 const FIRST_BLOCK_BYTES: usize = 1 << 20;
 
 /// The most one read asks for. A file's bytes are hashed straight after each read, while
@@ -309,7 +309,7 @@ impl BlockSource {
             }
             (None, None) => Sha256::new(),
         };
-        hex(&hasher.finalize())
+        emocycle_artifact::hex(&hasher.finalize())
     }
 }
 
@@ -889,13 +889,7 @@ fn split_block(block: &[u8], pieces: usize) -> Vec<&[u8]> {
     let mut parts = Vec::with_capacity(pieces);
     let mut start = 0;
     while start < block.len() {
-        let tentative = (start + target).min(block.len());
-        let end = if tentative >= block.len() {
-            block.len()
-        } else {
-            memchr::memchr(b'\n', &block[tentative..])
-                .map_or(block.len(), |offset| tentative + offset + 1)
-        };
+        let end = line_end_after(block, start + target);
         parts.push(&block[start..end]);
         start = end;
     }
