@@ -109,6 +109,13 @@ impl AtomicFile {
         &self.target
     }
 
+    /// The temporary file's path, for producers that can only write to a path (libtorch's
+    /// safetensors writer): they overwrite the file in place, and [`AtomicFile::commit`] syncs
+    /// and renames it as for bytes written through the returned writer.
+    pub fn temp_path(&self) -> &Path {
+        &self.guard.path
+    }
+
     /// Flushes `writer` (the one [`AtomicFile::create`] returned), syncs the file and renames
     /// it over the target.
     pub fn commit(mut self, writer: BufWriter<File>) -> Result<()> {

@@ -1,53 +1,28 @@
 //! Safetensors files: atomic writes, reads, and the metadata tensors of a checkpoint.
 
 use std::collections::HashMap;
-use std::fs::{self, File};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
+
+use emocycle_artifact::AtomicFile;
 
 use tch::{Kind, Tensor};
 
 use crate::{GanConfig, GanError};
 
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// Writes named tensors to `path` through a temporary file in the same directory, synced and
-/// renamed, so a reader (or a resumed run after SIGKILL) sees the old file or the new one, never
-/// a torn one.
+/// Writes named tensors to `path` through the project's atomic writer (a temporary file in the
+/// same directory, synced and renamed), so a reader (or a resumed run after SIGKILL) sees the
+/// old file or the new one, never a torn one, and a killed writer's temporary file is removed by
+/// the next write of the same file.
 pub(crate) fn write_safetensors_atomic(
     path: &Path,
     tensors: &[(String, Tensor)],
 ) -> Result<(), GanError> {
-    let dir = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    fs::create_dir_all(&dir).map_err(|e| GanError::io(&dir, e))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = dir.join(format!(
-        ".{name}.{}.{}.tmp",
-        std::process::id(),
-        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let written = Tensor::write_safetensors(tensors, &temp)
-        .map_err(|e| GanError::torch(format!("writing {}", temp.display()), e))
-        .and_then(|()| {
-            File::open(&temp)
-                .and_then(|file| file.sync_all())
-                .map_err(|e| GanError::io(&temp, e))
-        })
-        .and_then(|()| fs::rename(&temp, path).map_err(|e| GanError::io(path, e)));
-    if written.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    written?;
-    // The rename must reach the disk too, or a power cut could undo it.
-    if let Ok(handle) = File::open(&dir) {
-        let _ = handle.sync_all();
-    }
+    let (file, writer) = AtomicFile::create(path)?;
+    // libtorch writes to a path only: it overwrites the temporary file in place, and the commit
+    // syncs that same file before the rename.
+    Tensor::write_safetensors(tensors, file.temp_path())
+        .map_err(|e| GanError::torch(format!("writing {}", file.temp_path().display()), e))?;
+    file.commit(writer)?;
     Ok(())
 }
 
@@ -177,12 +152,17 @@ mod tests {
             ("meta.text".to_string(), text_tensor("héllo")),
             ("meta.n".to_string(), Tensor::from_slice(&[7i64])),
         ];
+        // A killed writer's temporary file (no process has pid 4000000000, above Linux's
+        // pid_max) goes with the next write of the same file.
+        let stale = dir.path().join(".x.safetensors.4000000000.0.tmp");
+        std::fs::write(&stale, b"torn").unwrap();
         write_safetensors_atomic(&path, &tensors).unwrap();
+        assert!(!stale.exists());
         let back = read_safetensors(&path).unwrap();
         assert!(back["a.weight"].equal(&tensors[0].1));
         assert_eq!(tensor_text(&back, "meta.text", &path).unwrap(), "héllo");
         assert_eq!(tensor_i64s(&back, "meta.n", &path).unwrap(), [7]);
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         assert!(matches!(
             read_safetensors(&dir.path().join("none")),
             Err(GanError::Io { .. })

@@ -83,6 +83,9 @@ pub enum GanError {
         #[source]
         source: std::io::Error,
     },
+    /// A file could not be written atomically.
+    #[error(transparent)]
+    Artifact(#[from] emocycle_artifact::ArtifactError),
     /// libtorch refused an operation.
     #[error("libtorch: {context}: {source}")]
     Torch {
