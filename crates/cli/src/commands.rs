@@ -8,7 +8,7 @@ use emocycle_artifact::{keys, read_parquet, read_parquet_metadata};
 use emocycle_augment::{BaselineConfig, BaselineProgress, BaselineRequest, Method, run_baseline};
 use emocycle_eval::{EvalInputs, run_evaluation};
 use emocycle_features::{DEFAULT_CHUNK_ROWS, FoldScheme, NanPolicy, ingest_corpus};
-use emocycle_gan::{EpochReport, Scope, run_pretrain, run_train};
+use emocycle_gan::{EpochReport, Scope, StageRun, run_pretrain, run_train};
 use emocycle_pipeline::Pipeline;
 use emocycle_report::{ReportInputs, write_report};
 use emocycle_synth::{
@@ -280,6 +280,15 @@ fn child_threads() -> usize {
     THREAD_OVERRIDE.get().copied().flatten().unwrap_or(1)
 }
 
+/// How the GAN stage runs each scope: `--resume` from the command line, whether finished runs
+/// keep their checkpoints from the pipeline.
+fn stage_run(pipeline: &Pipeline, run: &GanRunArgs) -> StageRun {
+    StageRun {
+        resume: run.resume,
+        keep_checkpoint: pipeline.config.gan.keep_checkpoints,
+    }
+}
+
 pub fn pretrain(config: &Path, run: &GanRunArgs) -> Result<()> {
     let pipeline = load_for_models(config)?;
     let device = run.device.unwrap_or(pipeline.config.device).resolve()?;
@@ -301,7 +310,6 @@ pub fn pretrain(config: &Path, run: &GanRunArgs) -> Result<()> {
         };
         let record = dirs.pretrain().join("loss_log.parquet");
         if !run.force
-            && !run.resume
             && is_fresh(
                 &record,
                 &expected,
@@ -342,7 +350,7 @@ pub fn pretrain(config: &Path, run: &GanRunArgs) -> Result<()> {
             &scope,
             &dirs,
             device,
-            run.resume,
+            stage_run(&pipeline, run),
             &mut on_epoch(&bar),
         )
         .with_context(|| format!("pretraining scope {}", scope.name()))?;
@@ -384,7 +392,6 @@ pub fn train(config: &Path, lambda_cls: Option<f64>, run: &GanRunArgs) -> Result
             };
             let record = dirs.train(lambda).join("loss_log.parquet");
             if !run.force
-                && !run.resume
                 && dirs.generators().is_file()
                 && is_fresh(
                     &record,
@@ -435,7 +442,7 @@ pub fn train(config: &Path, lambda_cls: Option<f64>, run: &GanRunArgs) -> Result
                 &scope,
                 &dirs,
                 device,
-                run.resume,
+                stage_run(&pipeline, run),
                 &mut on_epoch(&bar),
             )
             .with_context(|| format!("training scope {} with lambda_cls {lambda}", scope.name()))?;
@@ -844,6 +851,9 @@ pub fn report(config: &Path) -> Result<()> {
     record::worked();
     for note in &outcome.notes {
         eprintln!("report: {note}");
+    }
+    for finding in &outcome.findings {
+        eprintln!("report: {finding}");
     }
     eprintln!(
         "report: {} ({} figures) in {:.1} s",

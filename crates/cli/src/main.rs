@@ -187,7 +187,7 @@ pub struct GanRunArgs {
     #[arg(long)]
     pub device: Option<DeviceChoice>,
     /// Continue from the checkpoint a stopped run left, ending with the same weights as an
-    /// uninterrupted run.
+    /// uninterrupted run (runs that are up to date are skipped, as without it).
     #[arg(long)]
     pub resume: bool,
     /// Rerun even when the outputs are up to date.

@@ -107,7 +107,7 @@ pub use data::{DataShape, TrainingData, ensure_no_test_session};
 pub use error::GanError;
 pub use model::{CycleGanModel, ParameterCounts, PretrainedGenerators};
 pub use stage::{
-    Scope, ScopeData, ScopeDirs, StageError, StageInputs, StageManifest, TargetPart,
+    Scope, ScopeData, ScopeDirs, StageError, StageInputs, StageManifest, StageRun, TargetPart,
     load_scope_data, load_target_part, run_pretrain, run_train,
 };
 pub use train::{

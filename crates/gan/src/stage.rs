@@ -10,11 +10,12 @@
 //! **Writes**, for a scope (`fold<k>`: trained without fold k's test session; `all`: every
 //! session) below `gan/<scope>/`:
 //! - `pretrain/generators.safetensors`, `pretrain/loss_log.parquet` (`pair, emotion, epoch,
-//!   cycle`), `pretrain/manifest.json`, and the resumable `pretrain/pretrain.ckpt.safetensors`;
+//!   cycle`), `pretrain/manifest.json`, and the resumable `pretrain/pretrain.ckpt.safetensors`
+//!   (deleted when the run has finished, unless [`StageRun::keep_checkpoint`]);
 //! - `lambda_cls-<value>/model.safetensors` (every network; names in the crate docs),
 //!   `lambda_cls-<value>/loss_log.parquet` (`epoch, learning_rate, d_<emotion>, g_<emotion>,
 //!   cycle_<emotion>, cls`), `lambda_cls-<value>/manifest.json`, and the resumable
-//!   `train.ckpt.safetensors`.
+//!   `train.ckpt.safetensors` (likewise deleted when the run has finished).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -29,8 +30,9 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
 
 use crate::{
-    EpochReport, GanConfig, GanError, PretrainOutcome, PretrainedGenerators, RunManifest,
-    RunOptions, TrainOutcome, TrainingData, ensure_no_test_session, pretrain, train,
+    EpochReport, GanConfig, GanError, PRETRAIN_CHECKPOINT, PretrainOutcome, PretrainedGenerators,
+    RunManifest, RunOptions, TRAIN_CHECKPOINT, TrainOutcome, TrainingData, ensure_no_test_session,
+    pretrain, train,
 };
 
 /// Errors of the GAN stage's input and output.
@@ -388,6 +390,35 @@ fn log_metadata(
     metadata
 }
 
+/// How the stage functions run a scope; neither setting changes the numbers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StageRun {
+    /// Continue from the run's checkpoint when one exists.
+    pub resume: bool,
+    /// Keep the resumable checkpoint once the run's outputs are written, so that a later
+    /// `--resume` with more epochs continues from it. By default it is deleted then: it holds the
+    /// Adam moments, about 3.6 times the size of the model.
+    pub keep_checkpoint: bool,
+}
+
+impl StageRun {
+    /// Deletes the finished run's checkpoint unless it is to be kept. Failing to delete it loses
+    /// nothing, so that is a warning, not an error.
+    fn finish(self, checkpoint: &Path) {
+        if self.keep_checkpoint {
+            return;
+        }
+        match std::fs::remove_file(checkpoint) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => tracing::warn!(
+                "could not delete the finished run's checkpoint {}: {error}",
+                checkpoint.display()
+            ),
+        }
+    }
+}
+
 /// Pretrains the scope's generator pairs and writes `pretrain/`.
 pub fn run_pretrain(
     config: &GanConfig,
@@ -395,14 +426,14 @@ pub fn run_pretrain(
     scope: &Scope,
     dirs: &ScopeDirs,
     device: Device,
-    resume: bool,
+    run: StageRun,
     progress: &mut dyn FnMut(&EpochReport),
 ) -> Result<PretrainOutcome, StageError> {
     let scope_data = load_scope_data(inputs, scope)?;
     let directory = dirs.pretrain();
     let options = RunOptions {
         checkpoint_dir: Some(directory.clone()),
-        resume,
+        resume: run.resume,
         ..RunOptions::default()
     };
     let outcome = pretrain(config, &scope_data.data, device, &options, progress)?;
@@ -451,6 +482,7 @@ pub fn run_pretrain(
         scope_data,
         &outcome.manifest,
     )?;
+    run.finish(&directory.join(PRETRAIN_CHECKPOINT));
     Ok(outcome)
 }
 
@@ -462,7 +494,7 @@ pub fn run_train(
     scope: &Scope,
     dirs: &ScopeDirs,
     device: Device,
-    resume: bool,
+    run: StageRun,
     progress: &mut dyn FnMut(&EpochReport),
 ) -> Result<TrainOutcome, StageError> {
     let generators_path = dirs.generators();
@@ -482,7 +514,7 @@ pub fn run_train(
     let directory = dirs.train(config.lambda_cls);
     let options = RunOptions {
         checkpoint_dir: Some(directory.clone()),
-        resume,
+        resume: run.resume,
         ..RunOptions::default()
     };
     let outcome = train(
@@ -539,5 +571,6 @@ pub fn run_train(
         scope_data,
         &outcome.manifest,
     )?;
+    run.finish(&directory.join(TRAIN_CHECKPOINT));
     Ok(outcome)
 }

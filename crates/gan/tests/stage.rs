@@ -5,8 +5,8 @@ use emocycle_artifact::{read_parquet, write_parquet};
 use emocycle_features::testing::tiny_corpora;
 use emocycle_features::{FeatureLayout, run_features};
 use emocycle_gan::{
-    GanConfig, GanError, Scope, ScopeDirs, StageError, StageInputs, load_scope_data, run_pretrain,
-    run_train,
+    GanConfig, GanError, PRETRAIN_CHECKPOINT, Scope, ScopeDirs, StageError, StageInputs, StageRun,
+    TRAIN_CHECKPOINT, load_scope_data, run_pretrain, run_train,
 };
 use polars::prelude::*;
 
@@ -59,7 +59,7 @@ fn a_fold_scope_trains_without_its_test_session_and_writes_every_artifact() {
         &scope,
         &dirs,
         tch::Device::Cpu,
-        false,
+        StageRun::default(),
         &mut |_| {},
     )
     .unwrap();
@@ -69,11 +69,30 @@ fn a_fold_scope_trains_without_its_test_session_and_writes_every_artifact() {
         &scope,
         &dirs,
         tch::Device::Cpu,
-        false,
+        StageRun::default(),
         &mut |_| {},
     )
     .unwrap();
     assert_eq!(outcome.log.len(), 2);
+    // Finished runs drop their resumable checkpoints, unless asked to keep them.
+    assert!(dirs.generators().is_file());
+    assert!(!dirs.pretrain().join(PRETRAIN_CHECKPOINT).exists());
+    assert!(!dirs.train(2.0).join(TRAIN_CHECKPOINT).exists());
+    let keep = StageRun {
+        keep_checkpoint: true,
+        ..StageRun::default()
+    };
+    run_train(
+        &tiny_config(0.0),
+        &inputs,
+        &scope,
+        &dirs,
+        tch::Device::Cpu,
+        keep,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(dirs.train(0.0).join(TRAIN_CHECKPOINT).is_file());
 
     let (log, metadata) = read_parquet(&dirs.train(2.0).join("loss_log.parquet")).unwrap();
     let columns: Vec<String> = log
@@ -124,7 +143,7 @@ fn training_before_pretraining_says_so() {
         &Scope::All,
         &dirs,
         tch::Device::Cpu,
-        false,
+        StageRun::default(),
         &mut |_| {},
     )
     .err()

@@ -94,6 +94,12 @@ pub struct GanStageConfig {
     /// `seed` are set from `gan.lambda_cls` and the pipeline's `seed`.
     #[serde(default)]
     pub network: GanConfig,
+    /// Keep each finished run's resumable checkpoint (`pretrain.ckpt.safetensors`,
+    /// `train.ckpt.safetensors`: the Adam moments, about 3.6 times the model's size), so that a
+    /// later `--resume` with more epochs continues from it. Default: deleted once the run's
+    /// outputs are written.
+    #[serde(default)]
+    pub keep_checkpoints: bool,
 }
 
 impl Default for GanStageConfig {
@@ -102,6 +108,7 @@ impl Default for GanStageConfig {
             lambda_cls: default_lambda_cls(),
             synthetic_scope: SyntheticScope::default(),
             network: GanConfig::default(),
+            keep_checkpoints: false,
         }
     }
 }

@@ -9,8 +9,8 @@ use emocycle_artifact::{read_parquet, sha256_file, write_parquet};
 use emocycle_features::testing::tiny_corpora;
 use emocycle_features::{Emotion, FeatureLayout, FeatureMatrix, Normaliser, Scaling, run_features};
 use emocycle_gan::{
-    CycleGanModel, GanConfig, ModelLayout, Scope, ScopeDirs, StageInputs, load_scope_data,
-    run_pretrain, run_train,
+    CycleGanModel, GanConfig, ModelLayout, Scope, ScopeDirs, StageInputs, StageRun,
+    load_scope_data, run_pretrain, run_train,
 };
 use emocycle_synth::{
     CYCLEGAN_METHOD, Comparison, FeatureSpace, GenerateRequest, QualitySet, SynthConfig,
@@ -67,7 +67,7 @@ impl Run {
                 &scope,
                 &dirs,
                 tch::Device::Cpu,
-                false,
+                StageRun::default(),
                 &mut |_| {},
             )
             .unwrap();
@@ -78,7 +78,7 @@ impl Run {
                     &scope,
                     &dirs,
                     tch::Device::Cpu,
-                    false,
+                    StageRun::default(),
                     &mut |_| {},
                 )
                 .unwrap();
