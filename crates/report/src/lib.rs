@@ -20,7 +20,8 @@
 //! # What it writes
 //!
 //! Atomically (temporary file, then rename), below the run directory:
-//! - `report.md`: run facts, what the run changes from the paper's hyper-parameters, Table 1,
+//! - `report.md`: run facts, the paper's findings checked on this run's numbers, what the run
+//!   changes from the paper's hyper-parameters, Table 1,
 //!   2 and 3 analogues beside the paper's values, all augmentation methods in one table, the
 //!   lambda_cls sweep, Figures 2 and 3, loss curves, the pipeline file and seeds, wall time per
 //!   stage;
@@ -78,6 +79,9 @@ pub struct ReportOutcome {
     pub figures: Vec<PathBuf>,
     /// Optional inputs that were missing or unreadable, one line each (the report says so too).
     pub notes: Vec<String>,
+    /// The paper's findings checked on this run, one line each: the claim and its verdict with
+    /// this run's numbers (the report's "findings" section).
+    pub findings: Vec<String>,
 }
 
 /// Everything the sections are written from.
@@ -240,7 +244,9 @@ pub fn write_report(inputs: &ReportInputs) -> Result<ReportOutcome, ReportError>
     let report_dir = run_dir.join("report");
     let mut figures = Vec::new();
     let mut text = String::new();
+    let findings = sections::findings(&context);
     sections::header(&context, &mut text);
+    sections::findings_section(&findings, &mut text);
     sections::changes(&context, &mut text);
     sections::table1(&context, &mut text);
     sections::tables_2_and_3(&context, &mut text);
@@ -267,5 +273,9 @@ pub fn write_report(inputs: &ReportInputs) -> Result<ReportOutcome, ReportError>
         report,
         figures,
         notes,
+        findings: findings
+            .iter()
+            .map(|finding| format!("{}: {}", finding.claim, finding.verdict()))
+            .collect(),
     })
 }

@@ -307,6 +307,161 @@ fn paper_table1(key: SetKey) -> Option<f64> {
     }
 }
 
+/// One of the paper's findings checked on this run's numbers: `left` should exceed `right`
+/// (UARs) or fall below it (Table 1 distances).
+pub(crate) struct Finding {
+    /// What the paper found, in words.
+    pub claim: &'static str,
+    /// This run's two numbers as `a < b` or `a > b`; `None` when the run lacks one of them.
+    pub ours: Option<(f64, f64)>,
+    /// The paper's two numbers.
+    pub paper: (f64, f64),
+    /// Whether the comparison is "lower is better" (Table 1) rather than "higher" (UAR).
+    pub lower: bool,
+}
+
+impl Finding {
+    /// `Some(true)` when this run's numbers point the paper's way.
+    pub fn holds(&self) -> Option<bool> {
+        self.ours
+            .map(|(a, b)| if self.lower { a < b } else { a > b })
+    }
+
+    /// The two numbers with the relation they are in: the paper's way (`<` for distances, `>`
+    /// for UARs) or the other (`≥`, `≤`).
+    fn pair(&self, (a, b): (f64, f64)) -> String {
+        let sign = match (self.lower, a < b, a > b) {
+            (true, true, _) => "<",
+            (true, false, _) => "≥",
+            (false, _, true) => ">",
+            (false, _, false) => "≤",
+        };
+        if self.lower {
+            format!("{a:.3} {sign} {b:.3}")
+        } else {
+            format!("{a:.2} {sign} {b:.2}")
+        }
+    }
+
+    /// `holds` / `does not hold` / `not measured`, with the numbers.
+    pub fn verdict(&self) -> String {
+        match (self.holds(), self.ours) {
+            (Some(true), Some(ours)) => format!("holds ({})", self.pair(ours)),
+            (Some(false), Some(ours)) => format!("does not hold ({})", self.pair(ours)),
+            _ => "not measured in this run".to_string(),
+        }
+    }
+}
+
+/// The paper's findings, each as this run's and the paper's numbers: Table 1's order (means
+/// over scopes) and the UAR comparisons its text draws from Tables 2 and 3.
+pub(crate) fn findings(context: &Context) -> Vec<Finding> {
+    let mad = |key: SetKey| {
+        context
+            .quality
+            .as_ref()
+            .ok()
+            .and_then(|rows| mean_over_scopes(rows, key))
+            .map(|(metrics, _)| metrics.mad)
+    };
+    let uar = |experiment, setup, lambda_cls: Option<f64>| {
+        let source = lambda_cls.map(SyntheticSource::cyclegan);
+        context
+            .summary(experiment, setup, source.as_ref())
+            .map(|summary| summary.uar_mean * 100.0)
+            .filter(|value| value.is_finite())
+    };
+    let paper_uar_of = |experiment, setup, lambda_cls: Option<f64>| {
+        let source = lambda_cls.map(SyntheticSource::cyclegan);
+        paper_uar(experiment, setup, source.as_ref()).map_or(f64::NAN, |(mean, _)| mean)
+    };
+    let both = |a: Option<f64>, b: Option<f64>| a.zip(b);
+    let (syn0, syn2, source) = (
+        mad(SetKey::CycleGan(0.0)),
+        mad(SetKey::CycleGan(2.0)),
+        mad(SetKey::Source),
+    );
+    let comparison = |claim, experiment, (setup_a, lambda_a), (setup_b, lambda_b)| Finding {
+        claim,
+        ours: both(
+            uar(experiment, setup_a, lambda_a),
+            uar(experiment, setup_b, lambda_b),
+        ),
+        paper: (
+            paper_uar_of(experiment, setup_a, lambda_a),
+            paper_uar_of(experiment, setup_b, lambda_b),
+        ),
+        lower: false,
+    };
+    vec![
+        Finding {
+            claim: "Table 1: the CycleGAN's data (λcls 0) is closer to the target than the source is",
+            ours: both(syn0, source),
+            paper: (PAPER_TABLE1_SYNTHETIC[0].1, PAPER_TABLE1_SOURCE),
+            lower: true,
+        },
+        Finding {
+            claim: "Table 1: the classification loss moves the data away from the target (λcls 0 closer than 2)",
+            ours: both(syn0, syn2),
+            paper: (PAPER_TABLE1_SYNTHETIC[0].1, PAPER_TABLE1_SYNTHETIC[1].1),
+            lower: true,
+        },
+        Finding {
+            claim: "Table 1: with λcls 2 the data is still closer to the target than the source is",
+            ours: both(syn2, source),
+            paper: (PAPER_TABLE1_SYNTHETIC[1].1, PAPER_TABLE1_SOURCE),
+            lower: true,
+        },
+        comparison(
+            "Table 2: syn-only, λcls 0 beats λcls 2 within corpus",
+            Experiment::Within,
+            (Setup::Syn, Some(0.0)),
+            (Setup::Syn, Some(2.0)),
+        ),
+        comparison(
+            "Table 2: real+syn (λcls 2) beats real within corpus",
+            Experiment::Within,
+            (Setup::RealSyn, Some(2.0)),
+            (Setup::Real, None),
+        ),
+        comparison(
+            "Table 3: syn-only, λcls 2 beats λcls 0 across corpora",
+            Experiment::CrossTest,
+            (Setup::Syn, Some(2.0)),
+            (Setup::Syn, Some(0.0)),
+        ),
+        comparison(
+            "Table 3: real+syn (λcls 2) beats real across corpora",
+            Experiment::CrossTest,
+            (Setup::RealSyn, Some(2.0)),
+            (Setup::Real, None),
+        ),
+    ]
+}
+
+/// Section 1b: whether this run shows what the paper found.
+pub(crate) fn findings_section(findings: &[Finding], out: &mut String) {
+    let _ = writeln!(out, "## The paper's findings in this run\n");
+    let _ = writeln!(
+        out,
+        "Each comparison the paper draws, with this run's numbers (Table 1: means over scopes; \
+         Tables 2 and 3: mean UAR in %) beside the paper's. The verdict says which way this \
+         run's numbers point; a UAR difference within the ± spreads of Tables 2 and 3 may be \
+         chance, and no significance test is run.\n"
+    );
+    let _ = writeln!(out, "| finding | this run | paper |\n|---|---|---|");
+    for finding in findings {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} |",
+            finding.claim,
+            finding.verdict(),
+            finding.pair(finding.paper)
+        );
+    }
+    let _ = writeln!(out);
+}
+
 /// Section 3: the paper's Table 1 figure per scope.
 pub(crate) fn table1(context: &Context, out: &mut String) {
     let _ = writeln!(
@@ -974,6 +1129,32 @@ mod tests {
         assert_eq!(utc(1_764_000_000), "2025-11-24 16:00 UTC");
         // 2024 is a leap year: 29 February exists.
         assert_eq!(utc(1_709_210_096), "2024-02-29 12:34 UTC");
+    }
+
+    #[test]
+    fn a_finding_points_the_papers_way_or_not() {
+        let finding = |ours, lower| Finding {
+            claim: "claim",
+            ours,
+            paper: (1.0, 2.0),
+            lower,
+        };
+        assert_eq!(
+            finding(Some((0.0251, 0.07)), true).verdict(),
+            "holds (0.025 < 0.070)"
+        );
+        assert_eq!(
+            finding(Some((0.123, 0.073)), true).verdict(),
+            "does not hold (0.123 ≥ 0.073)"
+        );
+        assert_eq!(
+            finding(Some((56.12, 53.24)), false).verdict(),
+            "holds (56.12 > 53.24)"
+        );
+        // Equal numbers are no effect.
+        assert_eq!(finding(Some((50.0, 50.0)), false).holds(), Some(false));
+        assert_eq!(finding(None, false).holds(), None);
+        assert_eq!(finding(None, true).verdict(), "not measured in this run");
     }
 
     #[test]

@@ -423,6 +423,30 @@ fn a_full_run_is_reported_with_its_numbers_beside_the_papers() {
     assert!(!report.contains("evaluation.seed"));
     assert!(!report.contains("**Warning**"));
 
+    // The paper's findings, checked on the fixture's numbers; the CLI prints the same lines.
+    assert!(report.contains("## The paper's findings in this run"));
+    assert_eq!(
+        line_with(&report, "| Table 1: the classification loss"),
+        "| Table 1: the classification loss moves the data away from the target (λcls 0 closer \
+         than 2) | holds (0.015 < 0.050) | 0.013 < 0.049 |"
+    );
+    assert_eq!(
+        line_with(&report, "| Table 2: real+syn"),
+        "| Table 2: real+syn (λcls 2) beats real within corpus | holds (64.00 > 61.00) | \
+         60.37 > 59.48 |"
+    );
+    assert_eq!(outcome.findings.len(), 7);
+    assert!(
+        outcome
+            .findings
+            .iter()
+            .all(|line| line.contains(": holds ("))
+    );
+    assert_eq!(
+        outcome.findings[5],
+        "Table 3: syn-only, λcls 2 beats λcls 0 across corpora: holds (41.00 > 39.00)"
+    );
+
     // Table 1: MAD per scope, the mean over scopes and the paper's value.
     assert_eq!(
         line_with(&report, "| \\|target − syn(λcls=2)\\|"),
@@ -522,6 +546,16 @@ fn a_run_with_results_only_says_what_is_missing() {
     .unwrap();
     let report = std::fs::read_to_string(&outcome.report).unwrap();
     assert!(report.contains("| real | – | 56.00 ± 1.00 | 59.48 ± 0.71 | -3.48 |"));
+    // Without a quality table, syn-only classifiers or λcls 2, no finding can be checked, and
+    // the report says so rather than guess.
+    assert!(
+        outcome
+            .findings
+            .iter()
+            .all(|line| line.ends_with(": not measured in this run")),
+        "{:?}",
+        outcome.findings
+    );
     assert!(report.contains("No quality table"));
     assert!(report.contains("run `emocycle quality --config"));
     assert!(report.contains("The pipeline has no cross-corpus set (`roles.cross_corpus`)"));
