@@ -156,3 +156,91 @@ fn a_rerun_does_nothing_and_a_change_reruns_only_its_dependants() {
         "{stderr}"
     );
 }
+
+/// Every file below `dir` whose name ends in `.tmp`.
+fn temporaries(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(temporaries(&path));
+        } else if path.to_string_lossy().ends_with(".tmp") {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[test]
+fn a_training_killed_mid_run_resumes_to_the_same_weights() {
+    // One scope and one lambda_cls, long enough to be killed between two checkpoints.
+    let prepare = || {
+        let dir = tempfile::tempdir().unwrap();
+        write_pipeline(dir.path());
+        let path = dir.path().join("pipeline.json");
+        let mut pipeline: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        pipeline["gan"]["network"]["train_epochs"] = serde_json::json!(400);
+        pipeline["gan"]["network"]["checkpoint_every"] = serde_json::json!(1);
+        std::fs::write(&path, pipeline.to_string()).unwrap();
+        stage(dir.path(), &["features"]);
+        stage(dir.path(), &["pretrain", "--scope", "fold1"]);
+        dir
+    };
+    let train = [
+        "train",
+        "--scope",
+        "fold1",
+        "--lambda-cls",
+        "1",
+        "--jobs",
+        "1",
+    ];
+    let run_dir = |dir: &Path| dir.join("runs/tiny/gan/fold1/lambda_cls-1");
+
+    let straight = prepare();
+    stage(straight.path(), &train);
+
+    let killed = prepare();
+    let checkpoint = run_dir(killed.path()).join("train.ckpt.safetensors");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_emocycle"))
+        .args(train)
+        .args(["--config", "pipeline.json"])
+        .current_dir(killed.path())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let waited = std::time::Instant::now();
+    while !checkpoint.is_file() {
+        assert!(
+            waited.elapsed().as_secs() < 60,
+            "no checkpoint after a minute"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(
+        !run_dir(killed.path()).join("model.safetensors").exists(),
+        "the run finished before it was killed: nothing was tested"
+    );
+    assert!(checkpoint.is_file());
+
+    let stderr = stage(killed.path(), &[&train[..], &["--resume"]].concat());
+    assert!(stderr.contains("lambda_cls=1 on cpu in "), "{stderr}");
+    let model = |dir: &Path| std::fs::read(run_dir(dir).join("model.safetensors")).unwrap();
+    assert!(
+        model(killed.path()) == model(straight.path()),
+        "the resumed run's weights differ from the uninterrupted run's"
+    );
+    // The finished run drops its checkpoint, and nothing half-written is left anywhere.
+    assert!(!checkpoint.exists());
+    assert_eq!(
+        temporaries(&killed.path().join("runs")),
+        Vec::<std::path::PathBuf>::new()
+    );
+    // A second --resume finds the run up to date instead of training it again.
+    let stderr = stage(killed.path(), &[&train[..], &["--resume"]].concat());
+    assert!(stderr.contains("is up to date"), "{stderr}");
+}
