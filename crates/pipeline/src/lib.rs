@@ -577,8 +577,18 @@ mod tests {
 
     #[test]
     fn the_shipped_pipelines_are_valid() {
-        let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines/demo.json");
-        Pipeline::load(&demo).unwrap();
+        let shipped = |name: &str| {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../pipelines")
+                .join(name);
+            Pipeline::load(&path).unwrap()
+        };
+        // The demo keeps the paper's two lambda_cls values; the sweep is the demo with the sweep.
+        let demo = shipped("demo.json");
+        assert_eq!(demo.config.gan.lambda_cls, [0.0, 2.0]);
+        let sweep = shipped("sweep.json");
+        assert_eq!(sweep.config.gan.lambda_cls, [0.0, 0.5, 1.0, 2.0, 4.0]);
+        assert_eq!(sweep.config.gan.network, demo.config.gan.network);
         // paper.json needs real corpora: with the variables pointing at the demo corpus files,
         // everything but the corpus contents is checked.
         let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/corpus");
