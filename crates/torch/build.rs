@@ -7,11 +7,15 @@
 //!
 //! Every crate whose own tests or binaries run libtorch uses this file as its build script and
 //! depends on `torch-sys` directly: cargo only hands `DEP_TCH_LIBTORCH_LIB` to direct dependents.
+//!
+//! It also sets `EMOCYCLE_CODE_FINGERPRINT`, the code part of a stage's freshness keys (see the
+//! `emocycle-fingerprint` crate).
 
 fn main() {
     // A relative `build.rs` would name the including package's own (absent) file, which cargo
     // takes as changed on every build: every including crate would recompile every time.
     println!("cargo:rerun-if-changed={}", this_script().display());
+    emocycle_fingerprint::emit();
     let Ok(lib_dir) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
         // LIBTORCH_STATIC or an unusual platform: nothing to add.
         return;

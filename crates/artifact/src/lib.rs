@@ -4,8 +4,9 @@
 //! - writes are atomic ([`write_atomic`]): data go to a hidden temporary file beside the target,
 //!   are flushed to disk and renamed over it, so a crash leaves the old file or none, never a torn
 //!   one;
-//! - parquet files carry footer key-value [`Metadata`] (code version, stage, config, seeds,
-//!   inputs' hashes) that pandas, pyarrow and polars can read back;
+//! - parquet files carry footer key-value [`Metadata`] (code version, the writing stage's code
+//!   fingerprint, stage, config, seeds, inputs' hashes) that pandas, pyarrow and polars can read
+//!   back;
 //! - readers check the schema they rely on and name the file and column when it is wrong.
 
 mod atomic;

@@ -11,6 +11,9 @@ use crate::{ArtifactError, CODE_VERSION, Result};
 pub mod keys {
     /// [`crate::CODE_VERSION`] of the writer.
     pub const CODE_VERSION: &str = "emocycle.code_version";
+    /// The writing stage's code fingerprint (its crate's `CODE_FINGERPRINT`): the code part of
+    /// the stage's freshness keys.
+    pub const CODE_FINGERPRINT: &str = "emocycle.code_fingerprint";
     /// The stage that wrote the file (`features`, `train`, ...).
     pub const STAGE: &str = "emocycle.stage";
     /// The stage's configuration, as JSON.
@@ -28,10 +31,12 @@ pub mod keys {
 pub struct Metadata(BTreeMap<String, String>);
 
 impl Metadata {
-    /// Metadata for a file written by `stage`, stamped with the code version.
-    pub fn for_stage(stage: &str) -> Self {
+    /// Metadata for a file written by `stage`, stamped with the code version and the stage's
+    /// code fingerprint (`CODE_FINGERPRINT` of the stage's crate).
+    pub fn for_stage(stage: &str, code_fingerprint: &str) -> Self {
         let mut metadata = Self::default();
         metadata.insert(keys::CODE_VERSION, CODE_VERSION);
+        metadata.insert(keys::CODE_FINGERPRINT, code_fingerprint);
         metadata.insert(keys::STAGE, stage);
         metadata
     }

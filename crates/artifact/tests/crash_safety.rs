@@ -49,7 +49,7 @@ fn crash_test_child_writer() {
         return;
     };
     for version in 1.. {
-        let mut metadata = Metadata::for_stage("crash-test");
+        let mut metadata = Metadata::for_stage("crash-test", "test-code");
         metadata.insert("version", version.to_string());
         // Odd versions go through ParquetStream (plain pages, row groups written by a thread
         // of its own while the next is encoded), even ones through polars' writer.
@@ -76,7 +76,7 @@ fn crash_test_child_writer() {
 fn killed_writer_never_leaves_a_torn_artifact() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("artifact.parquet");
-    let mut metadata = Metadata::for_stage("crash-test");
+    let mut metadata = Metadata::for_stage("crash-test", "test-code");
     metadata.insert("version", "0");
     write_parquet(&target, &mut frame_of_version(0), &metadata).unwrap();
 

@@ -24,7 +24,7 @@ fn data_and_footer_metadata_survive_a_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("nested/features.parquet");
     let mut frame = sample_frame();
-    let mut metadata = Metadata::for_stage("features");
+    let mut metadata = Metadata::for_stage("features", "test-code");
     metadata.insert_json(keys::SEEDS, &serde_json::json!({"split": 42}));
     metadata.insert(keys::FINGERPRINT, "abc123");
     write_parquet(&path, &mut frame, &metadata).unwrap();
@@ -62,7 +62,7 @@ fn schema_checks_name_the_file_and_column() {
 
 #[test]
 fn missing_json_metadata_is_a_clear_error() {
-    let metadata = Metadata::for_stage("eval");
+    let metadata = Metadata::for_stage("eval", "test-code");
     let error = metadata
         .get_json::<serde_json::Value>(keys::CONFIG, Path::new("r.parquet"))
         .unwrap_err();
@@ -106,7 +106,7 @@ fn plain_pages_round_trip_in_row_groups_of_the_requested_size() {
     let mut frame = sample_frame();
     frame.vstack_mut_owned(sample_frame()).unwrap();
     frame.vstack_mut_owned(sample_frame()).unwrap();
-    let mut metadata = Metadata::for_stage("features");
+    let mut metadata = Metadata::for_stage("features", "test-code");
     metadata.insert(keys::FINGERPRINT, "plain");
     for compression in [ParquetCompression::None, ParquetCompression::Lz4] {
         write_parquet_with(
@@ -153,7 +153,7 @@ fn plain_pages_keep_nested_columns_whole() {
     write_parquet_with(
         &path,
         &mut frame,
-        &Metadata::for_stage("test"),
+        &Metadata::for_stage("test", "test-code"),
         WriteOptions {
             compression: ParquetCompression::None,
             row_group_rows: Some(2),
@@ -169,7 +169,7 @@ fn plain_pages_keep_nested_columns_whole() {
 fn a_stream_appears_only_when_finished_and_rejects_foreign_row_groups() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("stream.parquet");
-    let metadata = Metadata::for_stage("features");
+    let metadata = Metadata::for_stage("features", "test-code");
 
     let mut stream =
         ParquetStream::create(&path, sample_frame().schema(), ParquetCompression::None).unwrap();

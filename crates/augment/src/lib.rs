@@ -32,6 +32,11 @@ mod error;
 mod methods;
 mod stage;
 
+/// The code part of this stage's freshness keys: a sha256 over the sources that shape its
+/// outputs (this crate, the workspace crates it depends on, `Cargo.lock`), fixed at build time
+/// (see the `emocycle-fingerprint` crate). Every artifact the stage writes records it.
+pub const CODE_FINGERPRINT: &str = env!("EMOCYCLE_CODE_FINGERPRINT");
+
 pub use cgan::{Cgan, CganEpoch};
 pub use config::{BaselineConfig, CganConfig, CganOutput, Method, Size};
 pub use error::AugmentError;

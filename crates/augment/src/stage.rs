@@ -214,7 +214,7 @@ pub fn run_baseline(
     };
     debug_assert_eq!(synthetic.counts(), counts);
 
-    let mut metadata = Metadata::for_stage("augment");
+    let mut metadata = Metadata::for_stage("augment", crate::CODE_FINGERPRINT);
     metadata.insert_json(keys::CONFIG, &request.recorded_config());
     metadata.insert_json(keys::SEEDS, &serde_json::json!({ "augment": seed }));
     metadata.insert_json(keys::INPUTS, &inputs);

@@ -105,6 +105,7 @@ pub fn features(config: &Path, nan: Option<NanPolicy>, force: bool) -> Result<()
             also.push(layout.split(&corpus.name));
         }
         let expected = Expected {
+            code: emocycle_features::CODE_FINGERPRINT,
             config: serde_json::to_value(corpus)?,
             inputs: [
                 Some(&corpus.features),
@@ -305,6 +306,7 @@ pub fn pretrain(config: &Path, run: &GanRunArgs) -> Result<()> {
     for scope in gan_scopes(&pipeline, run.scope.as_deref())? {
         let dirs = pipeline.gan_dirs(&scope);
         let expected = Expected {
+            code: emocycle_gan::CODE_FINGERPRINT,
             config: serde_json::to_value(&gan_config)?,
             inputs: scope_input_files(&pipeline, &scope),
         };
@@ -387,6 +389,7 @@ pub fn train(config: &Path, lambda_cls: Option<f64>, run: &GanRunArgs) -> Result
             let mut inputs = scope_input_files(&pipeline, &scope);
             inputs.push(dirs.generators());
             let expected = Expected {
+                code: emocycle_gan::CODE_FINGERPRINT,
                 config: serde_json::to_value(&gan_config)?,
                 inputs,
             };
@@ -506,6 +509,7 @@ pub fn generate(
                 scope.name()
             );
             let expected = Expected {
+                code: emocycle_synth::CODE_FINGERPRINT,
                 config: request.recorded_config(synth),
                 inputs: request.input_files(synth),
             };
@@ -581,7 +585,11 @@ pub fn quality(config: &Path, device: Option<DeviceChoice>, force: bool) -> Resu
     let recorded = emocycle_synth::quality_config(&sets, &pipeline.config.synth);
     if !force
         && layout.quality_markdown().is_file()
-        && is_fresh_by_record(&layout.quality(), &recorded)?
+        && is_fresh_by_record(
+            &layout.quality(),
+            &recorded,
+            emocycle_synth::CODE_FINGERPRINT,
+        )?
     {
         eprintln!("quality: up to date (skipped; --force reruns it)");
         return Ok(());
@@ -632,7 +640,13 @@ pub fn evaluate(config: &Path, device: Option<DeviceChoice>, force: bool) -> Res
     // --force trains every classifier again, not only rewrites the tables; the old results
     // stay in place until the new ones replace them.
     inputs.reuse = !force;
-    if !force && is_fresh_by_record(&record, &serde_json::to_value(&eval_config)?)? {
+    if !force
+        && is_fresh_by_record(
+            &record,
+            &serde_json::to_value(&eval_config)?,
+            emocycle_eval::CODE_FINGERPRINT,
+        )?
+    {
         eprintln!("evaluate: up to date (skipped; --force reruns it)");
         return Ok(());
     }
@@ -709,6 +723,16 @@ pub fn inspect(file: &Path, rows: usize) -> Result<()> {
 
 pub fn doctor(device: DeviceChoice) -> Result<()> {
     println!("emocycle {}", emocycle_artifact::CODE_VERSION);
+    // The code part of each stage's freshness keys: a stage whose fingerprint is unchanged since
+    // its outputs were made keeps them.
+    println!(
+        "code fingerprints: features {}, augment {}, gan {}, synth {}, eval {}",
+        emocycle_features::CODE_FINGERPRINT,
+        emocycle_augment::CODE_FINGERPRINT,
+        emocycle_gan::CODE_FINGERPRINT,
+        emocycle_synth::CODE_FINGERPRINT,
+        emocycle_eval::CODE_FINGERPRINT
+    );
     println!("libtorch threads: {}", tch::get_num_threads());
     let cuda = tch::Cuda::is_available();
     println!("CUDA available: {cuda}");
@@ -772,6 +796,7 @@ pub fn augment(config: &Path, args: &AugmentArgs) -> Result<()> {
         for &baseline in &baselines {
             let request = pipeline.baseline_request(&scope, baseline);
             let expected = Expected {
+                code: emocycle_augment::CODE_FINGERPRINT,
                 config: request.recorded_config(),
                 inputs: request.input_files(),
             };

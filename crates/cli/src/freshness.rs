@@ -1,17 +1,21 @@
 //! Whether a stage's outputs are up to date, so a rerun can skip it.
 //!
-//! Every stage records in its parquet footer the code version, its config and the sha256 of each
-//! input. An output is fresh when those three equal what this run would record, and the stage's
-//! other outputs exist. Nothing else is trusted: not modification times, not file names.
+//! Every stage records in its parquet footer its code fingerprint (the `CODE_FINGERPRINT` of the
+//! stage's crate: a hash of the sources that shape its outputs), its config and the sha256 of
+//! each input. An output is fresh when those three equal what this run would record, and the
+//! stage's other outputs exist. Nothing else is trusted: not modification times, not file names,
+//! not the git commit (a commit that touches only docs or another stage keeps outputs fresh).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use emocycle_artifact::{CODE_VERSION, keys, read_parquet_metadata, sha256_file};
+use emocycle_artifact::{keys, read_parquet_metadata, sha256_file};
 
 /// What a stage run would record.
 pub struct Expected {
+    /// The stage crate's code fingerprint, compared with `emocycle.code_fingerprint`.
+    pub code: &'static str,
     /// The config the stage records under `emocycle.config`.
     pub config: serde_json::Value,
     /// Input files; their sha256 is compared with `emocycle.inputs`.
@@ -40,7 +44,7 @@ pub fn is_fresh(
     let Ok(metadata) = read_parquet_metadata(record) else {
         return Ok(false);
     };
-    if metadata.get(keys::CODE_VERSION) != Some(CODE_VERSION) {
+    if metadata.get(keys::CODE_FINGERPRINT) != Some(expected.code) {
         return Ok(false);
     }
     let recorded_config: Option<serde_json::Value> = metadata
@@ -57,11 +61,11 @@ pub fn is_fresh(
 
 /// Like [`is_fresh`] for stages whose input list is worked out inside the stage: the record's
 /// own list of inputs is hashed again, so any changed, missing or deleted input makes it stale.
-pub fn is_fresh_by_record(record: &Path, config: &serde_json::Value) -> Result<bool> {
+pub fn is_fresh_by_record(record: &Path, config: &serde_json::Value, code: &str) -> Result<bool> {
     let Ok(metadata) = read_parquet_metadata(record) else {
         return Ok(false);
     };
-    if metadata.get(keys::CODE_VERSION) != Some(CODE_VERSION) {
+    if metadata.get(keys::CODE_FINGERPRINT) != Some(code) {
         return Ok(false);
     }
     let recorded_config: Option<serde_json::Value> = metadata
@@ -120,7 +124,7 @@ mod tests {
 
     fn record(dir: &Path, config: serde_json::Value, input: &Path) -> PathBuf {
         let path = dir.join("out.parquet");
-        let mut metadata = Metadata::for_stage("test");
+        let mut metadata = Metadata::for_stage("test", "test-code");
         metadata.insert_json(keys::CONFIG, &config);
         metadata.insert_json(keys::INPUTS, &input_hashes(&[input.to_path_buf()]).unwrap());
         let mut frame = df!("x" => [1i32]).unwrap();
@@ -136,10 +140,17 @@ mod tests {
         let config = serde_json::json!({"epochs": 3, "lambda": 2});
         let out = record(dir.path(), config.clone(), &input);
         let expected = |config| Expected {
+            code: "test-code",
             config,
             inputs: vec![input.clone()],
         };
         assert!(is_fresh(&out, &expected(config.clone()), &[], whole).unwrap());
+        // Another stage code (the record says "test-code").
+        let other_code = Expected {
+            code: "other-code",
+            ..expected(config.clone())
+        };
+        assert!(!is_fresh(&out, &other_code, &[], whole).unwrap());
         // Another config value.
         assert!(
             !is_fresh(

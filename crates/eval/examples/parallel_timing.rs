@@ -64,7 +64,7 @@ fn write_corpus(dir: &Path, sessions: usize, per_session: usize, width: usize) -
         columns.push(Column::new(name.as_str().into(), values));
     }
     let mut frame = DataFrame::new(rows, columns).unwrap();
-    let mut metadata = Metadata::for_stage("features");
+    let mut metadata = Metadata::for_stage("features", "test-code");
     metadata.insert_json("emocycle.features", &names);
     write_parquet(
         &dir.join("features/labelled.parquet"),
@@ -84,7 +84,7 @@ fn write_corpus(dir: &Path, sessions: usize, per_session: usize, width: usize) -
         ],
     )
     .unwrap();
-    let mut metadata = Metadata::for_stage("features");
+    let mut metadata = Metadata::for_stage("features", "test-code");
     metadata.insert_json("emocycle.folds", &folds);
     write_parquet(
         &dir.join("features/labelled.folds.parquet"),
@@ -129,7 +129,7 @@ fn write_synthetic(
         columns.push(Column::new(name.as_str().into(), values));
     }
     let mut frame = DataFrame::new(rows, columns).unwrap();
-    let mut metadata = Metadata::for_stage("synth");
+    let mut metadata = Metadata::for_stage("synth", "test-code");
     metadata.insert_json("emocycle.features", &names);
     write_parquet(path, &mut frame, &metadata).unwrap();
 }

@@ -51,10 +51,11 @@
 //!
 //! # Reuse
 //!
-//! Every run has a `run_key`: the sha256 of the code version, the settings that shape training,
-//! the setup's hyper-parameters, its seed and the sha256 of every file it reads. A run whose key
-//! is in the previous `results.parquet` is not trained again: changing one synthetic set, one
-//! lambda_cls or one setup's hyper-parameters retrains exactly the runs that depend on it.
+//! Every run has a `run_key`: the sha256 of the stage's [`CODE_FINGERPRINT`], the settings that
+//! shape training, the setup's hyper-parameters, its seed and the sha256 of every file it reads.
+//! A run whose key is in the previous `results.parquet` is not trained again: changing one
+//! synthetic set, one lambda_cls or one setup's hyper-parameters retrains exactly the runs that
+//! depend on it.
 //!
 //! # Aggregation
 //!
@@ -96,6 +97,11 @@ mod metrics;
 mod report;
 mod run;
 mod source;
+
+/// The code part of this stage's freshness keys: a sha256 over the sources that shape its
+/// outputs (this crate, the workspace crates it depends on, `Cargo.lock`), fixed at build time
+/// (see the `emocycle-fingerprint` crate). Every artifact the stage writes records it.
+pub const CODE_FINGERPRINT: &str = env!("EMOCYCLE_CODE_FINGERPRINT");
 
 pub use config::{
     AdamParams, ClassifierParams, DEFAULT_PARALLEL_JOBS, EvalConfig, Setup, SetupParams,

@@ -443,7 +443,7 @@ pub(crate) fn write_all(
     skipped: &[String],
 ) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
-    let mut metadata = Metadata::for_stage("eval");
+    let mut metadata = Metadata::for_stage("eval", crate::CODE_FINGERPRINT);
     metadata.insert_json(keys::CONFIG, config);
     metadata.insert_json(
         keys::SEEDS,

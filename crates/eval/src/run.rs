@@ -820,7 +820,7 @@ fn run_key(identity: &RunIdentity) -> String {
     }
     files.extend(identity.synthetic_files);
     let mut hasher = emocycle_artifact::Sha256Hasher::new()
-        .part("code", emocycle_artifact::CODE_VERSION)
+        .part("code", crate::CODE_FINGERPRINT)
         .part("settings", &settings.to_string())
         .part("scope", &identity.scope.test.name())
         .part("synthetic_scope", &identity.scope.synthetic_scope)

@@ -142,7 +142,7 @@ fn write_synthetic(path: &Path, scope: &str, lambda_cls: f64, per_class: usize, 
         columns.push(Column::new(name.as_str().into(), values));
     }
     let mut frame = DataFrame::new(rows, columns).unwrap();
-    let mut metadata = Metadata::for_stage("synth");
+    let mut metadata = Metadata::for_stage("synth", "test-code");
     metadata.insert_json("emocycle.features", &feature_names());
     write_parquet(path, &mut frame, &metadata).unwrap();
 }
@@ -457,7 +457,7 @@ fn write_baseline(
         columns.push(Column::new(feature.as_str().into(), values));
     }
     let mut frame = DataFrame::new(rows, columns).unwrap();
-    let mut metadata = Metadata::for_stage("augment");
+    let mut metadata = Metadata::for_stage("augment", "test-code");
     metadata.insert_json("emocycle.features", &feature_names());
     if let Some(session) = held_out {
         metadata.insert("emocycle.held_out_session", session);

@@ -39,6 +39,11 @@ mod stage;
 pub mod testing;
 mod tile;
 
+/// The code part of this stage's freshness keys: a sha256 over the sources that shape its
+/// outputs (this crate, the workspace crates it depends on, `Cargo.lock`), fixed at build time
+/// (see the `emocycle-fingerprint` crate). Every artifact the stage writes records it.
+pub const CODE_FINGERPRINT: &str = env!("EMOCYCLE_CODE_FINGERPRINT");
+
 pub use emotion::{Emotion, LabelMap};
 pub use error::{FeatureError, FeatureMismatch, Location, Result};
 pub use folds::{Fold, Part, SplitMix64, leave_one_session_out, stratified_split};

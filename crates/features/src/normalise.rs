@@ -347,7 +347,10 @@ mod tests {
         let path = dir.path().join("norm.parquet");
         let normaliser = Normaliser::fit_rows(names(3), &[1.0, 2.0, 3.0, 4.0, 6.0, 9.0]);
         normaliser
-            .write(&path, &Metadata::for_stage("features"))
+            .write(
+                &path,
+                &Metadata::for_stage("features", crate::CODE_FINGERPRINT),
+            )
             .unwrap();
         assert_eq!(Normaliser::read(&path).unwrap(), normaliser);
     }

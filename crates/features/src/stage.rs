@@ -483,7 +483,7 @@ pub fn ingest_corpus(
     };
     report.folds = folds.clone();
 
-    let mut base_metadata = Metadata::for_stage("features");
+    let mut base_metadata = Metadata::for_stage("features", crate::CODE_FINGERPRINT);
     base_metadata.insert("emocycle.corpus", &corpus.name);
     base_metadata.insert_json(keys::CONFIG, corpus);
     let mut inputs = BTreeMap::new();

@@ -102,6 +102,11 @@ pub(crate) fn libtorch_rng_lock() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// The code part of this stage's freshness keys: a sha256 over the sources that shape its
+/// outputs (this crate, the workspace crates it depends on, `Cargo.lock`), fixed at build time
+/// (see the `emocycle-fingerprint` crate). Every artifact the stage writes records it.
+pub const CODE_FINGERPRINT: &str = env!("EMOCYCLE_CODE_FINGERPRINT");
+
 pub use config::{GanConfig, ModelLayout};
 pub use data::{DataShape, TrainingData, ensure_no_test_session};
 pub use error::GanError;

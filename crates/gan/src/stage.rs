@@ -382,7 +382,7 @@ fn log_metadata(
     config: &GanConfig,
     inputs: &BTreeMap<String, String>,
 ) -> Metadata {
-    let mut metadata = Metadata::for_stage(stage);
+    let mut metadata = Metadata::for_stage(stage, crate::CODE_FINGERPRINT);
     metadata.insert("emocycle.scope", scope.name());
     metadata.insert_json(keys::CONFIG, config);
     metadata.insert_json(keys::SEEDS, &serde_json::json!({ "gan": config.seed }));

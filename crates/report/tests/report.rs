@@ -106,7 +106,7 @@ fn rows(
 }
 
 fn write_results(run_dir: &Path, results: &[RunResult], config: &EvalConfig) {
-    let mut metadata = Metadata::for_stage("eval");
+    let mut metadata = Metadata::for_stage("eval", "test-code");
     metadata.insert_json(keys::CONFIG, config);
     metadata.insert_json(
         keys::SEEDS,
@@ -223,7 +223,7 @@ fn write_quality(run_dir: &Path) {
         ],
     )
     .unwrap();
-    let mut metadata = Metadata::for_stage("quality");
+    let mut metadata = Metadata::for_stage("quality", "test-code");
     metadata.insert_json(keys::SEEDS, &serde_json::json!({"metric": 0}));
     write_parquet(
         &run_dir.join("synth/quality.parquet"),
@@ -257,7 +257,7 @@ fn write_loss_logs(run_dir: &Path) {
         ],
     )
     .unwrap();
-    let metadata = Metadata::for_stage("pretrain");
+    let metadata = Metadata::for_stage("pretrain", "test-code");
     write_parquet(
         &run_dir.join("gan/fold1/pretrain/loss_log.parquet"),
         &mut pretrain,
@@ -292,7 +292,7 @@ fn write_loss_logs(run_dir: &Path) {
     write_parquet(
         &run_dir.join("gan/fold1/lambda_cls-2/loss_log.parquet"),
         &mut train,
-        &Metadata::for_stage("train"),
+        &Metadata::for_stage("train", "test-code"),
     )
     .unwrap();
 }
@@ -301,7 +301,7 @@ fn write_loss_logs(run_dir: &Path) {
 fn write_set(run_dir: &Path, dir: &str, rows_per_emotion: &str) {
     let mut frame =
         DataFrame::new(1, vec![Column::new("synthetic_id".into(), vec!["s0"])]).unwrap();
-    let mut metadata = Metadata::for_stage("generate");
+    let mut metadata = Metadata::for_stage("generate", "test-code");
     metadata.insert("emocycle.rows_per_emotion", rows_per_emotion);
     metadata.insert_json(keys::SEEDS, &serde_json::json!({"generate": 7}));
     write_parquet(

@@ -277,7 +277,7 @@ pub fn generate_set(
     let rows_total = rows.len() * Emotion::ALL.len();
     let scope_name = request.scope.name();
 
-    let mut metadata = Metadata::for_stage("generate");
+    let mut metadata = Metadata::for_stage("generate", crate::CODE_FINGERPRINT);
     metadata.insert_json(keys::CONFIG, &request.recorded_config(config));
     metadata.insert_json(
         keys::SEEDS,

@@ -34,6 +34,11 @@ mod generate;
 mod metrics;
 mod quality;
 
+/// The code part of this stage's freshness keys: a sha256 over the sources that shape its
+/// outputs (this crate, the workspace crates it depends on, `Cargo.lock`), fixed at build time
+/// (see the `emocycle-fingerprint` crate). Every artifact the stage writes records it.
+pub const CODE_FINGERPRINT: &str = env!("EMOCYCLE_CODE_FINGERPRINT");
+
 pub use config::{FeatureSpace, SynthConfig};
 pub use error::SynthError;
 pub use figure::{

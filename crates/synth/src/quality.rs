@@ -678,7 +678,7 @@ pub fn quality_report(
 
     let mut outputs = Vec::new();
     let mut frame = quality_frame(&rows)?;
-    let mut metadata = Metadata::for_stage("quality");
+    let mut metadata = Metadata::for_stage("quality", crate::CODE_FINGERPRINT);
     metadata.insert_json(keys::CONFIG, &recorded_config(sets, config));
     metadata.insert_json(
         keys::SEEDS,
