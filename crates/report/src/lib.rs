@@ -36,6 +36,7 @@ mod error;
 mod plot;
 mod read;
 mod sections;
+mod stats;
 
 use std::path::{Path, PathBuf};
 
@@ -275,7 +276,7 @@ pub fn write_report(inputs: &ReportInputs) -> Result<ReportOutcome, ReportError>
         notes,
         findings: findings
             .iter()
-            .map(|finding| format!("{}: {}", finding.claim, finding.verdict()))
+            .map(|finding| format!("{}: {}", finding.claim, finding.verdict_text()))
             .collect(),
     })
 }

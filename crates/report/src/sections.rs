@@ -17,6 +17,7 @@ use crate::read::{
     SetKey, SetMetrics, mean_over_scopes, quality_baselines, quality_lambdas, quality_scopes,
     read_set_size, scope_metrics,
 };
+use crate::stats::{self, Paired};
 
 /// The paper's Table 1: |target - source| and |target - syn| for lambda_cls 0 and 2.
 const PAPER_TABLE1_SOURCE: f64 = 0.084;
@@ -307,34 +308,66 @@ fn paper_table1(key: SetKey) -> Option<f64> {
     }
 }
 
-/// One of the paper's findings checked on this run's numbers: `left` should exceed `right`
+/// The significance level of the findings' paired tests.
+const ALPHA: f64 = 0.05;
+
+/// One of the paper's findings checked on this run's numbers: `ours.0` should exceed `ours.1`
 /// (UARs) or fall below it (Table 1 distances).
 pub(crate) struct Finding {
     /// What the paper found, in words.
     pub claim: &'static str,
-    /// This run's two numbers as `a < b` or `a > b`; `None` when the run lacks one of them.
+    /// This run's two numbers (means over the paired units); `None` when the run lacks one.
     pub ours: Option<(f64, f64)>,
     /// The paper's two numbers.
     pub paper: (f64, f64),
     /// Whether the comparison is "lower is better" (Table 1) rather than "higher" (UAR).
     pub lower: bool,
+    /// The paired test of the per-unit differences `a - b`.
+    pub test: Option<Paired>,
+    /// What the pairs are (`scopes`, `folds x repeats`, `repeats`).
+    pub units: &'static str,
+}
+
+/// What a finding's paired test says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// This run's difference points the paper's way and is significant.
+    Holds,
+    /// It points the other way, significantly.
+    DoesNotHold,
+    /// It is not significant at [`ALPHA`], whichever way it points.
+    NotSignificant,
+    /// The run lacks one of the two configurations.
+    NotMeasured,
 }
 
 impl Finding {
-    /// `Some(true)` when this run's numbers point the paper's way.
-    pub fn holds(&self) -> Option<bool> {
-        self.ours
-            .map(|(a, b)| if self.lower { a < b } else { a > b })
+    fn points_papers_way(&self, (a, b): (f64, f64)) -> bool {
+        if self.lower { a < b } else { a > b }
+    }
+
+    pub fn verdict(&self) -> Verdict {
+        match (self.ours, &self.test) {
+            (Some(ours), Some(test)) if test.p < ALPHA => {
+                if self.points_papers_way(ours) {
+                    Verdict::Holds
+                } else {
+                    Verdict::DoesNotHold
+                }
+            }
+            (Some(_), _) => Verdict::NotSignificant,
+            (None, _) => Verdict::NotMeasured,
+        }
     }
 
     /// The two numbers with the relation they are in: the paper's way (`<` for distances, `>`
     /// for UARs) or the other (`≥`, `≤`).
     fn pair(&self, (a, b): (f64, f64)) -> String {
-        let sign = match (self.lower, a < b, a > b) {
-            (true, true, _) => "<",
-            (true, false, _) => "≥",
-            (false, _, true) => ">",
-            (false, _, false) => "≤",
+        let sign = match (self.lower, self.points_papers_way((a, b))) {
+            (true, true) => "<",
+            (true, false) => "≥",
+            (false, true) => ">",
+            (false, false) => "≤",
         };
         if self.lower {
             format!("{a:.3} {sign} {b:.3}")
@@ -343,94 +376,133 @@ impl Finding {
         }
     }
 
-    /// `holds` / `does not hold` / `not measured`, with the numbers.
-    pub fn verdict(&self) -> String {
-        match (self.holds(), self.ours) {
-            (Some(true), Some(ours)) => format!("holds ({})", self.pair(ours)),
-            (Some(false), Some(ours)) => format!("does not hold ({})", self.pair(ours)),
-            _ => "not measured in this run".to_string(),
+    /// The test's numbers: `p = 0.003 over 25 folds x repeats`.
+    fn test_text(&self) -> String {
+        match &self.test {
+            Some(test) => format!("p = {} over {} {}", p_text(test.p), test.n, self.units),
+            None => String::new(),
+        }
+    }
+
+    /// The verdict in words, with this run's numbers and the test's p-value.
+    pub fn verdict_text(&self) -> String {
+        let word = match self.verdict() {
+            Verdict::Holds => "holds",
+            Verdict::DoesNotHold => "does not hold",
+            Verdict::NotSignificant => "not significant",
+            Verdict::NotMeasured => return "not measured in this run".to_string(),
+        };
+        match self.ours {
+            Some(ours) => format!("{word} ({}; {})", self.pair(ours), self.test_text()),
+            None => word.to_string(),
         }
     }
 }
 
-/// The paper's findings, each as this run's and the paper's numbers: Table 1's order (means
-/// over scopes) and the UAR comparisons its text draws from Tables 2 and 3.
+/// A p-value with two significant digits, or a bound below what the test resolves.
+fn p_text(p: f64) -> String {
+    if p < 1e-4 {
+        "< 0.0001".to_string()
+    } else if p < 0.01 {
+        format!("{p:.4}")
+    } else {
+        format!("{p:.3}")
+    }
+}
+
+/// The paper's findings, each as this run's and the paper's numbers and a paired test: Table
+/// 1's order (paired over scopes) and the UAR comparisons its text draws from Tables 2 and 3
+/// (paired over folds and repeats, each pair on the same test data).
 pub(crate) fn findings(context: &Context) -> Vec<Finding> {
-    let mad = |key: SetKey| {
-        context
-            .quality
-            .as_ref()
-            .ok()
-            .and_then(|rows| mean_over_scopes(rows, key))
-            .map(|(metrics, _)| metrics.mad)
+    let seed = context.pipeline.config.seed;
+    let table1 = |claim, a: SetKey, b: SetKey, paper: (f64, f64)| {
+        let rows = context.quality.as_ref().ok();
+        let pairs: Vec<(f64, f64)> = rows
+            .map(|rows| {
+                quality_scopes(rows)
+                    .iter()
+                    .filter_map(|scope| {
+                        let mad = |key| scope_metrics(rows, scope, key).map(|m| m.mad);
+                        mad(a).zip(mad(b))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        finding(claim, pairs, paper, true, "scopes", seed)
     };
-    let uar = |experiment, setup, lambda_cls: Option<f64>| {
-        let source = lambda_cls.map(SyntheticSource::cyclegan);
-        context
-            .summary(experiment, setup, source.as_ref())
-            .map(|summary| summary.uar_mean * 100.0)
-            .filter(|value| value.is_finite())
+    let uar = |claim, experiment, (setup_a, lambda_a), (setup_b, lambda_b)| {
+        let values = |setup, lambda_cls: Option<f64>| -> BTreeMap<(Option<usize>, usize), f64> {
+            let source = lambda_cls.map(SyntheticSource::cyclegan);
+            context
+                .results
+                .iter()
+                .filter(|r| r.experiment == experiment && r.setup == setup)
+                .filter(|r| r.source == source)
+                .map(|r| ((r.fold, r.repeat), r.uar() * 100.0))
+                .collect()
+        };
+        let (a, b) = (values(setup_a, lambda_a), values(setup_b, lambda_b));
+        let pairs = a
+            .iter()
+            .filter_map(|(unit, &a)| b.get(unit).map(|&b| (a, b)))
+            .collect();
+        let paper = |setup, lambda_cls: Option<f64>| {
+            let source = lambda_cls.map(SyntheticSource::cyclegan);
+            paper_uar(experiment, setup, source.as_ref()).map_or(f64::NAN, |(mean, _)| mean)
+        };
+        let units = if experiment == Experiment::Within {
+            "folds x repeats"
+        } else {
+            "repeats"
+        };
+        finding(
+            claim,
+            pairs,
+            (paper(setup_a, lambda_a), paper(setup_b, lambda_b)),
+            false,
+            units,
+            seed,
+        )
     };
-    let paper_uar_of = |experiment, setup, lambda_cls: Option<f64>| {
-        let source = lambda_cls.map(SyntheticSource::cyclegan);
-        paper_uar(experiment, setup, source.as_ref()).map_or(f64::NAN, |(mean, _)| mean)
-    };
-    let both = |a: Option<f64>, b: Option<f64>| a.zip(b);
-    let (syn0, syn2, source) = (
-        mad(SetKey::CycleGan(0.0)),
-        mad(SetKey::CycleGan(2.0)),
-        mad(SetKey::Source),
-    );
-    let comparison = |claim, experiment, (setup_a, lambda_a), (setup_b, lambda_b)| Finding {
-        claim,
-        ours: both(
-            uar(experiment, setup_a, lambda_a),
-            uar(experiment, setup_b, lambda_b),
-        ),
-        paper: (
-            paper_uar_of(experiment, setup_a, lambda_a),
-            paper_uar_of(experiment, setup_b, lambda_b),
-        ),
-        lower: false,
-    };
+    let (paper_syn0, paper_syn2) = (PAPER_TABLE1_SYNTHETIC[0].1, PAPER_TABLE1_SYNTHETIC[1].1);
     vec![
-        Finding {
-            claim: "Table 1: the CycleGAN's data (λcls 0) is closer to the target than the source is",
-            ours: both(syn0, source),
-            paper: (PAPER_TABLE1_SYNTHETIC[0].1, PAPER_TABLE1_SOURCE),
-            lower: true,
-        },
-        Finding {
-            claim: "Table 1: the classification loss moves the data away from the target (λcls 0 closer than 2)",
-            ours: both(syn0, syn2),
-            paper: (PAPER_TABLE1_SYNTHETIC[0].1, PAPER_TABLE1_SYNTHETIC[1].1),
-            lower: true,
-        },
-        Finding {
-            claim: "Table 1: with λcls 2 the data is still closer to the target than the source is",
-            ours: both(syn2, source),
-            paper: (PAPER_TABLE1_SYNTHETIC[1].1, PAPER_TABLE1_SOURCE),
-            lower: true,
-        },
-        comparison(
+        table1(
+            "Table 1: the CycleGAN's data (λcls 0) is closer to the target than the source is",
+            SetKey::CycleGan(0.0),
+            SetKey::Source,
+            (paper_syn0, PAPER_TABLE1_SOURCE),
+        ),
+        table1(
+            "Table 1: the classification loss moves the data away from the target (λcls 0 closer than 2)",
+            SetKey::CycleGan(0.0),
+            SetKey::CycleGan(2.0),
+            (paper_syn0, paper_syn2),
+        ),
+        table1(
+            "Table 1: with λcls 2 the data is still closer to the target than the source is",
+            SetKey::CycleGan(2.0),
+            SetKey::Source,
+            (paper_syn2, PAPER_TABLE1_SOURCE),
+        ),
+        uar(
             "Table 2: syn-only, λcls 0 beats λcls 2 within corpus",
             Experiment::Within,
             (Setup::Syn, Some(0.0)),
             (Setup::Syn, Some(2.0)),
         ),
-        comparison(
+        uar(
             "Table 2: real+syn (λcls 2) beats real within corpus",
             Experiment::Within,
             (Setup::RealSyn, Some(2.0)),
             (Setup::Real, None),
         ),
-        comparison(
+        uar(
             "Table 3: syn-only, λcls 2 beats λcls 0 across corpora",
             Experiment::CrossTest,
             (Setup::Syn, Some(2.0)),
             (Setup::Syn, Some(0.0)),
         ),
-        comparison(
+        uar(
             "Table 3: real+syn (λcls 2) beats real across corpora",
             Experiment::CrossTest,
             (Setup::RealSyn, Some(2.0)),
@@ -439,24 +511,90 @@ pub(crate) fn findings(context: &Context) -> Vec<Finding> {
     ]
 }
 
+/// A finding from its paired values `(a_i, b_i)`.
+fn finding(
+    claim: &'static str,
+    pairs: Vec<(f64, f64)>,
+    paper: (f64, f64),
+    lower: bool,
+    units: &'static str,
+    seed: u64,
+) -> Finding {
+    let n = pairs.len() as f64;
+    let ours = (!pairs.is_empty()).then(|| {
+        let (a, b) = pairs
+            .iter()
+            .fold((0.0, 0.0), |(sa, sb), (a, b)| (sa + a, sb + b));
+        (a / n, b / n)
+    });
+    let differences: Vec<f64> = pairs.iter().map(|(a, b)| a - b).collect();
+    Finding {
+        claim,
+        ours,
+        paper,
+        lower,
+        test: stats::paired(&differences, seed),
+        units,
+    }
+}
+
 /// Section 1b: whether this run shows what the paper found.
 pub(crate) fn findings_section(findings: &[Finding], out: &mut String) {
     let _ = writeln!(out, "## The paper's findings in this run\n");
     let _ = writeln!(
         out,
         "Each comparison the paper draws, with this run's numbers (Table 1: means over scopes; \
-         Tables 2 and 3: mean UAR in %) beside the paper's. The verdict says which way this \
-         run's numbers point; a UAR difference within the ± spreads of Tables 2 and 3 may be \
-         chance, and no significance test is run.\n"
+         Tables 2 and 3: mean UAR in %) beside the paper's, and a paired test: the difference \
+         per scope (Table 1) or per fold and repeat (Tables 2 and 3, each pair on the same test \
+         data), an exact sign-flip permutation test of its mean (two-sided) and a 95% bootstrap \
+         interval. A finding holds when the difference points the paper's way at p < {ALPHA}; \
+         the tests cover the classifiers' randomness, not the GANs' (one GAN run per scope and \
+         λcls).\n"
     );
-    let _ = writeln!(out, "| finding | this run | paper |\n|---|---|---|");
+    let _ = writeln!(
+        out,
+        "| finding | verdict | this run | paper | mean difference [95% interval] | p |\n\
+         |---|---|---|---|---|---|"
+    );
+    let mut floors = Vec::new();
     for finding in findings {
+        let verdict = match finding.verdict() {
+            Verdict::Holds => "holds",
+            Verdict::DoesNotHold => "does not hold",
+            Verdict::NotSignificant => "not significant",
+            Verdict::NotMeasured => "not measured",
+        };
+        let (ours, difference, p) = match (finding.ours, &finding.test) {
+            (Some(ours), Some(test)) => {
+                let digits = if finding.lower { 3 } else { 2 };
+                if test.p_floor >= ALPHA {
+                    floors.push((finding.claim, test.n, test.p_floor));
+                }
+                (
+                    finding.pair(ours),
+                    format!(
+                        "{:+.digits$} [{:+.digits$}, {:+.digits$}]",
+                        test.mean, test.interval.0, test.interval.1
+                    ),
+                    format!("{} ({} {})", p_text(test.p), test.n, finding.units),
+                )
+            }
+            _ => ("–".to_string(), "–".to_string(), "–".to_string()),
+        };
         let _ = writeln!(
             out,
-            "| {} | {} | {} |",
+            "| {} | {verdict} | {ours} | {} | {difference} | {p} |",
             finding.claim,
-            finding.verdict(),
             finding.pair(finding.paper)
+        );
+    }
+    let _ = writeln!(out);
+    for (claim, n, floor) in floors {
+        let _ = writeln!(
+            out,
+            "- {claim}: with {n} pairs no difference can reach p < {ALPHA} (the smallest \
+             possible p is {}); more repeats (`evaluation.repeats`) or scopes would.",
+            p_text(floor)
         );
     }
     let _ = writeln!(out);
@@ -1132,29 +1270,38 @@ mod tests {
     }
 
     #[test]
-    fn a_finding_points_the_papers_way_or_not() {
-        let finding = |ours, lower| Finding {
-            claim: "claim",
-            ours,
-            paper: (1.0, 2.0),
-            lower,
-        };
+    fn a_finding_holds_only_when_significant_and_the_papers_way() {
+        let finding =
+            |pairs: Vec<(f64, f64)>, lower| finding("claim", pairs, (1.0, 2.0), lower, "scopes", 0);
+        // Six scopes, every one closer (lower): the smallest p six pairs give, 2/64.
+        let closer = finding(vec![(0.02, 0.07); 6], true);
+        assert_eq!(closer.verdict(), Verdict::Holds);
         assert_eq!(
-            finding(Some((0.0251, 0.07)), true).verdict(),
-            "holds (0.025 < 0.070)"
+            closer.verdict_text(),
+            "holds (0.020 < 0.070; p = 0.031 over 6 scopes)"
         );
-        assert_eq!(
-            finding(Some((0.123, 0.073)), true).verdict(),
-            "does not hold (0.123 ≥ 0.073)"
+        // The same numbers the other way round, significantly.
+        let farther = finding(vec![(0.123, 0.073); 6], true);
+        assert_eq!(farther.verdict(), Verdict::DoesNotHold);
+        assert!(
+            farther
+                .verdict_text()
+                .starts_with("does not hold (0.123 ≥ 0.073;")
         );
-        assert_eq!(
-            finding(Some((56.12, 53.24)), false).verdict(),
-            "holds (56.12 > 53.24)"
+        // Five repeats can never reach p < 0.05, however large the difference.
+        let five = finding(vec![(56.0, 50.0); 5], false);
+        assert_eq!(five.verdict(), Verdict::NotSignificant);
+        assert_eq!(five.test.as_ref().unwrap().p_floor, 0.0625);
+        // Mixed signs: no effect.
+        let mixed = finding(
+            vec![(51.0, 50.0), (49.0, 50.0), (50.5, 50.0), (49.5, 50.0)],
+            false,
         );
-        // Equal numbers are no effect.
-        assert_eq!(finding(Some((50.0, 50.0)), false).holds(), Some(false));
-        assert_eq!(finding(None, false).holds(), None);
-        assert_eq!(finding(None, true).verdict(), "not measured in this run");
+        assert_eq!(mixed.verdict(), Verdict::NotSignificant);
+        assert_eq!(mixed.pair((50.0, 50.0)), "50.00 ≤ 50.00");
+        let missing = finding(Vec::new(), false);
+        assert_eq!(missing.verdict(), Verdict::NotMeasured);
+        assert_eq!(missing.verdict_text(), "not measured in this run");
     }
 
     #[test]
