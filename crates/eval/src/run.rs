@@ -123,8 +123,13 @@ pub struct Summary {
     pub uar_per_repeat: Vec<f64>,
     /// Mean of `uar_per_repeat`.
     pub uar_mean: f64,
-    /// Population std of `uar_per_repeat`.
+    /// Population std of `uar_per_repeat`: the spread of the fold-averaged UAR over repeats.
     pub uar_std: f64,
+    /// Mean over folds of each fold's population std of the UAR over repeats: the ± of the
+    /// authors' combining code (it averages the per-session stds), the one the paper's ± is
+    /// comparable with. About sqrt(folds) larger than `uar_std` when the folds vary
+    /// independently; equal to it with one fold (cross corpus).
+    pub uar_std_per_session: f64,
     /// Mean over repeats of the fold-averaged accuracy.
     pub accuracy_mean: f64,
     /// Population std over repeats of the fold-averaged accuracy.
@@ -1033,6 +1038,14 @@ pub fn summarise(results: &[RunResult]) -> Vec<Summary> {
                 })
                 .collect();
             let (uar_mean, uar_std) = mean_std(&uar);
+            let mut per_fold: BTreeMap<Option<usize>, Vec<f64>> = BTreeMap::new();
+            for member in &members {
+                if let Some(value) = member.confusion.uar() {
+                    per_fold.entry(member.fold).or_default().push(value);
+                }
+            }
+            let fold_stds: Vec<f64> = per_fold.values().map(|values| mean_std(values).1).collect();
+            let uar_std_per_session = mean_std(&fold_stds).0;
             let (accuracy_mean, accuracy_std) = mean_std(&accuracy);
             Summary {
                 experiment,
@@ -1042,6 +1055,7 @@ pub fn summarise(results: &[RunResult]) -> Vec<Summary> {
                 uar_per_repeat: uar,
                 uar_mean,
                 uar_std,
+                uar_std_per_session,
                 accuracy_mean,
                 accuracy_std,
                 recall_mean,
@@ -1055,4 +1069,51 @@ pub fn summarise(results: &[RunResult]) -> Vec<Summary> {
             .then_with(|| order_optional(a.source.as_ref(), b.source.as_ref()))
     });
     summaries
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A within-corpus real run of `fold` and `repeat` with UAR `correct` %.
+    fn run(fold: usize, repeat: usize, correct: u64) -> RunResult {
+        let mut confusion = ConfusionMatrix::default();
+        for class in 0..CLASSES {
+            confusion.counts[class][class] = correct;
+            confusion.counts[class][(class + 1) % CLASSES] = 100 - correct;
+        }
+        RunResult {
+            experiment: Experiment::Within,
+            fold: Some(fold),
+            test_session: Some(format!("Ses{fold}")),
+            setup: Setup::Real,
+            source: None,
+            synthetic_scope: None,
+            repeat,
+            seed: repeat as u64,
+            run_seed: repeat as u64,
+            train_rows: 10,
+            confusion,
+            final_loss: 0.0,
+            seconds: 0.0,
+            run_key: format!("{fold}-{repeat}"),
+        }
+    }
+
+    #[test]
+    fn the_two_spreads_over_repeats_by_hand() {
+        // Fold 1 scores 50 then 60, fold 2 70 then 60: every repeat averages 60 over the folds,
+        // so the fold-averaged UAR does not spread at all, while each session spreads by 5.
+        let results = [run(1, 0, 50), run(1, 1, 60), run(2, 0, 70), run(2, 1, 60)];
+        let summary = &summarise(&results)[0];
+        assert_eq!(summary.folds, 2);
+        assert!((summary.uar_mean - 0.60).abs() < 1e-12);
+        assert!(summary.uar_std.abs() < 1e-12);
+        assert!((summary.uar_std_per_session - 0.05).abs() < 1e-12);
+        // Sessions that move together: both definitions agree.
+        let together = [run(1, 0, 50), run(1, 1, 60), run(2, 0, 50), run(2, 1, 60)];
+        let summary = &summarise(&together)[0];
+        assert!((summary.uar_std - 0.05).abs() < 1e-12);
+        assert!((summary.uar_std_per_session - 0.05).abs() < 1e-12);
+    }
 }

@@ -467,12 +467,12 @@ fn a_full_run_is_reported_with_its_numbers_beside_the_papers() {
 
     // Table 2: real is 60 and 62 in the two repeats: 61.00 ± 1.00 beside 59.48 ± 0.71.
     assert!(
-        report.contains("| real | – | 61.00 ± 1.00 | 59.48 ± 0.71 | +1.52 |"),
+        report.contains("| real | – | 61.00 ± 1.00 | ± 1.00 | 59.48 ± 0.71 | +1.52 |"),
         "{report}"
     );
-    assert!(report.contains("| real+syn | 2 | 64.00 ± 0.00 | 60.37 ± 0.70 | +3.63 |"));
+    assert!(report.contains("| real+syn | 2 | 64.00 ± 0.00 | ± 0.00 | 60.37 ± 0.70 | +3.63 |"));
     // Table 3.
-    assert!(report.contains("| syn | 0 | 39.00 ± 0.00 | 39.35 ± 0.33 | -0.35 |"));
+    assert!(report.contains("| syn | 0 | 39.00 ± 0.00 | ± 0.00 | 39.35 ± 0.33 | -0.35 |"));
 
     // The methods table: bold best real+syn per corpus, SMOTE's missing syn explained.
     assert_eq!(
@@ -552,7 +552,7 @@ fn a_run_with_results_only_says_what_is_missing() {
     })
     .unwrap();
     let report = std::fs::read_to_string(&outcome.report).unwrap();
-    assert!(report.contains("| real | – | 56.00 ± 1.00 | 59.48 ± 0.71 | -3.48 |"));
+    assert!(report.contains("| real | – | 56.00 ± 1.00 | ± 1.00 | 59.48 ± 0.71 | -3.48 |"));
     // Without a quality table, syn-only classifiers or λcls 2, no finding can be checked, and
     // the report says so rather than guess.
     assert!(
