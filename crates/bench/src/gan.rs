@@ -308,7 +308,7 @@ mod tests {
     #[test]
     fn floor_counts_the_papers_iteration() {
         let floor = floor(&GanConfig::default(), 4, 1582);
-        // Hand count (docs/benchmarks.md): 156.6 M multiply-adds per row and CycleGAN
+        // Hand count (docs/benchmarks.md's history): 156.6 M multiply-adds per row and CycleGAN
         // (D step 41.3 M, each G step 57.6 M), C included.
         let per_row_and_gan = floor.flops / (2.0 * 64.0 * 4.0);
         assert!(

@@ -7,7 +7,7 @@
 //! so the results are the same bits with or without AVX2 and whether a column is summed alone
 //! or beside another. Two columns side by side give the CPU two independent chains of
 //! additions to overlap: on 4096-row columns in cache that took 0.35 ns per value with AVX2,
-//! against 1.0 ns for one column at a time without it (docs/benchmarks.md, fifth round).
+//! against 1.0 ns for one column at a time without it (the fifth round in docs/benchmarks.md's history).
 //!
 //! Values are finite here (the reader rejects the rest), so min and max need no NaN handling.
 

@@ -3,7 +3,7 @@
 //!
 //! Read into buffers, each byte of a plain file was copied by the kernel and hashed before any
 //! of its block could be parsed: the read, copy and sha256 chain set the pace of the whole stage
-//! (docs/benchmarks.md, sixth round). Through a mapping the parse reads the page cache itself,
+//! (the sixth round in docs/benchmarks.md's history). Through a mapping the parse reads the page cache itself,
 //! and the sha256, which only the footer needs, runs behind it on [`MappedHasher`]'s thread.
 //!
 //! The mapping holds only what is being parsed or waits to be hashed: pages both have passed
@@ -211,7 +211,7 @@ impl Drop for MappedHasher {
 
 /// Hashes `bytes`, prefetching ahead of the hash. The mapped page cache is in no cache, and
 /// the hardware prefetcher stops at each 4 KiB page, so without this sha256 waits at every
-/// page: 0.31 s against 0.23 s for the benchmark's 388 MB (docs/benchmarks.md, sixth round).
+/// page: 0.31 s against 0.23 s for the benchmark's 388 MB (the sixth round in docs/benchmarks.md's history).
 fn update_prefetching(hasher: &mut Sha256, bytes: &[u8]) {
     const STEP: usize = 4 << 10;
     const AHEAD: usize = 8 << 10;

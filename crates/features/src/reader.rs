@@ -159,13 +159,13 @@ const BLOCK_BYTES: usize = 8 << 20;
 /// The first block's size, when a file is read into buffers: enough for the header line of
 /// any feature set openSMILE has and for most ARFF headers, and small, so that parsing starts
 /// about a millisecond after the file is opened instead of once 8 MiB are read and hashed
-/// (docs/benchmarks.md, fifth round). The blocks after it double up to [`BLOCK_BYTES`], so that
+/// (the fifth round in docs/benchmarks.md's history). The blocks after it double up to [`BLOCK_BYTES`], so that
 /// each is read in about the time the one before takes to parse. A header that does not parse
 /// from the first block is tried again from a whole block, as large as it ever could be.
 const FIRST_BLOCK_BYTES: usize = 1 << 20;
 
 /// The most one read asks for. A file's bytes are hashed straight after each read, while
-/// the kernel's copy has left them in the core's L2 cache (docs/benchmarks.md: the stage took
+/// the kernel's copy has left them in the core's L2 cache (docs/benchmarks.md's history: the stage took
 /// 4% less CPU than with whole 8 MiB reads).
 const READ_BYTES: usize = 256 << 10;
 
@@ -1269,7 +1269,7 @@ fn line_end_after(text: &[u8], from: usize) -> usize {
 /// next block is read (and decompressed and hashed) while this one is parsed and its rows
 /// handed over, as one more task on the pool beside the parse pieces: whichever worker is free
 /// takes it, so reading never waits for a core while pieces run, nor pieces for a reader that
-/// fell behind (docs/benchmarks.md, fifth round). Two buffers in all, allocated once. Returns
+/// fell behind (the fifth round in docs/benchmarks.md's history). Two buffers in all, allocated once. Returns
 /// the source, read to its end.
 fn read_blocks(
     source: BlockSource,

@@ -424,7 +424,7 @@ pub fn ingest_corpus(
         let runs = stats.runs(kept_rows, by_session.then_some(sessions));
         // Each band of columns is summarised as soon as the transposition has filled it, while
         // it is still in cache: read back from memory afterwards, the statistics cost the
-        // stage 0.02-0.03 s more (docs/benchmarks.md, fifth round).
+        // stage 0.02-0.03 s more (the fifth round in docs/benchmarks.md's history).
         let (values, band_stats) = chunk.values.into_columns_inspected(
             (kept_rows < keep.len()).then_some(&keep[..]),
             |_, band| run_stats(&runs, band),
@@ -446,7 +446,7 @@ pub fn ingest_corpus(
                 frame.schema(),
                 // openSMILE functionals are float noise to a compressor: zstd saved 10% of the
                 // bytes and cost a fifth of the stage's time, LZ4 saved 2.6% and cost about
-                // 0.03 s of 0.6 (docs/benchmarks.md).
+                // 0.03 s of 0.6 (docs/benchmarks.md's history).
                 ParquetCompression::None,
             )?),
         };

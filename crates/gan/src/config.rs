@@ -28,7 +28,7 @@ impl ModelLayout {
     /// `Auto` is `Batched` on CUDA, where it launches a quarter of the kernels (not measured
     /// here: no GPU), and `Separate` on the CPU, where a full-size iteration measured 453-466 ms
     /// separate (the CycleGANs in two groups side by side) vs 581-586 ms batched (release
-    /// build, d = 1582, batch 64, 2 threads; docs/benchmarks.md). Separate was faster in every
+    /// build, d = 1582, batch 64, 2 threads; docs/benchmarks.md's history). Separate was faster in every
     /// run before the groups too (756-790 vs 806-870 ms): batched matrix products on
     /// `[K, 64, d]` are slower in libtorch's CPU kernels than K plain ones, the stacked
     /// temporaries are larger, and a batched model cannot be split into groups.

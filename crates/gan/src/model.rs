@@ -213,7 +213,7 @@ impl Nets {
         let real = config.real_label;
         // Each discriminator sees its real and its fake batch as one: one matmul per layer on
         // twice the rows and one weight gradient instead of two plus their sum, which on the
-        // CPU also halves the packing of every weight matrix (docs/benchmarks.md).
+        // CPU also halves the packing of every weight matrix (docs/benchmarks.md's history).
         let both = |d: &MlpStack, real_rows: &Acts, fake_rows: &Acts| {
             let logits = d.forward(&real_rows.cat_rows(fake_rows), true);
             let (on_real, on_fake) = logits.split_rows(real_rows.rows());

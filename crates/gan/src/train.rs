@@ -645,7 +645,7 @@ pub(crate) struct Trainer {
 /// Every group runs whole steps of its CycleGANs (forward, backward and Adam) on libtorch
 /// threads of its own. The products of one CycleGAN are too small (64 or 128 rows) for two
 /// threads to share well: on two cores, two groups of one thread each beat one group of two
-/// (docs/benchmarks.md). Results depend on `threads_per_group` only, not on `groups`: every
+/// (docs/benchmarks.md's history). Results depend on `threads_per_group` only, not on `groups`: every
 /// CycleGAN draws its dropout masks from streams of its own and computes the same kernels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Spread {

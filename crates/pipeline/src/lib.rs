@@ -129,7 +129,7 @@ pub struct PipelineConfig {
     #[serde(default)]
     pub device: DeviceChoice,
     /// libtorch's intra-op threads on the CPU; default: libtorch's choice (one per core). Small
-    /// networks on a busy 2-core machine run several times faster with 1 (docs/benchmarks.md).
+    /// networks on a busy 2-core machine run several times faster with 1 (docs/benchmarks.md's history).
     #[serde(default)]
     pub threads: Option<usize>,
     /// The corpora, all with the same feature set.

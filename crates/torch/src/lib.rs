@@ -117,7 +117,7 @@ pub fn device_name(device: tch::Device) -> String {
 /// activation buffers every step; glibc's defaults give large blocks back (`munmap`, heap
 /// trimming) and the next step page-faults them in again, which cost about 7% of a GAN
 /// iteration. With blocks up to 32 MiB served from the heap and no trimming below 1 GiB, the
-/// paper-size iteration gets about 7% faster on the 2-core CPU (docs/benchmarks.md). The price
+/// paper-size iteration gets about 7% faster on the 2-core CPU (docs/benchmarks.md's history). The price
 /// is a resident size that stays at its peak. Call it once, first thing in `main`; elsewhere
 /// than glibc it does nothing.
 pub fn keep_freed_memory() {
