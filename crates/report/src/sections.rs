@@ -314,12 +314,12 @@ const ALPHA: f64 = 0.05;
 /// One of the paper's findings checked on this run's numbers: `ours.0` should exceed `ours.1`
 /// (UARs) or fall below it (Table 1 distances).
 pub(crate) struct Finding {
-    /// What the paper found, in words.
-    pub claim: &'static str,
+    /// What the paper found (or, for a baseline, what is compared), in words.
+    pub claim: String,
     /// This run's two numbers (means over the paired units); `None` when the run lacks one.
     pub ours: Option<(f64, f64)>,
-    /// The paper's two numbers.
-    pub paper: (f64, f64),
+    /// The paper's two numbers; `None` for the baselines, which the paper does not have.
+    pub paper: Option<(f64, f64)>,
     /// Whether the comparison is "lower is better" (Table 1) rather than "higher" (UAR).
     pub lower: bool,
     /// The paired test of the per-unit differences `a - b`.
@@ -415,7 +415,7 @@ fn p_text(p: f64) -> String {
 /// (paired over folds and repeats, each pair on the same test data).
 pub(crate) fn findings(context: &Context) -> Vec<Finding> {
     let seed = context.pipeline.config.seed;
-    let table1 = |claim, a: SetKey, b: SetKey, paper: (f64, f64)| {
+    let table1 = |claim: &str, a: SetKey, b: SetKey, paper: (f64, f64)| {
         let rows = context.quality.as_ref().ok();
         let pairs: Vec<(f64, f64)> = rows
             .map(|rows| {
@@ -428,44 +428,36 @@ pub(crate) fn findings(context: &Context) -> Vec<Finding> {
                     .collect()
             })
             .unwrap_or_default();
-        finding(claim, pairs, paper, true, "scopes", seed)
+        finding(claim.to_string(), pairs, Some(paper), true, "scopes", seed)
     };
-    let uar = |claim, experiment, (setup_a, lambda_a), (setup_b, lambda_b)| {
-        let values = |setup, lambda_cls: Option<f64>| -> BTreeMap<(Option<usize>, usize), f64> {
-            let source = lambda_cls.map(SyntheticSource::cyclegan);
+    type Side = (Setup, Option<SyntheticSource>);
+    let uar = |claim: String, experiment, (setup_a, source_a): Side, (setup_b, source_b): Side| {
+        let values = |setup, source: &Option<SyntheticSource>| -> BTreeMap<_, f64> {
             context
                 .results
                 .iter()
-                .filter(|r| r.experiment == experiment && r.setup == setup)
-                .filter(|r| r.source == source)
+                .filter(|r| r.experiment == experiment && r.setup == setup && &r.source == source)
                 .map(|r| ((r.fold, r.repeat), r.uar() * 100.0))
                 .collect()
         };
-        let (a, b) = (values(setup_a, lambda_a), values(setup_b, lambda_b));
+        let (a, b) = (values(setup_a, &source_a), values(setup_b, &source_b));
         let pairs = a
             .iter()
             .filter_map(|(unit, &a)| b.get(unit).map(|&b| (a, b)))
             .collect();
-        let paper = |setup, lambda_cls: Option<f64>| {
-            let source = lambda_cls.map(SyntheticSource::cyclegan);
-            paper_uar(experiment, setup, source.as_ref()).map_or(f64::NAN, |(mean, _)| mean)
-        };
+        let paper = paper_uar(experiment, setup_a, source_a.as_ref())
+            .zip(paper_uar(experiment, setup_b, source_b.as_ref()))
+            .map(|((a, _), (b, _))| (a, b));
         let units = if experiment == Experiment::Within {
             "folds x repeats"
         } else {
             "repeats"
         };
-        finding(
-            claim,
-            pairs,
-            (paper(setup_a, lambda_a), paper(setup_b, lambda_b)),
-            false,
-            units,
-            seed,
-        )
+        finding(claim, pairs, paper, false, units, seed)
     };
+    let gan = |lambda_cls| Some(SyntheticSource::cyclegan(lambda_cls));
     let (paper_syn0, paper_syn2) = (PAPER_TABLE1_SYNTHETIC[0].1, PAPER_TABLE1_SYNTHETIC[1].1);
-    vec![
+    let mut findings = vec![
         table1(
             "Table 1: the CycleGAN's data (λcls 0) is closer to the target than the source is",
             SetKey::CycleGan(0.0),
@@ -485,37 +477,63 @@ pub(crate) fn findings(context: &Context) -> Vec<Finding> {
             (paper_syn2, PAPER_TABLE1_SOURCE),
         ),
         uar(
-            "Table 2: syn-only, λcls 0 beats λcls 2 within corpus",
+            "Table 2: syn-only, λcls 0 beats λcls 2 within corpus".into(),
             Experiment::Within,
-            (Setup::Syn, Some(0.0)),
-            (Setup::Syn, Some(2.0)),
+            (Setup::Syn, gan(0.0)),
+            (Setup::Syn, gan(2.0)),
         ),
         uar(
-            "Table 2: real+syn (λcls 2) beats real within corpus",
+            "Table 2: real+syn (λcls 2) beats real within corpus".into(),
             Experiment::Within,
-            (Setup::RealSyn, Some(2.0)),
+            (Setup::RealSyn, gan(2.0)),
             (Setup::Real, None),
         ),
         uar(
-            "Table 3: syn-only, λcls 2 beats λcls 0 across corpora",
+            "Table 3: syn-only, λcls 2 beats λcls 0 across corpora".into(),
             Experiment::CrossTest,
-            (Setup::Syn, Some(2.0)),
-            (Setup::Syn, Some(0.0)),
+            (Setup::Syn, gan(2.0)),
+            (Setup::Syn, gan(0.0)),
         ),
         uar(
-            "Table 3: real+syn (λcls 2) beats real across corpora",
+            "Table 3: real+syn (λcls 2) beats real across corpora".into(),
             Experiment::CrossTest,
-            (Setup::RealSyn, Some(2.0)),
+            (Setup::RealSyn, gan(2.0)),
             (Setup::Real, None),
         ),
-    ]
+    ];
+    // The same comparison against each baseline the run evaluated (real+syn: the setup every
+    // baseline has), where the paper has nothing to compare with.
+    for baseline in context.sources().into_iter().filter(|s| !s.is_cyclegan()) {
+        for (experiment, table, place) in [
+            (Experiment::Within, 2, "within corpus"),
+            (Experiment::CrossTest, 3, "across corpora"),
+        ] {
+            let evaluated = context.results.iter().any(|r| {
+                r.experiment == experiment
+                    && r.setup == Setup::RealSyn
+                    && r.source.as_ref() == Some(&baseline)
+            });
+            if evaluated {
+                findings.push(uar(
+                    format!(
+                        "Table {table}: real+syn, the CycleGAN (λcls 2) beats {} {place}",
+                        baseline.method()
+                    ),
+                    experiment,
+                    (Setup::RealSyn, gan(2.0)),
+                    (Setup::RealSyn, Some(baseline.clone())),
+                ));
+            }
+        }
+    }
+    findings
 }
 
 /// A finding from its paired values `(a_i, b_i)`.
 fn finding(
-    claim: &'static str,
+    claim: String,
     pairs: Vec<(f64, f64)>,
-    paper: (f64, f64),
+    paper: Option<(f64, f64)>,
     lower: bool,
     units: &'static str,
     seed: u64,
@@ -544,7 +562,8 @@ pub(crate) fn findings_section(findings: &[Finding], out: &mut String) {
     let _ = writeln!(
         out,
         "Each comparison the paper draws, with this run's numbers (Table 1: means over scopes; \
-         Tables 2 and 3: mean UAR in %) beside the paper's, and a paired test: the difference \
+         Tables 2 and 3: mean UAR in %) beside the paper's, then the CycleGAN against each \
+         baseline the run evaluated (real+syn; the paper has none), each with a paired test: the difference \
          per scope (Table 1) or per fold and repeat (Tables 2 and 3, each pair on the same test \
          data), an exact sign-flip permutation test of its mean (two-sided) and a 95% bootstrap \
          interval. A finding holds when the difference points the paper's way at p < {ALPHA}; \
@@ -568,7 +587,7 @@ pub(crate) fn findings_section(findings: &[Finding], out: &mut String) {
             (Some(ours), Some(test)) => {
                 let digits = if finding.lower { 3 } else { 2 };
                 if test.p_floor >= ALPHA {
-                    floors.push((finding.claim, test.n, test.p_floor));
+                    floors.push((&finding.claim, test.n, test.p_floor));
                 }
                 (
                     finding.pair(ours),
@@ -585,7 +604,9 @@ pub(crate) fn findings_section(findings: &[Finding], out: &mut String) {
             out,
             "| {} | {verdict} | {ours} | {} | {difference} | {p} |",
             finding.claim,
-            finding.pair(finding.paper)
+            finding
+                .paper
+                .map_or("–".to_string(), |paper| finding.pair(paper))
         );
     }
     let _ = writeln!(out);
@@ -1280,8 +1301,9 @@ mod tests {
 
     #[test]
     fn a_finding_holds_only_when_significant_and_the_papers_way() {
-        let finding =
-            |pairs: Vec<(f64, f64)>, lower| finding("claim", pairs, (1.0, 2.0), lower, "scopes", 0);
+        let finding = |pairs: Vec<(f64, f64)>, lower| {
+            finding("claim".into(), pairs, None, lower, "scopes", 0)
+        };
         // Six scopes, every one closer (lower): the smallest p six pairs give, 2/64.
         let closer = finding(vec![(0.02, 0.07); 6], true);
         assert_eq!(closer.verdict(), Verdict::Holds);

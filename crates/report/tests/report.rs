@@ -436,7 +436,22 @@ fn a_full_run_is_reported_with_its_numbers_beside_the_papers() {
         "{table1}"
     );
     assert!(table1.ends_with("| 0.250 (3 scopes) |"), "{table1}");
-    assert_eq!(outcome.findings.len(), 7);
+    // The paper's seven, then the CycleGAN against SMOTE within and across corpora.
+    assert_eq!(outcome.findings.len(), 9);
+    assert_eq!(
+        outcome.findings[7],
+        "Table 2: real+syn, the CycleGAN (λcls 2) beats smote within corpus: not significant \
+         (64.00 > 63.00; p = 0.125 over 4 folds x repeats)"
+    );
+    assert_eq!(
+        outcome.findings[8],
+        "Table 3: real+syn, the CycleGAN (λcls 2) beats smote across corpora: not significant \
+         (47.00 ≤ 48.00; p = 0.500 over 2 repeats)"
+    );
+    assert!(report.contains(
+        "| Table 3: real+syn, the CycleGAN (λcls 2) beats smote across corpora | not \
+         significant | 47.00 ≤ 48.00 | – |"
+    ));
     assert_eq!(
         outcome.findings[4],
         "Table 2: real+syn (λcls 2) beats real within corpus: not significant (64.00 > 61.00; \
