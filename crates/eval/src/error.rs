@@ -32,14 +32,9 @@ pub enum EvalError {
     /// libtorch failed while training or predicting.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
-    /// A figure could not be drawn.
-    #[error("{path}: drawing failed: {message}")]
-    Plot {
-        /// The figure.
-        path: PathBuf,
-        /// plotters' message.
-        message: String,
-    },
+    /// A figure could not be drawn or written.
+    #[error(transparent)]
+    Plot(#[from] emocycle_plot::PlotError),
     /// A polars frame could not be assembled.
     #[error("{what}: {source}")]
     Frame {

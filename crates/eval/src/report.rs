@@ -333,27 +333,9 @@ fn heat(fraction: f64) -> RGBColor {
 /// Draws one row-normalised confusion matrix as a PNG heat map with class names and
 /// percentages, atomically (rendered beside the target under a temporary name, then renamed).
 pub fn draw_confusion(path: &Path, title: &str, counts: &[[f64; CLASSES]; CLASSES]) -> Result<()> {
-    emocycle_plot::init();
     let fractions = row_normalise(counts);
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|source| EvalError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    // The temporary keeps the .png extension: the bitmap encoder picks the format from it.
-    let temp = dir.join(format!(".{name}.{}.tmp.png", std::process::id()));
-    let plot_error = |error: &dyn std::fmt::Display| EvalError::Plot {
-        path: path.to_path_buf(),
-        message: error.to_string(),
-    };
-    let drawn = (|| -> Result<()> {
-        let (width, height) = (600u32, 560u32);
-        let root = BitMapBackend::new(&temp, (width, height)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| plot_error(&e))?;
+    let (width, height) = (600u32, 560u32);
+    emocycle_plot::write_png(path, (width, height), |root| -> DrawResult {
         let (left, top, cell) = (140i32, 70i32, 105i32);
         fn centred(size: u32, color: &RGBColor) -> TextStyle<'_> {
             TextStyle::from((emocycle_plot::FONT, size).into_font())
@@ -364,36 +346,31 @@ pub fn draw_confusion(path: &Path, title: &str, counts: &[[f64; CLASSES]; CLASSE
             title.to_string(),
             (width as i32 / 2, 25),
             centred(20, &BLACK),
-        ))
-        .map_err(|e| plot_error(&e))?;
+        ))?;
         for truth in Emotion::ALL {
             let y = top + truth.index() as i32 * cell;
             root.draw(&Text::new(
                 truth.as_str().to_string(),
                 (left - 50, y + cell / 2),
                 centred(16, &BLACK),
-            ))
-            .map_err(|e| plot_error(&e))?;
+            ))?;
             for predicted in Emotion::ALL {
                 let x = left + predicted.index() as i32 * cell;
                 let fraction = fractions[truth.index()][predicted.index()];
                 root.draw(&Rectangle::new(
                     [(x, y), (x + cell, y + cell)],
                     heat(fraction).filled(),
-                ))
-                .map_err(|e| plot_error(&e))?;
+                ))?;
                 root.draw(&Rectangle::new(
                     [(x, y), (x + cell, y + cell)],
                     RGBColor(200, 200, 200).stroke_width(1),
-                ))
-                .map_err(|e| plot_error(&e))?;
+                ))?;
                 let ink = if fraction > 0.5 { WHITE } else { BLACK };
                 root.draw(&Text::new(
                     format!("{:.1}%", fraction * 100.0),
                     (x + cell / 2, y + cell / 2),
                     centred(18, &ink),
-                ))
-                .map_err(|e| plot_error(&e))?;
+                ))?;
             }
         }
         let bottom = top + CLASSES as i32 * cell;
@@ -405,36 +382,25 @@ pub fn draw_confusion(path: &Path, title: &str, counts: &[[f64; CLASSES]; CLASSE
                     bottom + 18,
                 ),
                 centred(16, &BLACK),
-            ))
-            .map_err(|e| plot_error(&e))?;
+            ))?;
         }
         root.draw(&Text::new(
             "predicted".to_string(),
             (left + 2 * cell, bottom + 45),
             centred(16, &BLACK),
-        ))
-        .map_err(|e| plot_error(&e))?;
+        ))?;
         root.draw(&Text::new(
             "true".to_string(),
             (left - 110, top + 2 * cell),
             centred(16, &BLACK),
-        ))
-        .map_err(|e| plot_error(&e))?;
-        root.present().map_err(|e| plot_error(&e))?;
+        ))?;
         Ok(())
-    })();
-    if let Err(error) = drawn {
-        let _ = std::fs::remove_file(&temp);
-        return Err(error);
-    }
-    std::fs::rename(&temp, path).map_err(|source| {
-        let _ = std::fs::remove_file(&temp);
-        EvalError::Io {
-            path: path.to_path_buf(),
-            source,
-        }
-    })
+    })?;
+    Ok(())
 }
+
+/// What a drawing step returns: plotters' errors, boxed.
+type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
 
 /// Writes every output into `dir`; returns the paths written.
 pub(crate) fn write_all(

@@ -27,14 +27,9 @@ pub enum ReportError {
         #[source]
         source: std::io::Error,
     },
-    /// A figure could not be drawn.
-    #[error("{path}: drawing failed: {message}")]
-    Plot {
-        /// The figure.
-        path: PathBuf,
-        /// plotters' message.
-        message: String,
-    },
+    /// A figure could not be drawn or written.
+    #[error(transparent)]
+    Plot(#[from] emocycle_plot::PlotError),
 }
 
 impl ReportError {

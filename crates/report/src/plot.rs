@@ -3,15 +3,13 @@
 use std::error::Error;
 use std::path::Path;
 
-use emocycle_plot::FONT;
-use emocycle_plot::plotters::coord::Shift;
 use emocycle_plot::plotters::prelude::*;
 use emocycle_plot::plotters::style::text_anchor::{HPos, Pos, VPos};
+use emocycle_plot::{Area, FONT};
 
 use crate::error::ReportError;
 use crate::read::{Curve, ScopeLogs, TrainLog};
 
-type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
 type Drawn = Result<(), Box<dyn Error>>;
 /// A labelled curve of a loss panel.
 type LossLine<'a> = (String, RGBColor, &'a Curve);
@@ -34,40 +32,13 @@ pub(crate) fn colour(index: usize) -> RGBColor {
     PALETTE[index % PALETTE.len()]
 }
 
-/// Renders into a temporary file beside `path` and renames it over `path`, so that a crash
-/// never leaves half a PNG under the final name.
+/// Draws a figure and writes it atomically (the plot crate's writer).
 pub(crate) fn write_png(
     path: &Path,
     size: (u32, u32),
     draw: impl FnOnce(&Area<'_>) -> Drawn,
 ) -> Result<(), ReportError> {
-    emocycle_plot::init();
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|source| ReportError::io(dir, source))?;
-    let name = path
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    // The encoder picks the format from the extension, so the temporary keeps `.png`.
-    let temp = dir.join(format!(".{name}.{}.tmp.png", std::process::id()));
-    let drawn = (|| -> Drawn {
-        let root = BitMapBackend::new(&temp, size).into_drawing_area();
-        root.fill(&WHITE)?;
-        draw(&root)?;
-        root.present()?;
-        Ok(())
-    })();
-    if let Err(error) = drawn {
-        let _ = std::fs::remove_file(&temp);
-        return Err(ReportError::Plot {
-            path: path.to_path_buf(),
-            message: error.to_string(),
-        });
-    }
-    std::fs::rename(&temp, path).map_err(|source| {
-        let _ = std::fs::remove_file(&temp);
-        ReportError::io(path, source)
-    })
+    Ok(emocycle_plot::write_png(path, size, draw)?)
 }
 
 fn message(area: &Area<'_>, text: &str) -> Drawn {

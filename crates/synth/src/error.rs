@@ -66,14 +66,9 @@ pub enum SynthError {
         #[source]
         source: polars::error::PolarsError,
     },
-    /// A figure could not be drawn.
-    #[error("{path}: drawing failed: {message}")]
-    Plot {
-        /// The PNG file.
-        path: PathBuf,
-        /// The plotting back-end's message.
-        message: String,
-    },
+    /// A figure could not be drawn or written.
+    #[error(transparent)]
+    Plot(#[from] emocycle_plot::PlotError),
 }
 
 impl SynthError {

@@ -5,7 +5,7 @@
 //! emobase2010 spelling (the paper's feature set) or IS10 spelling (the embedded corpus's, the
 //! same 1582 functionals): the two differ only in the MFCC names, see [`emobase2010_to_is10`].
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use emocycle_plot::plotters::prelude::*;
 use emocycle_plot::plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -105,15 +105,6 @@ fn colour(index: usize, count: usize) -> RGBColor {
     }
 }
 
-/// Removes a plotters scratch file however drawing ends.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 /// Draws mean +- std of every series for every feature (one row per feature, top to bottom in
 /// the given order; series side by side within a row) and writes the PNG to `path`
 /// atomically.
@@ -123,9 +114,11 @@ pub fn draw_figure2(
     features: &[String],
     series: &[FigureSeries],
 ) -> Result<(), SynthError> {
-    let plot_error = |message: String| SynthError::Plot {
-        path: path.to_path_buf(),
-        message,
+    let plot_error = |message: String| {
+        SynthError::Plot(emocycle_plot::PlotError::Draw {
+            path: path.to_path_buf(),
+            message,
+        })
     };
     if features.is_empty() || series.is_empty() {
         return Err(plot_error("no features or no series to draw".into()));
@@ -141,7 +134,6 @@ pub fn draw_figure2(
             features.len()
         )));
     }
-    emocycle_plot::init();
     let (mut low, mut high) = (f64::INFINITY, f64::NEG_INFINITY);
     for s in series {
         for (mean, std) in s.means.iter().zip(&s.stds) {
@@ -159,82 +151,66 @@ pub fn draw_figure2(
 
     let rows = features.len();
     let size = (1100u32, 150 + 44 * rows as u32);
-    let directory = path.parent().filter(|p| !p.as_os_str().is_empty());
-    let directory = directory.unwrap_or(Path::new("."));
-    std::fs::create_dir_all(directory).map_err(|e| plot_error(e.to_string()))?;
-    // plotters writes the PNG itself and picks the encoder from the extension, so it draws
-    // into a scratch `.png` beside the target, whose bytes then go through the atomic writer.
-    let file_name = path
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "figure.png".into());
-    let scratch =
-        Scratch(directory.join(format!(".{file_name}.{}.drawing.png", std::process::id())));
-    {
-        let root = BitMapBackend::new(&scratch.0, size).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| plot_error(e.to_string()))?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, (emocycle_plot::FONT, 20))
-            .margin(16)
-            .x_label_area_size(40)
-            .y_label_area_size(290)
-            .build_cartesian_2d(low..high, -0.5..(rows as f64 - 0.5))
-            .map_err(|e| plot_error(e.to_string()))?;
-        chart
-            .configure_mesh()
-            .disable_y_mesh()
-            .y_labels(0)
-            .x_desc("value (min-max space)")
-            .label_style((emocycle_plot::FONT, 14))
-            .axis_desc_style((emocycle_plot::FONT, 15))
-            .draw()
-            .map_err(|e| plot_error(e.to_string()))?;
-        // Row of feature i, counted from the top.
-        let row_y = |feature: usize| (rows - 1 - feature) as f64;
-        let step = 0.7 / series.len() as f64;
-        for (index, s) in series.iter().enumerate() {
-            let colour = colour(index, series.len());
-            let offset = (index as f64 - (series.len() - 1) as f64 / 2.0) * step;
+    emocycle_plot::write_png(
+        path,
+        size,
+        |root| -> Result<(), Box<dyn std::error::Error>> {
+            let mut chart = ChartBuilder::on(root)
+                .caption(title, (emocycle_plot::FONT, 20))
+                .margin(16)
+                .x_label_area_size(40)
+                .y_label_area_size(290)
+                .build_cartesian_2d(low..high, -0.5..(rows as f64 - 0.5))?;
             chart
-                .draw_series(s.means.iter().zip(&s.stds).enumerate().map(
-                    |(feature, (&mean, &std))| {
-                        ErrorBar::new_horizontal(
-                            row_y(feature) - offset,
-                            mean - std,
-                            mean,
-                            mean + std,
-                            colour.filled().stroke_width(2),
-                            6,
-                        )
-                    },
-                ))
-                .map_err(|e| plot_error(e.to_string()))?
-                .label(s.label.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(3))
-                });
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font((emocycle_plot::FONT, 14))
-            .draw()
-            .map_err(|e| plot_error(e.to_string()))?;
-        // Feature names are drawn in pixel space left of the plot, so that each sits exactly
-        // on its row whatever label positions the axis would choose.
-        let label_style = TextStyle::from((emocycle_plot::FONT, 14).into_font())
-            .pos(Pos::new(HPos::Right, VPos::Center));
-        for (feature, name) in features.iter().enumerate() {
-            let (x, y) = chart.backend_coord(&(low, row_y(feature)));
-            root.draw(&Text::new(name.clone(), (x - 8, y), label_style.clone()))
-                .map_err(|e| plot_error(e.to_string()))?;
-        }
-        root.present().map_err(|e| plot_error(e.to_string()))?;
-    }
-    let bytes = std::fs::read(&scratch.0).map_err(|e| plot_error(e.to_string()))?;
-    emocycle_artifact::write_bytes_atomic(path, &bytes)?;
+                .configure_mesh()
+                .disable_y_mesh()
+                .y_labels(0)
+                .x_desc("value (min-max space)")
+                .label_style((emocycle_plot::FONT, 14))
+                .axis_desc_style((emocycle_plot::FONT, 15))
+                .draw()?;
+            // Row of feature i, counted from the top.
+            let row_y = |feature: usize| (rows - 1 - feature) as f64;
+            let step = 0.7 / series.len() as f64;
+            for (index, s) in series.iter().enumerate() {
+                let colour = colour(index, series.len());
+                let offset = (index as f64 - (series.len() - 1) as f64 / 2.0) * step;
+                chart
+                    .draw_series(s.means.iter().zip(&s.stds).enumerate().map(
+                        |(feature, (&mean, &std))| {
+                            ErrorBar::new_horizontal(
+                                row_y(feature) - offset,
+                                mean - std,
+                                mean,
+                                mean + std,
+                                colour.filled().stroke_width(2),
+                                6,
+                            )
+                        },
+                    ))?
+                    .label(s.label.clone())
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(3))
+                    });
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .label_font((emocycle_plot::FONT, 14))
+                .draw()?;
+            // Feature names are drawn in pixel space left of the plot, so that each sits exactly
+            // on its row whatever label positions the axis would choose.
+            let label_style = TextStyle::from((emocycle_plot::FONT, 14).into_font())
+                .pos(Pos::new(HPos::Right, VPos::Center));
+            for (feature, name) in features.iter().enumerate() {
+                let (x, y) = chart.backend_coord(&(low, row_y(feature)));
+                root.draw(&Text::new(name.clone(), (x - 8, y), label_style.clone()))?;
+            }
+            Ok(())
+        },
+    )?;
     Ok(())
 }
 
