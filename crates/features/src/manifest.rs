@@ -78,7 +78,7 @@ pub fn read_manifest(path: &Path, label_map: &LabelMap) -> Result<Manifest> {
         .from_reader(input);
     let headers = reader
         .headers()
-        .map_err(|error| csv_error(path, error))?
+        .map_err(|error| csv_error(path, None, error))?
         .clone();
     if headers.is_empty() || (headers.len() == 1 && headers[0].trim().is_empty()) {
         return Err(FeatureError::Empty {
@@ -120,7 +120,7 @@ pub fn read_manifest(path: &Path, label_map: &LabelMap) -> Result<Manifest> {
 
     let mut rows = HashMap::new();
     for record in reader.records() {
-        let record = record.map_err(|error| csv_error(path, error))?;
+        let record = record.map_err(|error| csv_error(path, Some(&headers), error))?;
         let line = record.position().map_or(0, |position| position.line());
         let field = |index: usize| record.get(index).unwrap_or("").trim().to_string();
         let id = field(id_column);
@@ -169,13 +169,28 @@ pub fn read_manifest(path: &Path, label_map: &LabelMap) -> Result<Manifest> {
     })
 }
 
-fn csv_error(path: &Path, error: csv::Error) -> FeatureError {
+/// A csv error as a feature error naming the file and line, and for a short row the first
+/// column it lacks (from `headers`).
+fn csv_error(path: &Path, headers: Option<&csv::StringRecord>, error: csv::Error) -> FeatureError {
     let line = error.position().map_or(0, |position| position.line());
     let message = match error.kind() {
         csv::ErrorKind::UnequalLengths {
             expected_len, len, ..
         } => {
-            format!("ragged row: {len} fields, the header has {expected_len}")
+            let message = format!("ragged row: {len} fields, the header has {expected_len}");
+            let missing = headers
+                .filter(|_| len < expected_len)
+                .and_then(|headers| headers.get(*len as usize))
+                .map(|name| name.trim().to_string());
+            if let Some(column) = missing {
+                return FeatureError::parse(
+                    path,
+                    line,
+                    Some(column),
+                    format!("{message}; this is the first column it lacks"),
+                );
+            }
+            message
         }
         csv::ErrorKind::Io(io) => {
             return FeatureError::io(path, std::io::Error::new(io.kind(), io.to_string()));

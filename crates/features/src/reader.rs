@@ -798,15 +798,18 @@ fn parse_piece(
         parsed.values.truncate(start);
         split_fields(line, header.delimiter, &mut spans);
         if spans.len() != expected_fields {
-            return Err(FeatureError::parse(
-                path,
-                number,
-                None,
-                format!(
-                    "ragged row: {} fields, the header has {expected_fields}",
-                    spans.len()
-                ),
-            ));
+            // A short row names the first column it lacks: the one a truncated line lost.
+            let missing =
+                (spans.len() < expected_fields).then(|| missing_column(header, spans.len()));
+            let message = format!(
+                "ragged row: {} fields, the header has {expected_fields}",
+                spans.len()
+            );
+            let message = match &missing {
+                Some(_) => format!("{message}; this is the first column it lacks"),
+                None => message,
+            };
+            return Err(FeatureError::parse(path, number, missing, message));
         }
         let id = unquote(&line[spans[0].0..spans[0].1]);
         if id.is_empty() {
@@ -880,6 +883,19 @@ fn column_name(header: &Header, feature: Option<usize>) -> String {
             Layout::OpensmilePython => "file".to_string(),
             _ => "name".to_string(),
         },
+    }
+}
+
+/// The name of the column at 0-based field position `field` of a row.
+fn missing_column(header: &Header, field: usize) -> String {
+    let first_feature = 1 + header.skipped_after_id;
+    match field {
+        0 => column_name(header, None),
+        field if field < first_feature => format!("field {} (after the name)", field + 1),
+        field if field < first_feature + header.names.len() => {
+            column_name(header, Some(field - first_feature))
+        }
+        _ => "class".to_string(),
     }
 }
 

@@ -41,6 +41,20 @@ fn ragged_row_names_the_line() {
         error.contains("ragged row: 3 fields, the header has 4"),
         "{error}"
     );
+    // A truncated row names the first column it lacks; a long one has none to name.
+    assert!(
+        error.contains("bad.csv:3, column \"b\": ragged row"),
+        "{error}"
+    );
+    assert!(
+        error.ends_with("this is the first column it lacks"),
+        "{error}"
+    );
+    let long = read_error("name;frameTime;a;b\n'u1';0.000000;1;2;3\n");
+    assert!(
+        long.contains("bad.csv:2: ragged row: 5 fields, the header has 4"),
+        "{long}"
+    );
 }
 
 #[test]
@@ -163,8 +177,13 @@ fn manifest_problems_name_file_line_and_column() {
     let error = read_manifest(&ragged, &LabelMap::Iemocap)
         .unwrap_err()
         .to_string();
-    assert!(error.contains("m3.csv:3"), "{error}");
-    assert!(error.contains("ragged"), "{error}");
+    assert!(
+        error.contains(
+            "m3.csv:3, column \"session\": ragged row: 2 fields, the header has 3; this is the \
+             first column it lacks"
+        ),
+        "{error}"
+    );
 
     let header_only = write(dir.path(), "m4.csv", "utterance_id,emotion\n");
     let error = read_manifest(&header_only, &LabelMap::Iemocap)
