@@ -107,15 +107,13 @@ pub fn features(config: &Path, nan: Option<NanPolicy>, force: bool) -> Result<()
         let expected = Expected {
             code: emocycle_features::CODE_FINGERPRINT,
             config: serde_json::to_value(corpus)?,
-            inputs: [
-                Some(&corpus.features),
-                corpus.labels.as_ref(),
-                corpus.feature_names.as_ref(),
-            ]
-            .into_iter()
-            .flatten()
-            .cloned()
-            .collect(),
+            inputs: std::iter::once(corpus.features.clone())
+                .chain(match &corpus.labels {
+                    Some(labels) => emocycle_features::label_files(labels)?,
+                    None => Vec::new(),
+                })
+                .chain(corpus.feature_names.clone())
+                .collect(),
         };
         if !force && is_fresh(&layout.corpus(&corpus.name), &expected, &also, whole)? {
             eprintln!(

@@ -30,8 +30,10 @@ pub struct LabelRow {
 /// A whole label manifest.
 #[derive(Debug, Clone)]
 pub struct Manifest {
-    /// The file.
+    /// The file, or the directory of IEMOCAP label files, that the pipeline names.
     pub path: PathBuf,
+    /// The files read (a directory of IEMOCAP label files gives several), for input hashes.
+    pub files: Vec<PathBuf>,
     /// Rows by utterance id.
     pub rows: HashMap<String, LabelRow>,
     /// Names of columns beyond the four known ones, in file order.
@@ -60,8 +62,12 @@ const SPEAKER: &str = "speaker";
 
 /// Reads a manifest (comma-separated, header row, optionally gzip-compressed). Required
 /// columns: `utterance_id`, `emotion`; optional: `session`, `speaker`; any other columns are
-/// carried along as strings.
+/// carried along as strings. IEMOCAP's own `EmoEvaluation` files, or a directory holding them,
+/// are read as the corpus distributes them (see the `iemocap` module).
 pub fn read_manifest(path: &Path, label_map: &LabelMap) -> Result<Manifest> {
+    if crate::iemocap::is_evaluation(path) {
+        return crate::iemocap::read_evaluation(path, label_map);
+    }
     let mut file = File::open(path).map_err(|source| FeatureError::io(path, source))?;
     let mut magic = [0u8; 2];
     let is_gzip = matches!(file.read(&mut magic), Ok(2) if magic == [0x1f, 0x8b]);
@@ -162,6 +168,7 @@ pub fn read_manifest(path: &Path, label_map: &LabelMap) -> Result<Manifest> {
     }
     Ok(Manifest {
         path: path.to_path_buf(),
+        files: vec![path.to_path_buf()],
         rows,
         extra_columns,
         has_session: session_column.is_some(),

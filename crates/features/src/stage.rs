@@ -111,7 +111,6 @@ impl CorpusSpec {
         }
         for (key, path) in [
             ("features", Some(&self.features)),
-            ("labels", self.labels.as_ref()),
             ("feature_names", self.feature_names.as_ref()),
         ] {
             if let Some(path) = path
@@ -119,6 +118,15 @@ impl CorpusSpec {
             {
                 return config(format!("{key}: no such file: {}", path.display()));
             }
+        }
+        // Labels may also be a directory of IEMOCAP's own label files.
+        if let Some(path) = &self.labels
+            && !path.exists()
+        {
+            return config(format!(
+                "labels: no such file or directory: {}",
+                path.display()
+            ));
         }
         if let Some(split) = &self.split
             && !(split.dev_fraction > 0.0 && split.dev_fraction < 1.0)
@@ -489,10 +497,12 @@ pub fn ingest_corpus(
     let mut inputs = BTreeMap::new();
     inputs.insert(corpus.features.display().to_string(), features_sha256);
     if let Some(manifest) = &manifest {
-        inputs.insert(
-            manifest.path.display().to_string(),
-            emocycle_artifact::sha256_file(&manifest.path)?,
-        );
+        for file in &manifest.files {
+            inputs.insert(
+                file.display().to_string(),
+                emocycle_artifact::sha256_file(file)?,
+            );
+        }
     }
     if let Some(path) = &corpus.feature_names {
         inputs.insert(

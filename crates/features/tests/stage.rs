@@ -270,3 +270,77 @@ fn the_embedded_corpus_streams_to_the_same_rows_and_statistics_at_any_chunk_size
         }
     }
 }
+
+#[test]
+fn iemocap_label_files_are_read_as_distributed() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |relative: &str, text: &str| {
+        let path = dir.path().join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let header = "% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]\n\n";
+    for (session, lines) in [
+        (
+            1,
+            "[1.0 - 2.0]\tSes01F_impro01_F000\tang\t[1.5000, 4.0000, 4.0000]\n\
+             C-E2:\tAnger;\t()\n\n\
+             [2.0 - 3.0]\tSes01F_impro01_M001\texc\t[4.0000, 3.5000, 3.0000]\n\n\
+             [3.0 - 4.0]\tSes01F_impro01_F002\tfru\t[2.0000, 3.5000, 3.5000]\n",
+        ),
+        (
+            2,
+            "[1.0 - 2.0]\tSes02M_script01_1_F000\tneu\t[3.0000, 2.0000, 2.5000]\n\n\
+             [2.0 - 3.0]\tSes02M_script01_1_M001\tsad\t[1.5000, 2.0000, 2.0000]\n",
+        ),
+    ] {
+        write(
+            &format!("IEMOCAP/Session{session}/dialog/EmoEvaluation/s{session}.txt"),
+            &format!("{header}{lines}"),
+        );
+    }
+    let features = write(
+        "iemocap.csv",
+        "name;frameTime;a;b\n\
+         'Ses01F_impro01_F000';0.0;1.0;2.0\n'Ses01F_impro01_M001';0.0;1.5;2.5\n\
+         'Ses01F_impro01_F002';0.0;1.0;2.0\n'Ses02M_script01_1_F000';0.0;3.0;1.0\n\
+         'Ses02M_script01_1_M001';0.0;2.0;2.0\n",
+    );
+    let config = FeaturesConfig {
+        corpora: vec![CorpusSpec {
+            name: "iemocap".into(),
+            features,
+            labels: Some(dir.path().join("IEMOCAP")),
+            label_map: LabelMap::Iemocap,
+            feature_names: None,
+            folds: FoldScheme::LeaveOneSessionOut,
+            split: None,
+            nan_policy: NanPolicy::Error,
+        }],
+    };
+    let layout = FeatureLayout::new(dir.path().join("out"));
+    let reports = run_features(&config, &layout, 2).unwrap();
+    assert_eq!(reports[0].rows, 4);
+    assert_eq!(reports[0].dropped_out_of_scope.get("fru"), Some(&1));
+    let (frame, metadata) = read_parquet(&layout.corpus("iemocap")).unwrap();
+    assert_eq!(
+        strings(&frame, "emotion"),
+        ["angry", "happy", "neutral", "sad"].map(|e| Some(e.to_string()))
+    );
+    assert_eq!(
+        strings(&frame, "speaker"),
+        ["Ses01F", "Ses01M", "Ses02F", "Ses02M"].map(|e| Some(e.to_string()))
+    );
+    assert_eq!(strings(&frame, "session")[3].as_deref(), Some("Ses02"));
+    assert_eq!(strings(&frame, "valence")[1].as_deref(), Some("4.0000"));
+    // Both label files are inputs of the artifact, each with its own hash.
+    let inputs: serde_json::Value = metadata.get_json(keys::INPUTS, Path::new("x")).unwrap();
+    let names: Vec<&String> = inputs.as_object().unwrap().keys().collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(
+        names
+            .iter()
+            .any(|name| name.ends_with("EmoEvaluation/s2.txt"))
+    );
+}
