@@ -23,10 +23,11 @@ build: setup
 test: setup
     scripts/cargo.sh test --workspace
 
-# Check formatting and run clippy with warnings as errors
+# Check formatting, run clippy and build the API docs, all with warnings as errors
 lint: setup
     cargo fmt --all --check
     scripts/cargo.sh clippy --workspace --all-targets -- -D warnings
+    RUSTDOCFLAGS="-D warnings" scripts/cargo.sh doc --no-deps --workspace
 
 # Run every stage of a pipeline (default: the paper on the embedded corpus)
 reproduce pipeline=demo: build

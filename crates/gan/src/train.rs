@@ -367,7 +367,7 @@ impl<'a> PretrainEpoch<'a> {
 /// Every epoch reseeds libtorch from (seed, pair, epoch) before drawing its permutations, so
 /// the pairs are independent of each other and of the order they run in. The epochs run in
 /// rounds, one epoch of every unfinished pair per round. On the CPU a round's epochs run side
-/// by side (min(T, K) threads for T libtorch threads, as [`Spread`] says) and each pair draws
+/// by side (min(T, K) threads for T libtorch threads, as `Spread` says) and each pair draws
 /// its dropout masks from SplitMix64 streams seeded per epoch, so the result is the same for 1
 /// to K threads; on other devices they run one after the other with libtorch's masks.
 pub fn pretrain(

@@ -302,7 +302,7 @@ fn psd_sqrt(matrix: &Tensor) -> Result<Tensor, SynthError> {
 /// computed in float64 on `device`. Singular covariances are fine.
 ///
 /// When either set has fewer rows than features (the usual case: a few hundred utterances of
-/// 1582 functionals), the distance comes from the rows themselves ([`frechet_from_rows`]),
+/// 1582 functionals), the distance comes from the rows themselves (`frechet_from_rows`),
 /// which is exact and avoids every d x d eigendecomposition.
 pub fn frechet_distance(a: Rows, b: Rows, device: Device) -> Result<f64, SynthError> {
     same_width(&a, &b)?;
