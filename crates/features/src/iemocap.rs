@@ -7,17 +7,18 @@
 //! ```text
 //! % [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]
 //!
-//! [6.2901 - 8.2357]	Ses01F_impro01_F000	neu	[2.5000, 2.5000, 2.5000]
-//! C-E2:	Neutral;	()
-//! C-E3:	Neutral;	()
-//! A-E3:	val 3; act 2; dom  2;	()
+//! [6.2901 - 8.2357]    Ses01F_impro01_F000    neu    [2.5000, 2.5000, 2.5000]
+//! C-E2:    Neutral;    ()
+//! C-E3:    Neutral;    ()
+//! A-E3:    val 3; act 2; dom  2;    ()
 //! ```
 //!
-//! Fields are tab-separated: time range, utterance id, category code (`ang`, `hap`, `exc`,
-//! `neu`, `sad`, `fru`, `sur`, `fea`, `dis`, `oth`, `xxx`), and the mean valence, activation and
-//! dominance, which are kept as the extra columns `valence`, `activation` and `dominance`. The
-//! session and speaker come from the id: `Ses01F_impro01_M003` is session `Ses01`, speaker
-//! `Ses01M` (the speaker of the turn, the last part's first letter).
+//! Fields are separated by tabs (shown as spaces above): time range, utterance id, category
+//! code (`ang`, `hap`, `exc`, `neu`, `sad`, `fru`, `sur`, `fea`, `dis`, `oth`, `xxx`), and the
+//! mean valence, activation and dominance, which are kept as the extra columns `valence`,
+//! `activation` and `dominance`. The session and speaker come from the id:
+//! `Ses01F_impro01_M003` is session `Ses01`, speaker `Ses01M` (the speaker of the turn, the
+//! last part's first letter).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
