@@ -193,13 +193,13 @@ pub(crate) fn fill_normal(rng: &mut SplitMix64, out: &mut [f32]) {
 
 /// Tags of the methods' random streams.
 pub(crate) mod tags {
-    pub const OVERSAMPLING: u64 = 1;
-    pub const SMOTE: u64 = 2;
-    pub const NOISE: u64 = 3;
-    pub const CGAN_INIT: u64 = 4;
-    pub const CGAN_TRAIN: u64 = 5;
-    pub const CGAN_GENERATE: u64 = 6;
-    pub const CGAN_DROPOUT: u64 = 7;
+    pub(crate) const OVERSAMPLING: u64 = 1;
+    pub(crate) const SMOTE: u64 = 2;
+    pub(crate) const NOISE: u64 = 3;
+    pub(crate) const CGAN_INIT: u64 = 4;
+    pub(crate) const CGAN_TRAIN: u64 = 5;
+    pub(crate) const CGAN_GENERATE: u64 = 6;
+    pub(crate) const CGAN_DROPOUT: u64 = 7;
 }
 
 /// The rows of `emotion`, which must exist when the class is to get `count` synthetic rows.

@@ -58,7 +58,7 @@ fn copy_gbps(device: Device) -> f64 {
 
 /// Matmul FLOPs and Adam bytes of one joint iteration: the least work any implementation of the
 /// method must do.
-pub struct Floor {
+pub(crate) struct Floor {
     pub flops: f64,
     pub adam_bytes: f64,
 }
@@ -86,7 +86,7 @@ fn mlp_flops(sizes: &[i64], rows: i64, backward: Option<(bool, bool)>) -> f64 {
         .sum()
 }
 
-pub fn floor(config: &GanConfig, emotions: usize, features: i64) -> Floor {
+pub(crate) fn floor(config: &GanConfig, emotions: usize, features: i64) -> Floor {
     let sizes = |hidden: &[usize], out: i64| -> Vec<i64> {
         std::iter::once(features)
             .chain(hidden.iter().map(|&h| h as i64))
@@ -177,7 +177,7 @@ fn torch_eager_ms(repo: &Path, threads: i32, warmup: usize, iterations: usize) -
         .with_context(|| format!("no ms_per_iteration in {report}"))
 }
 
-pub fn bench(repo: &Path, warmup: usize, iterations: usize) -> Result<String> {
+pub(crate) fn bench(repo: &Path, warmup: usize, iterations: usize) -> Result<String> {
     let config = GanConfig::default();
     let threads = tch::get_num_threads();
     let mut devices = vec![Device::Cpu];

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::table::{Table, verdict};
 
-pub const ROWS: usize = 20_000;
+pub(crate) const ROWS: usize = 20_000;
 /// Bump when the generated text changes, so cached files from older generators are replaced.
 const GENERATOR_VERSION: u32 = 1;
 
@@ -45,7 +45,7 @@ impl SplitMix {
 }
 
 /// The generated CSV, ready for both tools.
-pub struct Dataset {
+pub(crate) struct Dataset {
     pub path: PathBuf,
     pub bytes: u64,
     pub rows: usize,
@@ -54,7 +54,7 @@ pub struct Dataset {
 
 /// Returns the cached CSV, generating it when it is missing or its stamp does not match its
 /// size and sha256 (hashing it also leaves it in the page cache, so both tools start warm).
-pub fn dataset(repo: &Path, cache: &Path) -> Result<Dataset> {
+pub(crate) fn dataset(repo: &Path, cache: &Path) -> Result<Dataset> {
     let fixture = repo.join("fixtures/corpus/labelled.csv.gz");
     let (_, names) = read_header(&fixture, &ReadOptions::default())
         .with_context(|| format!("reading the feature names of {}", fixture.display()))?;
@@ -278,7 +278,7 @@ fn pandas_python(repo: &Path) -> Result<PathBuf> {
 }
 
 /// Runs both tools `runs` times, alternating, and renders the section.
-pub fn bench(repo: &Path, cache: &Path, warmup: usize, runs: usize) -> Result<String> {
+pub(crate) fn bench(repo: &Path, cache: &Path, warmup: usize, runs: usize) -> Result<String> {
     let python = pandas_python(repo)?;
     let data = dataset(repo, cache)?;
     let script = repo.join("tools/bench/pandas_ingest.py");

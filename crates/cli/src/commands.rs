@@ -42,7 +42,7 @@ const TRAIN_IGNORED: &[&str] = &["checkpoint_every", "pretrain_epochs"];
 static THREAD_OVERRIDE: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
 
 /// Records the command line's `--threads`, which wins over the pipeline's `threads`.
-pub fn set_thread_override(threads: Option<usize>) {
+pub(crate) fn set_thread_override(threads: Option<usize>) {
     let _ = THREAD_OVERRIDE.set(threads);
 }
 
@@ -84,7 +84,7 @@ fn spinner(message: String) -> ProgressBar {
     bar
 }
 
-pub fn features(config: &Path, nan: Option<NanPolicy>, force: bool) -> Result<()> {
+pub(crate) fn features(config: &Path, nan: Option<NanPolicy>, force: bool) -> Result<()> {
     let pipeline = Pipeline::load(config)?;
     let layout = pipeline.feature_layout();
     let started = Instant::now();
@@ -288,7 +288,7 @@ fn stage_run(pipeline: &Pipeline, run: &GanRunArgs) -> StageRun {
     }
 }
 
-pub fn pretrain(config: &Path, run: &GanRunArgs) -> Result<()> {
+pub(crate) fn pretrain(config: &Path, run: &GanRunArgs) -> Result<()> {
     let pipeline = load_for_models(config)?;
     let device = run.device.unwrap_or(pipeline.config.device).resolve()?;
     let started = Instant::now();
@@ -371,7 +371,7 @@ pub fn pretrain(config: &Path, run: &GanRunArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn train(config: &Path, lambda_cls: Option<f64>, run: &GanRunArgs) -> Result<()> {
+pub(crate) fn train(config: &Path, lambda_cls: Option<f64>, run: &GanRunArgs) -> Result<()> {
     let pipeline = load_for_models(config)?;
     let device = run.device.unwrap_or(pipeline.config.device).resolve()?;
     let lambdas = match lambda_cls {
@@ -486,7 +486,7 @@ fn generate_request(pipeline: &Pipeline, scope: &Scope, lambda: f64) -> Generate
     }
 }
 
-pub fn generate(
+pub(crate) fn generate(
     config: &Path,
     lambda_cls: Option<f64>,
     scope: Option<&str>,
@@ -542,7 +542,7 @@ pub fn generate(
     Ok(())
 }
 
-pub fn quality(config: &Path, device: Option<DeviceChoice>, force: bool) -> Result<()> {
+pub(crate) fn quality(config: &Path, device: Option<DeviceChoice>, force: bool) -> Result<()> {
     let pipeline = load_for_models(config)?;
     let device = device.unwrap_or(pipeline.config.device).resolve()?;
     let started = Instant::now();
@@ -613,7 +613,7 @@ pub fn quality(config: &Path, device: Option<DeviceChoice>, force: bool) -> Resu
     Ok(())
 }
 
-pub fn evaluate(config: &Path, device: Option<DeviceChoice>, force: bool) -> Result<()> {
+pub(crate) fn evaluate(config: &Path, device: Option<DeviceChoice>, force: bool) -> Result<()> {
     let pipeline = load_for_models(config)?;
     let device = device.unwrap_or(pipeline.config.device).resolve()?;
     let eval_config = pipeline.eval_config();
@@ -682,7 +682,7 @@ pub fn evaluate(config: &Path, device: Option<DeviceChoice>, force: bool) -> Res
     Ok(())
 }
 
-pub fn inspect(file: &Path, rows: usize) -> Result<()> {
+pub(crate) fn inspect(file: &Path, rows: usize) -> Result<()> {
     let metadata = read_parquet_metadata(file)?;
     let (frame, _) = read_parquet(file)?;
     println!(
@@ -719,7 +719,7 @@ pub fn inspect(file: &Path, rows: usize) -> Result<()> {
     Ok(())
 }
 
-pub fn doctor(device: DeviceChoice) -> Result<()> {
+pub(crate) fn doctor(device: DeviceChoice) -> Result<()> {
     println!("emocycle {}", emocycle_artifact::CODE_VERSION);
     // The code part of each stage's freshness keys: a stage whose fingerprint is unchanged since
     // its outputs were made keeps them.
@@ -758,7 +758,7 @@ pub fn doctor(device: DeviceChoice) -> Result<()> {
 }
 
 /// Options of `emocycle augment`.
-pub struct AugmentArgs<'a> {
+pub(crate) struct AugmentArgs<'a> {
     pub name: Option<&'a str>,
     pub scope: Option<&'a str>,
     pub device: Option<DeviceChoice>,
@@ -766,7 +766,7 @@ pub struct AugmentArgs<'a> {
     pub jobs: usize,
 }
 
-pub fn augment(config: &Path, args: &AugmentArgs) -> Result<()> {
+pub(crate) fn augment(config: &Path, args: &AugmentArgs) -> Result<()> {
     let pipeline = load_for_models(config)?;
     let device = args.device.unwrap_or(pipeline.config.device).resolve()?;
     let started = Instant::now();
@@ -867,7 +867,7 @@ pub fn augment(config: &Path, args: &AugmentArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn report(config: &Path) -> Result<()> {
+pub(crate) fn report(config: &Path) -> Result<()> {
     let pipeline = Pipeline::load(config)?;
     let started = Instant::now();
     let outcome = write_report(&ReportInputs::for_pipeline(pipeline)).context("report")?;

@@ -13,7 +13,7 @@ use anyhow::Result;
 use emocycle_artifact::{keys, read_parquet_metadata, sha256_file};
 
 /// What a stage run would record.
-pub struct Expected {
+pub(crate) struct Expected {
     /// The stage crate's code fingerprint, compared with `emocycle.code_fingerprint`.
     pub code: &'static str,
     /// The config the stage records under `emocycle.config`.
@@ -23,7 +23,7 @@ pub struct Expected {
 }
 
 /// Hashes the inputs (missing inputs are an error: the stage could not run either).
-pub fn input_hashes(inputs: &[PathBuf]) -> Result<BTreeMap<String, String>> {
+pub(crate) fn input_hashes(inputs: &[PathBuf]) -> Result<BTreeMap<String, String>> {
     inputs
         .iter()
         .map(|path| Ok((path.display().to_string(), sha256_file(path)?)))
@@ -32,7 +32,7 @@ pub fn input_hashes(inputs: &[PathBuf]) -> Result<BTreeMap<String, String>> {
 
 /// Whether `record` (a parquet file with the stage's footer) matches `expected` and every path
 /// in `also` exists. Any unreadable or absent record means "not fresh".
-pub fn is_fresh(
+pub(crate) fn is_fresh(
     record: &Path,
     expected: &Expected,
     also: &[PathBuf],
@@ -61,7 +61,11 @@ pub fn is_fresh(
 
 /// Like [`is_fresh`] for stages whose input list is worked out inside the stage: the record's
 /// own list of inputs is hashed again, so any changed, missing or deleted input makes it stale.
-pub fn is_fresh_by_record(record: &Path, config: &serde_json::Value, code: &str) -> Result<bool> {
+pub(crate) fn is_fresh_by_record(
+    record: &Path,
+    config: &serde_json::Value,
+    code: &str,
+) -> Result<bool> {
     let Ok(metadata) = read_parquet_metadata(record) else {
         return Ok(false);
     };
@@ -90,7 +94,9 @@ pub fn is_fresh_by_record(record: &Path, config: &serde_json::Value, code: &str)
 }
 
 /// Keeps only the named keys of a JSON object: the config fields a stage's output depends on.
-pub fn only(fields: &'static [&'static str]) -> impl Fn(serde_json::Value) -> serde_json::Value {
+pub(crate) fn only(
+    fields: &'static [&'static str],
+) -> impl Fn(serde_json::Value) -> serde_json::Value {
     move |value| match value {
         serde_json::Value::Object(map) => map
             .into_iter()
@@ -101,7 +107,9 @@ pub fn only(fields: &'static [&'static str]) -> impl Fn(serde_json::Value) -> se
 }
 
 /// Drops the named keys of a JSON object: fields a stage's output does not depend on.
-pub fn except(fields: &'static [&'static str]) -> impl Fn(serde_json::Value) -> serde_json::Value {
+pub(crate) fn except(
+    fields: &'static [&'static str],
+) -> impl Fn(serde_json::Value) -> serde_json::Value {
     move |value| match value {
         serde_json::Value::Object(map) => map
             .into_iter()
@@ -112,7 +120,7 @@ pub fn except(fields: &'static [&'static str]) -> impl Fn(serde_json::Value) -> 
 }
 
 /// The identity projection: the whole config matters.
-pub fn whole(value: serde_json::Value) -> serde_json::Value {
+pub(crate) fn whole(value: serde_json::Value) -> serde_json::Value {
     value
 }
 

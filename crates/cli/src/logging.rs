@@ -2,7 +2,7 @@
 
 use tracing_subscriber::EnvFilter;
 
-pub fn init(verbose: u8, quiet: u8) {
+pub(crate) fn init(verbose: u8, quiet: u8) {
     let level = match (verbose, quiet) {
         (0, 0) => "info",
         (1, _) => "debug",

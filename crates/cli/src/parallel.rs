@@ -15,7 +15,7 @@ use anyhow::{Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// One unit of work: this binary's arguments after the global options.
-pub struct ChildJob {
+pub(crate) struct ChildJob {
     /// What the progress line calls it (`fold2 lambda_cls=2`).
     pub label: String,
     /// Subcommand and its arguments.
@@ -23,7 +23,7 @@ pub struct ChildJob {
 }
 
 /// How many units to run at once: `requested`, or with 0 one per core.
-pub fn worker_count(requested: usize) -> usize {
+pub(crate) fn worker_count(requested: usize) -> usize {
     match requested {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
@@ -41,7 +41,7 @@ struct Finished {
 /// threads. Each child's summary lines (those starting with `stage:`) are printed when it
 /// ends; a failing child's whole error output is printed, no new child starts after a failure,
 /// and the ones running are waited for (their outputs are written atomically either way).
-pub fn run_children(
+pub(crate) fn run_children(
     stage: &str,
     jobs: Vec<ChildJob>,
     workers: usize,

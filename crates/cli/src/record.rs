@@ -14,17 +14,17 @@ use emocycle_pipeline::Pipeline;
 static WORKED: AtomicBool = AtomicBool::new(false);
 
 /// Marks that the current command made or replaced an artifact.
-pub fn worked() {
+pub(crate) fn worked() {
     WORKED.store(true, Ordering::Relaxed);
 }
 
 /// Whether the current command made or replaced an artifact so far.
-pub fn did_work() -> bool {
+pub(crate) fn did_work() -> bool {
     WORKED.load(Ordering::Relaxed)
 }
 
 /// The closing line of a stage: its time, or that everything was up to date.
-pub fn closing_line(stage: &str, started: Instant) {
+pub(crate) fn closing_line(stage: &str, started: Instant) {
     if did_work() {
         eprintln!("{stage}: done in {:.1} s", started.elapsed().as_secs_f64());
     } else {
@@ -33,7 +33,7 @@ pub fn closing_line(stage: &str, started: Instant) {
 }
 
 /// What a stage command ran with.
-pub struct StageRun<'a> {
+pub(crate) struct StageRun<'a> {
     /// `features`, `train`, ...
     pub stage: &'a str,
     /// The pipeline file.
@@ -48,7 +48,7 @@ pub struct StageRun<'a> {
 
 /// Writes `stages/<stage>.json` below the pipeline's output directory if the command did
 /// work; returns whether it wrote.
-pub fn finish(run: &StageRun) -> Result<bool> {
+pub(crate) fn finish(run: &StageRun) -> Result<bool> {
     if !did_work() {
         return Ok(false);
     }

@@ -23,7 +23,7 @@ pub(crate) struct Dataset {
 }
 
 impl Dataset {
-    pub fn rows(&self) -> usize {
+    pub(crate) fn rows(&self) -> usize {
         self.labels.len()
     }
 

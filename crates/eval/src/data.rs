@@ -155,11 +155,11 @@ impl RawSet {
         })
     }
 
-    pub fn rows(&self) -> usize {
+    pub(crate) fn rows(&self) -> usize {
         self.labels.len()
     }
 
-    pub fn width(&self) -> usize {
+    pub(crate) fn width(&self) -> usize {
         self.names.len()
     }
 
@@ -193,7 +193,7 @@ impl RawSet {
     }
 
     /// z-scored with `normaliser`.
-    pub fn scaled(&self, normaliser: &Normaliser) -> Arc<Dataset> {
+    pub(crate) fn scaled(&self, normaliser: &Normaliser) -> Arc<Dataset> {
         let mut values = self.values.clone();
         normaliser.transform_rows(&mut values, Scaling::ZScore);
         Arc::new(Dataset {
@@ -204,13 +204,13 @@ impl RawSet {
     }
 
     /// z-scored on its own statistics (population std, constant features guarded).
-    pub fn scaled_on_itself(&self) -> Arc<Dataset> {
+    pub(crate) fn scaled_on_itself(&self) -> Arc<Dataset> {
         self.scaled(&Normaliser::fit_rows(self.names.clone(), &self.values))
     }
 
     /// [`RawSet::scaled_on_itself`] in place, for a set needed only scaled: a synthetic set
     /// can be gigabytes, and this avoids holding a raw and a scaled copy at once.
-    pub fn into_scaled_on_itself(self) -> Arc<Dataset> {
+    pub(crate) fn into_scaled_on_itself(self) -> Arc<Dataset> {
         let normaliser = Normaliser::fit_rows(self.names.clone(), &self.values);
         let width = self.width();
         let mut values = self.values;
@@ -449,7 +449,7 @@ pub(crate) fn read_cross(inputs: &CrossCorpusInputs) -> Result<CrossData> {
 
 impl CrossData {
     /// (test, dev) parts of a scaled copy of the whole set.
-    pub fn parts(&self, scaled: &Dataset) -> (Arc<Dataset>, Arc<Dataset>) {
+    pub(crate) fn parts(&self, scaled: &Dataset) -> (Arc<Dataset>, Arc<Dataset>) {
         let width = scaled.width;
         let pick = |want_test: bool| {
             let mut out = Dataset {

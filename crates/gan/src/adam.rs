@@ -73,7 +73,7 @@ fn fused_adam() -> &'static CModule {
 }
 
 impl Adam {
-    pub fn new(leaves: Vec<Leaf>, beta1: f64, beta2: f64, epsilon: f64) -> Self {
+    pub(crate) fn new(leaves: Vec<Leaf>, beta1: f64, beta2: f64, epsilon: f64) -> Self {
         let zeros = |leaves: &[Leaf]| -> Vec<Tensor> {
             leaves
                 .iter()
@@ -102,14 +102,14 @@ impl Adam {
 
     /// Steps taken so far.
     #[cfg(test)]
-    pub fn steps(&self) -> i64 {
+    pub(crate) fn steps(&self) -> i64 {
         self.step
     }
 
     /// One update of every parameter from its `.grad()`. A parameter without a gradient counts
     /// as having a zero gradient, as TF's dense update would see it.
     #[cfg(test)]
-    pub fn step(&mut self, lr: f64) {
+    pub(crate) fn step(&mut self, lr: f64) {
         let grads: Vec<Tensor> = self.leaves.iter().map(|leaf| leaf.tensor.grad()).collect();
         let step = self.begin_step(lr);
         self.state.apply(&grads, step);
@@ -122,19 +122,19 @@ impl Adam {
     /// computes no gradient of any other parameter (a frozen discriminator's weights, say).
     /// Together that is four passes over every parameter per step fewer than
     /// `zero_grad` + `backward` + [`Adam::step`].
-    pub fn minimise(&mut self, loss: &Tensor, lr: f64) {
+    pub(crate) fn minimise(&mut self, loss: &Tensor, lr: f64) {
         let step = self.begin_step(lr);
         self.state.minimise(loss, step);
     }
 
     /// How many parameter tensors this optimiser updates.
-    pub fn parameter_tensors(&self) -> usize {
+    pub(crate) fn parameter_tensors(&self) -> usize {
         self.leaves.len()
     }
 
     /// Counts a new step and returns its scalars; the caller then updates every parameter
     /// exactly once through [`AdamPart`]s.
-    pub fn begin_step(&mut self, lr: f64) -> AdamStep {
+    pub(crate) fn begin_step(&mut self, lr: f64) -> AdamStep {
         self.step += 1;
         let t = i32::try_from(self.step).unwrap_or(i32::MAX);
         AdamStep {
@@ -152,7 +152,7 @@ impl Adam {
     ///
     /// # Panics
     /// If a tensor is not one of this optimiser's parameters.
-    pub fn part<'a>(&self, params: impl IntoIterator<Item = &'a Tensor>) -> AdamPart {
+    pub(crate) fn part<'a>(&self, params: impl IntoIterator<Item = &'a Tensor>) -> AdamPart {
         let indices: Vec<usize> = params
             .into_iter()
             .map(|param| {
@@ -176,7 +176,7 @@ impl Adam {
 
     /// The state as named CPU tensors: `{prefix}.step` (int64 `[1]`), `{prefix}.m.<param>` and
     /// `{prefix}.v.<param>`.
-    pub fn export(&self, prefix: &str) -> Vec<(String, Tensor)> {
+    pub(crate) fn export(&self, prefix: &str) -> Vec<(String, Tensor)> {
         let mut out = vec![(format!("{prefix}.step"), Tensor::from_slice(&[self.step]))];
         for (index, leaf) in self.leaves.iter().enumerate() {
             out.extend(leaf.export(&format!("{prefix}.m."), &self.state.m[index]));
@@ -186,7 +186,7 @@ impl Adam {
     }
 
     /// Restores the state written by [`Adam::export`].
-    pub fn import(
+    pub(crate) fn import(
         &mut self,
         prefix: &str,
         tensors: &HashMap<String, Tensor>,
@@ -209,20 +209,20 @@ impl Adam {
 
 impl AdamPart {
     /// The parameters, as autograd leaves.
-    pub fn params(&self) -> &[Tensor] {
+    pub(crate) fn params(&self) -> &[Tensor] {
         &self.params
     }
 
     /// Differentiates `loss` with respect to this part's parameters and updates them (see
     /// [`Adam::minimise`]).
-    pub fn minimise(&self, loss: &Tensor, step: AdamStep) {
+    pub(crate) fn minimise(&self, loss: &Tensor, step: AdamStep) {
         let inputs: Vec<&Tensor> = self.params.iter().collect();
         let grads = Tensor::run_backward(&[loss], &inputs, false, false);
         self.apply(&grads, step);
     }
 
     /// Applies one update from `grads`, given in the order of [`AdamPart::params`].
-    pub fn apply(&self, grads: &[Tensor], step: AdamStep) {
+    pub(crate) fn apply(&self, grads: &[Tensor], step: AdamStep) {
         let list = |tensors: &[Tensor]| {
             IValue::TensorList(tensors.iter().map(Tensor::shallow_clone).collect())
         };

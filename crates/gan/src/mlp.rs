@@ -18,7 +18,7 @@ pub(crate) enum Acts {
 
 impl Acts {
     /// Splits `[K * n, width]` rows, model-major, into K activations without copying.
-    pub fn from_rows(rows: &Tensor, models: usize, layout: ModelLayout) -> Acts {
+    pub(crate) fn from_rows(rows: &Tensor, models: usize, layout: ModelLayout) -> Acts {
         match layout {
             ModelLayout::Batched => {
                 let width = rows.size()[1];
@@ -29,7 +29,7 @@ impl Acts {
     }
 
     /// The K activations as `[K * n, width]` rows, model-major.
-    pub fn to_rows(&self) -> Tensor {
+    pub(crate) fn to_rows(&self) -> Tensor {
         match self {
             Acts::Stacked(x) => x.flatten(0, 1),
             Acts::List(xs) => Tensor::cat(xs, 0),
@@ -37,7 +37,7 @@ impl Acts {
     }
 
     /// Model k's rows of `self` followed by its rows of `other`: `[2n, width]` per model.
-    pub fn cat_rows(&self, other: &Acts) -> Acts {
+    pub(crate) fn cat_rows(&self, other: &Acts) -> Acts {
         match (self, other) {
             (Acts::Stacked(a), Acts::Stacked(b)) => Acts::Stacked(Tensor::cat(&[a, b], 1)),
             (Acts::List(a), Acts::List(b)) => Acts::List(
@@ -51,7 +51,7 @@ impl Acts {
     }
 
     /// Splits every model's rows into the first `n` and the rest (views, no copy).
-    pub fn split_rows(&self, n: i64) -> (Acts, Acts) {
+    pub(crate) fn split_rows(&self, n: i64) -> (Acts, Acts) {
         match self {
             Acts::Stacked(x) => {
                 let rest = x.size()[1] - n;
@@ -74,7 +74,7 @@ impl Acts {
     ///
     /// # Panics
     /// On stacked activations.
-    pub fn select(&self, range: Range<usize>) -> Acts {
+    pub(crate) fn select(&self, range: Range<usize>) -> Acts {
         match self {
             Acts::List(xs) => Acts::List(xs[range].iter().map(Tensor::shallow_clone).collect()),
             Acts::Stacked(_) => panic!("stacked activations cannot be split by model"),
@@ -85,7 +85,7 @@ impl Acts {
     ///
     /// # Panics
     /// On stacked activations.
-    pub fn tensors(&self) -> &[Tensor] {
+    pub(crate) fn tensors(&self) -> &[Tensor] {
         match self {
             Acts::List(xs) => xs,
             Acts::Stacked(_) => panic!("stacked activations are one tensor"),
@@ -93,7 +93,7 @@ impl Acts {
     }
 
     /// Rows per model.
-    pub fn rows(&self) -> i64 {
+    pub(crate) fn rows(&self) -> i64 {
         match self {
             Acts::Stacked(x) => x.size()[1],
             Acts::List(xs) => xs.first().map_or(0, |x| x.size()[0]),
@@ -119,12 +119,12 @@ impl Acts {
     }
 
     /// Sigmoid cross-entropy of logits against a constant target, mean per model: `[K]`.
-    pub fn bce_with_logits(&self, target: f64) -> Tensor {
+    pub(crate) fn bce_with_logits(&self, target: f64) -> Tensor {
         self.per_model(self, |logits, _| bce_elementwise(logits, target))
     }
 
     /// Mean squared difference per model: `[K]`.
-    pub fn mse(&self, other: &Acts) -> Tensor {
+    pub(crate) fn mse(&self, other: &Acts) -> Tensor {
         self.per_model(other, |a, b| (a - b).square())
     }
 }
@@ -158,7 +158,7 @@ pub(crate) struct Leaf {
 impl Leaf {
     /// Splits `value` (shaped like this leaf) into per-model `[out, in]` / `[out]` tensors named
     /// `{prefix}{name}`, on the CPU and contiguous, ready for safetensors.
-    pub fn export(&self, prefix: &str, value: &Tensor) -> Vec<(String, Tensor)> {
+    pub(crate) fn export(&self, prefix: &str, value: &Tensor) -> Vec<(String, Tensor)> {
         let cpu = value.detach().to_device(Device::Cpu);
         if self.stacked {
             self.names
@@ -173,7 +173,7 @@ impl Leaf {
 
     /// Copies the per-model tensors named `{prefix}{name}` from `tensors` into `into` (shaped
     /// like this leaf). Returns the first missing or misshapen name.
-    pub fn import(
+    pub(crate) fn import(
         &self,
         prefix: &str,
         tensors: &HashMap<String, Tensor>,
@@ -232,7 +232,7 @@ pub(crate) struct MlpStack {
 impl MlpStack {
     /// Glorot-uniform weights and zero biases, drawn model by model, layer by layer, so both
     /// layouts start from the same numbers.
-    pub fn new(
+    pub(crate) fn new(
         prefix: &str,
         models: Option<Vec<usize>>,
         sizes: Vec<i64>,
@@ -306,7 +306,7 @@ impl MlpStack {
     ///
     /// # Panics
     /// On a batched stack, whose models share tensors.
-    pub fn select(&self, range: Range<usize>) -> MlpStack {
+    pub(crate) fn select(&self, range: Range<usize>) -> MlpStack {
         let Layers::Separate(models) = &self.layers else {
             panic!("only a separate-layout stack has per-model tensors to select");
         };
@@ -336,7 +336,7 @@ impl MlpStack {
     ///
     /// # Panics
     /// On a batched stack, or with a stream count other than the model count.
-    pub fn set_dropout_streams(&self, streams: Vec<SplitMix64>) {
+    pub(crate) fn set_dropout_streams(&self, streams: Vec<SplitMix64>) {
         let Layers::Separate(models) = &self.layers else {
             panic!("a batched stack draws one mask for all its models");
         };
@@ -352,7 +352,7 @@ impl MlpStack {
     }
 
     /// Every parameter with its checkpoint names, layer by layer (weight, then bias).
-    pub fn leaves(&self) -> Vec<Leaf> {
+    pub(crate) fn leaves(&self) -> Vec<Leaf> {
         match &self.layers {
             Layers::Separate(models) => models
                 .iter()
@@ -404,21 +404,21 @@ impl MlpStack {
         }
     }
 
-    pub fn parameter_count(&self) -> i64 {
+    pub(crate) fn parameter_count(&self) -> i64 {
         self.leaves()
             .iter()
             .map(|leaf| leaf.tensor.numel() as i64)
             .sum()
     }
 
-    pub fn set_requires_grad(&self, on: bool) {
+    pub(crate) fn set_requires_grad(&self, on: bool) {
         for leaf in self.leaves() {
             let _ = leaf.tensor.set_requires_grad(on);
         }
     }
 
     #[cfg(test)]
-    pub fn zero_grad(&self) {
+    pub(crate) fn zero_grad(&self) {
         for mut leaf in self.leaves() {
             leaf.tensor.zero_grad();
         }
@@ -446,7 +446,7 @@ impl MlpStack {
     }
 
     /// Runs all K models on their own inputs.
-    pub fn forward(&self, x: &Acts, train: bool) -> Acts {
+    pub(crate) fn forward(&self, x: &Acts, train: bool) -> Acts {
         match (&self.layers, x) {
             (Layers::Separate(models), Acts::List(xs)) => Acts::List(
                 models
@@ -489,7 +489,7 @@ impl MlpStack {
     }
 
     /// Runs model `slot` alone on `[n, in]` rows (any layout).
-    pub fn forward_one(&self, slot: usize, x: &Tensor, train: bool) -> Tensor {
+    pub(crate) fn forward_one(&self, slot: usize, x: &Tensor, train: bool) -> Tensor {
         match &self.layers {
             Layers::Separate(models) => self.forward_layers(slot, &models[slot], x, train),
             Layers::Batched(layers) => {

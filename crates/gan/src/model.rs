@@ -83,7 +83,7 @@ pub(crate) struct CycleGanLosses {
 impl Nets {
     /// Fresh networks, drawn from libtorch's current random state in a fixed order (G_k, F_k,
     /// D_T_k, D_S_k stacks, then C), identical for both layouts.
-    pub fn new(
+    pub(crate) fn new(
         config: &GanConfig,
         models: usize,
         features: i64,
@@ -130,7 +130,7 @@ impl Nets {
 
     /// The CycleGANs `range` of a separate-layout model, sharing its tensors, without C: what
     /// one thread trains while others train the rest.
-    pub fn share(&self, range: Range<usize>) -> Nets {
+    pub(crate) fn share(&self, range: Range<usize>) -> Nets {
         Nets {
             layout: ModelLayout::Separate,
             models: range.len(),
@@ -144,7 +144,7 @@ impl Nets {
 
     /// Gives every model its own dropout streams for the next step, one seed per model: G, F,
     /// D_T and D_S of model k draw from four streams split off `seeds[k]`.
-    pub fn set_dropout_seeds(&self, seeds: &[u64]) {
+    pub(crate) fn set_dropout_seeds(&self, seeds: &[u64]) {
         let mut streams: [Vec<SplitMix64>; 4] = Default::default();
         for &seed in seeds {
             let mut mixer = SplitMix64::new(seed);
@@ -159,30 +159,30 @@ impl Nets {
         self.d_s.set_dropout_streams(d_s);
     }
 
-    pub fn stacks(&self) -> impl Iterator<Item = &MlpStack> {
+    pub(crate) fn stacks(&self) -> impl Iterator<Item = &MlpStack> {
         [&self.g, &self.f, &self.d_t, &self.d_s]
             .into_iter()
             .chain(self.c.as_ref())
     }
 
-    pub fn leaves(&self) -> Vec<Leaf> {
+    pub(crate) fn leaves(&self) -> Vec<Leaf> {
         self.stacks().flat_map(MlpStack::leaves).collect()
     }
 
-    pub fn export(&self) -> Vec<(String, Tensor)> {
+    pub(crate) fn export(&self) -> Vec<(String, Tensor)> {
         self.leaves()
             .iter()
             .flat_map(|leaf| leaf.export("", &leaf.tensor))
             .collect()
     }
 
-    pub fn import(&self, tensors: &HashMap<String, Tensor>) -> Result<(), String> {
+    pub(crate) fn import(&self, tensors: &HashMap<String, Tensor>) -> Result<(), String> {
         self.leaves()
             .iter()
             .try_for_each(|leaf| leaf.import("", tensors, &leaf.tensor))
     }
 
-    pub fn counts(&self) -> ParameterCounts {
+    pub(crate) fn counts(&self) -> ParameterCounts {
         let per_model = |stack: &MlpStack| stack.parameter_count() / self.models as i64;
         let classifier = self.c.as_ref().map_or(0, MlpStack::parameter_count);
         ParameterCounts {
@@ -197,7 +197,7 @@ impl Nets {
     /// `0.5 [BCE(D_T(t), real) + BCE(D_T(G(s)), 0)] + 0.5 [BCE(D_S(s), real) + BCE(D_S(F(t)), 0)]`.
     /// With `through_generator`, G(s) stays in the graph so the loss also reaches G (the published
     /// code's quirk); F(t) never does.
-    pub fn discriminator_losses(
+    pub(crate) fn discriminator_losses(
         &self,
         config: &GanConfig,
         s: &Acts,
@@ -227,7 +227,7 @@ impl Nets {
     /// The generator losses: per CycleGAN `BCE(D_T(G(s)), real) + BCE(D_S(F(t)), real) +
     /// lambda_cyc * cycle`, with `cycle = mse(s, F(G(s))) + mse(t, G(F(t)))`, and C's softmax
     /// cross-entropy on the K generated batches stacked with labels 0..K.
-    pub fn generator_losses(
+    pub(crate) fn generator_losses(
         &self,
         config: &GanConfig,
         s: &Acts,
@@ -259,7 +259,12 @@ impl Nets {
     }
 
     /// The generator losses without C's term (see [`Nets::generator_losses`]).
-    pub fn cycle_gan_losses(&self, config: &GanConfig, s: &Acts, t: &Acts) -> CycleGanLosses {
+    pub(crate) fn cycle_gan_losses(
+        &self,
+        config: &GanConfig,
+        s: &Acts,
+        t: &Acts,
+    ) -> CycleGanLosses {
         // G runs once on s and F(t) together (the rows of one matmul doubled, one weight
         // gradient instead of two plus their sum); F cannot do the same, as F(G(s)) needs G(s).
         let ft = self.f.forward(t, true);

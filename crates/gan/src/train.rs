@@ -657,7 +657,7 @@ impl Spread {
     /// One group per libtorch thread of the caller, at most one per CycleGAN, and
     /// `threads / groups` (rounded down) libtorch threads per group. With more CycleGANs than
     /// groups, the groups hold `K / groups` or one more each.
-    pub fn for_threads(threads: i32, models: usize) -> Spread {
+    pub(crate) fn for_threads(threads: i32, models: usize) -> Spread {
         let threads = usize::try_from(threads).unwrap_or(1).max(1);
         let groups = threads.min(models).max(1);
         Spread {
@@ -667,7 +667,11 @@ impl Spread {
     }
 
     /// The spread for a layout and device: `None` unless separate on the CPU.
-    pub fn default_for(layout: ModelLayout, device: Device, models: usize) -> Option<Spread> {
+    pub(crate) fn default_for(
+        layout: ModelLayout,
+        device: Device,
+        models: usize,
+    ) -> Option<Spread> {
         (layout == ModelLayout::Separate && device == Device::Cpu)
             .then(|| Spread::for_threads(tch::get_num_threads(), models))
     }
@@ -941,7 +945,7 @@ pub(crate) struct EpochSums {
 }
 
 impl EpochSums {
-    pub fn zeros(models: usize, device: Device) -> Self {
+    pub(crate) fn zeros(models: usize, device: Device) -> Self {
         let per_model = || Tensor::zeros([models as i64], (Kind::Float, device));
         Self {
             d: per_model(),
@@ -953,7 +957,7 @@ impl EpochSums {
 }
 
 impl Trainer {
-    pub fn new(
+    pub(crate) fn new(
         config: &GanConfig,
         models: usize,
         features: i64,
@@ -1016,7 +1020,7 @@ impl Trainer {
     }
 
     /// One discriminator step (which with the quirk also moves G); returns the `[K]` D losses.
-    pub fn discriminator_step(
+    pub(crate) fn discriminator_step(
         &mut self,
         config: &GanConfig,
         s: &Acts,
@@ -1091,7 +1095,14 @@ impl Trainer {
     }
 
     /// One D step, then `generator_steps` G steps on the same batches.
-    pub fn steps(&mut self, config: &GanConfig, s: &Acts, t: &Acts, lr: f64, sums: &mut EpochSums) {
+    pub(crate) fn steps(
+        &mut self,
+        config: &GanConfig,
+        s: &Acts,
+        t: &Acts,
+        lr: f64,
+        sums: &mut EpochSums,
+    ) {
         sums.d += self.discriminator_step(config, s, t, lr);
         for _ in 0..config.generator_steps {
             self.generator_step(config, s, t, lr, sums);

@@ -102,14 +102,14 @@ pub(crate) struct Context<'a> {
 
 impl Context<'_> {
     /// `` `emocycle <stage> --config <file>` ``, for "run this" hints.
-    pub fn command(&self, stage: &str) -> String {
+    pub(crate) fn command(&self, stage: &str) -> String {
         format!(
             "`emocycle {stage} --config {}`",
             self.pipeline.path.display()
         )
     }
 
-    pub fn summary(
+    pub(crate) fn summary(
         &self,
         experiment: Experiment,
         setup: Setup,
@@ -122,12 +122,12 @@ impl Context<'_> {
         })
     }
 
-    pub fn has_experiment(&self, experiment: Experiment) -> bool {
+    pub(crate) fn has_experiment(&self, experiment: Experiment) -> bool {
         self.summaries.iter().any(|s| s.experiment == experiment)
     }
 
     /// The CycleGAN lambda_cls values configured or evaluated, ascending.
-    pub fn lambdas(&self) -> Vec<f64> {
+    pub(crate) fn lambdas(&self) -> Vec<f64> {
         let mut values: Vec<f64> = self
             .eval_config
             .lambda_cls
@@ -142,7 +142,7 @@ impl Context<'_> {
 
     /// Every synthetic source configured or evaluated: CycleGANs by lambda_cls, then
     /// baselines by name.
-    pub fn sources(&self) -> Vec<SyntheticSource> {
+    pub(crate) fn sources(&self) -> Vec<SyntheticSource> {
         let mut sources: Vec<SyntheticSource> = self
             .lambdas()
             .into_iter()
@@ -169,7 +169,7 @@ impl Context<'_> {
 
     /// The scope whose synthetic set an experiment's classifiers train on (fold 1's stands for
     /// every fold).
-    pub fn synthetic_scope(&self, experiment: Experiment) -> &'static str {
+    pub(crate) fn synthetic_scope(&self, experiment: Experiment) -> &'static str {
         match (experiment, self.eval_config.synthetic_scope) {
             (Experiment::Within, emocycle_eval::SyntheticScope::PerFold) => "fold1",
             _ => "all",
@@ -178,7 +178,7 @@ impl Context<'_> {
 
     /// The set whose footer stands for `source`'s sets: the within-corpus scope's, else
     /// `all`'s (a pipeline without per-fold scopes); `None` when neither exists.
-    pub fn footer_set(&self, source: &SyntheticSource) -> Option<(&'static str, PathBuf)> {
+    pub(crate) fn footer_set(&self, source: &SyntheticSource) -> Option<(&'static str, PathBuf)> {
         [self.synthetic_scope(Experiment::Within), "all"]
             .into_iter()
             .map(|scope| (scope, self.synthetic_set(scope, source)))
@@ -186,7 +186,7 @@ impl Context<'_> {
     }
 
     /// The synthetic set of `source` in `scope`.
-    pub fn synthetic_set(&self, scope: &str, source: &SyntheticSource) -> PathBuf {
+    pub(crate) fn synthetic_set(&self, scope: &str, source: &SyntheticSource) -> PathBuf {
         emocycle_eval::synthetic_path(&self.run_dir.join("synth"), scope, source)
     }
 }

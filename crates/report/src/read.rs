@@ -461,7 +461,7 @@ pub(crate) enum SetSize {
 
 impl SetSize {
     /// The emotions with no vectors.
-    pub fn missing(&self) -> Vec<String> {
+    pub(crate) fn missing(&self) -> Vec<String> {
         match self {
             Self::Each(0) => emocycle_features::Emotion::ALL
                 .iter()
@@ -478,7 +478,7 @@ impl SetSize {
     }
 
     /// `300 each` or `angry 12, happy 0, ...`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Self::Each(count) => format!("{count} each"),
             Self::PerClass(counts) => emocycle_features::Emotion::ALL

@@ -346,7 +346,7 @@ impl Finding {
         if self.lower { a < b } else { a > b }
     }
 
-    pub fn verdict(&self) -> Verdict {
+    pub(crate) fn verdict(&self) -> Verdict {
         match (self.ours, &self.test) {
             (Some(ours), Some(test)) if test.p < ALPHA => {
                 if self.points_papers_way(ours) {
@@ -385,7 +385,7 @@ impl Finding {
     }
 
     /// The verdict in words, with this run's numbers and the test's p-value.
-    pub fn verdict_text(&self) -> String {
+    pub(crate) fn verdict_text(&self) -> String {
         let word = match self.verdict() {
             Verdict::Holds => "holds",
             Verdict::DoesNotHold => "does not hold",

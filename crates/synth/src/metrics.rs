@@ -191,7 +191,7 @@ pub(crate) struct GaussianAccumulator {
 }
 
 impl GaussianAccumulator {
-    pub fn new(width: usize, device: Device) -> Self {
+    pub(crate) fn new(width: usize, device: Device) -> Self {
         let d = width as i64;
         Self {
             rows: 0,
@@ -200,7 +200,7 @@ impl GaussianAccumulator {
         }
     }
 
-    pub fn add(&mut self, rows: Rows, device: Device) {
+    pub(crate) fn add(&mut self, rows: Rows, device: Device) {
         if rows.rows() == 0 {
             return;
         }
@@ -211,7 +211,7 @@ impl GaussianAccumulator {
         self.merge_parts(rows.rows() as i64, &mean, &scatter);
     }
 
-    pub fn merge(&mut self, other: &Self) {
+    pub(crate) fn merge(&mut self, other: &Self) {
         if other.rows > 0 {
             self.merge_parts(other.rows, &other.mean, &other.scatter);
         }
@@ -234,7 +234,7 @@ impl GaussianAccumulator {
 
     /// Mean and unbiased covariance (divisor n - 1, as numpy's `cov` in the FID's reference
     /// code).
-    pub fn fit(&self) -> Result<GaussianFit, SynthError> {
+    pub(crate) fn fit(&self) -> Result<GaussianFit, SynthError> {
         if self.rows < 2 {
             return Err(SynthError::Shape(format!(
                 "a Gaussian fit needs at least 2 rows, got {}",
@@ -259,7 +259,7 @@ pub(crate) struct GaussianFit {
 impl GaussianFit {
     /// The symmetric square root of the covariance, kept for reuse: it is the expensive half
     /// of the distance, and a target set is compared with several others.
-    pub fn prepare_sqrt(&mut self) -> Result<(), SynthError> {
+    pub(crate) fn prepare_sqrt(&mut self) -> Result<(), SynthError> {
         if self.sqrt_cov.is_none() {
             self.sqrt_cov = Some(psd_sqrt(&self.cov)?);
         }
@@ -270,7 +270,7 @@ impl GaussianFit {
     /// symmetric positive semi-definite, so its square root's trace is the sum of the square
     /// roots of its eigenvalues; eigenvalues that rounding pushed below zero (singular
     /// covariances: fewer rows than features) count as zero.
-    pub fn distance(&mut self, other: &GaussianFit) -> Result<f64, SynthError> {
+    pub(crate) fn distance(&mut self, other: &GaussianFit) -> Result<f64, SynthError> {
         self.prepare_sqrt()?;
         let root = self.sqrt_cov.as_ref().expect("prepared above");
         let delta = &self.mean - &other.mean;
