@@ -413,6 +413,30 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// An id or class as text, or an error naming the file, line and column when its bytes are
+/// not UTF-8: a Latin-1 id would otherwise be mangled and silently match no label.
+fn field_text(
+    bytes: &[u8],
+    path: &Path,
+    line: u64,
+    column: impl FnOnce() -> String,
+) -> Result<String> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Ok(text.to_string()),
+        Err(error) => Err(FeatureError::parse(
+            path,
+            line,
+            Some(column()),
+            format!(
+                "not UTF-8 at byte {} of {:?}: save the file as UTF-8 (openSMILE writes the \
+                 names it is given)",
+                error.valid_up_to() + 1,
+                text(bytes)
+            ),
+        )),
+    }
+}
+
 fn parse_header(path: &Path, block: &[u8], options: &ReadOptions) -> Result<Header> {
     let mut lines = lines_of(block, 1).filter(|(_, line)| !line.trim_ascii().is_empty());
     let Some((first_number, first)) = lines.next() else {
@@ -784,13 +808,16 @@ fn parse_piece(
         if let Some((id, class)) = parse_row_fast(line, header, &mut parsed.values[start..]) {
             let id = unquote(id);
             if !id.is_empty() {
-                parsed.ids.push(text(id));
+                parsed
+                    .ids
+                    .push(field_text(id, path, number, || column_name(header, None))?);
                 parsed.lines.push(number);
                 if let Some(class) = class {
                     let class = unquote(class);
-                    parsed
-                        .classes
-                        .push((class != b"?" && !class.is_empty()).then(|| text(class)));
+                    let class = (class != b"?" && !class.is_empty())
+                        .then(|| field_text(class, path, number, || "class".to_string()))
+                        .transpose()?;
+                    parsed.classes.push(class);
                 }
                 continue;
             }
@@ -862,15 +889,18 @@ fn parse_piece(
             parsed.dropped_non_finite += 1;
             continue;
         }
-        parsed.ids.push(text(id));
+        parsed
+            .ids
+            .push(field_text(id, path, number, || column_name(header, None))?);
         parsed.lines.push(number);
         parsed.values.extend_from_slice(&row);
         if header.has_class {
             let (start, end) = spans[expected_fields - 1];
             let class = unquote(&line[start..end]);
-            parsed
-                .classes
-                .push((class != b"?" && !class.is_empty()).then(|| text(class)));
+            let class = (class != b"?" && !class.is_empty())
+                .then(|| field_text(class, path, number, || "class".to_string()))
+                .transpose()?;
+            parsed.classes.push(class);
         }
     }
     Ok(parsed)

@@ -58,6 +58,29 @@ fn ragged_row_names_the_line() {
 }
 
 #[test]
+fn an_id_that_is_not_utf8_names_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("latin1.csv");
+    // "café" in Latin-1: the id would be mangled and match no label.
+    std::fs::write(
+        &path,
+        b"name;frameTime;a;b\n'u1';0.0;1;2\n'caf\xe9';0.0;1;2\n",
+    )
+    .unwrap();
+    for memory_map in [true, false] {
+        let options = ReadOptions {
+            memory_map,
+            ..ReadOptions::default()
+        };
+        let error = read_feature_file(&path, &options).unwrap_err().to_string();
+        assert!(
+            error.contains("latin1.csv:3, column \"name\": not UTF-8 at byte 4 of \"caf\u{fffd}\""),
+            "{error}"
+        );
+    }
+}
+
+#[test]
 fn non_numeric_value_names_line_and_column() {
     let error = read_error("name;frameTime;a;b\n'u1';0.000000;1;2\n'u2';0.000000;1;two\n");
     assert!(
