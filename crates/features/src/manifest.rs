@@ -199,6 +199,23 @@ fn csv_error(path: &Path, headers: Option<&csv::StringRecord>, error: csv::Error
             }
             message
         }
+        csv::ErrorKind::Utf8 { err, .. } => {
+            let column = headers
+                .and_then(|headers| headers.get(err.field()))
+                .map_or_else(
+                    || format!("field {}", err.field() + 1),
+                    |name| name.trim().to_string(),
+                );
+            return FeatureError::parse(
+                path,
+                line,
+                Some(column),
+                format!(
+                    "not UTF-8 at byte {} of the field: save the manifest as UTF-8",
+                    err.valid_up_to() + 1
+                ),
+            );
+        }
         csv::ErrorKind::Io(io) => {
             return FeatureError::io(path, std::io::Error::new(io.kind(), io.to_string()));
         }

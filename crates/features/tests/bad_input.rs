@@ -208,6 +208,16 @@ fn manifest_problems_name_file_line_and_column() {
         "{error}"
     );
 
+    let latin1 = dir.path().join("m5.csv");
+    std::fs::write(&latin1, b"utterance_id,emotion\nu1,ang\ncaf\xe9,sad\n").unwrap();
+    let error = read_manifest(&latin1, &LabelMap::Iemocap)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("m5.csv:3, column \"utterance_id\": not UTF-8 at byte 4 of the field"),
+        "{error}"
+    );
+
     let header_only = write(dir.path(), "m4.csv", "utterance_id,emotion\n");
     let error = read_manifest(&header_only, &LabelMap::Iemocap)
         .unwrap_err()
