@@ -260,7 +260,8 @@ pub fn run_baseline(
     progress(BaselineProgress::Written {
         rows: synthetic.rows(),
     });
-    tracing::info!(
+    // The CLI prints its own line per set; this one is for -v.
+    tracing::debug!(
         output = %request.output.display(),
         rows = synthetic.rows(),
         method = config.method.kind(),

@@ -352,7 +352,8 @@ pub fn generate_set(
     stream
         .ok_or_else(|| SynthError::input(&request.source, "no rows to generate from"))?
         .finish(&metadata)?;
-    tracing::info!(
+    // The CLI prints its own line per set; this one is for -v.
+    tracing::debug!(
         output = %request.output.display(),
         rows = rows_total,
         "synthetic set written"
