@@ -61,17 +61,9 @@ pub struct Roles {
     pub cross_corpus: Option<String>,
 }
 
-/// Which CycleGANs make the synthetic data of a within-corpus fold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SyntheticScope {
-    /// One set of CycleGANs per fold, trained without that fold's test session (leakage-free).
-    #[default]
-    PerFold,
-    /// One set trained on every session, used for every fold: the published code's behaviour,
-    /// which lets the test session leak into the synthetic training data.
-    AllSessions,
-}
+/// Which CycleGANs make the synthetic data of a within-corpus fold (the evaluation's type: one
+/// definition for the GAN section and the evaluation).
+pub use emocycle_eval::SyntheticScope;
 
 /// The lambda_cls sweep: the paper's two values (0 and 2) and the points between and beyond
 /// that its "future work" asks about.
@@ -438,10 +430,7 @@ impl Pipeline {
         let config = &self.config;
         EvalConfig {
             lambda_cls: config.gan.lambda_cls.clone(),
-            synthetic_scope: match config.gan.synthetic_scope {
-                SyntheticScope::PerFold => emocycle_eval::SyntheticScope::PerFold,
-                SyntheticScope::AllSessions => emocycle_eval::SyntheticScope::AllSessions,
-            },
+            synthetic_scope: config.gan.synthetic_scope,
             baselines: config
                 .baselines
                 .iter()
