@@ -72,7 +72,7 @@ const DEJAVU_SANS: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 pub const FONT: &str = "sans-serif";
 
 /// Registers the embedded font (idempotent, thread-safe).
-pub fn init() {
+fn init() {
     static REGISTER: Once = Once::new();
     REGISTER.call_once(|| {
         // The bytes are a valid TrueType font compiled into the binary: registration cannot fail.
