@@ -298,7 +298,97 @@ pub(crate) fn bench(repo: &Path, warmup: usize, iterations: usize) -> Result<Str
             out.push_str(&format!("{}\n", targets.render()));
         }
     }
+    out.push_str(&fusion(warmup, iterations)?);
     Ok(out)
+}
+
+/// `pipelines/demo.json`'s network: the size the default run trains 12 times.
+fn demo_config() -> GanConfig {
+    GanConfig {
+        generator_hidden: vec![128, 64, 128],
+        discriminator_hidden: vec![128, 128],
+        classifier_hidden: vec![64, 64],
+        batch_size: 16,
+        ..GanConfig::default()
+    }
+}
+
+/// Would training many runs as one batched model pay on the CPU? Today every (scope,
+/// lambda_cls) run trains in a process of its own with one libtorch thread, one process per
+/// core. The probe stacks the 4 CycleGANs of R runs in one batched model (every layer one
+/// `baddbmm` over 4R networks, one Adam call per stacked tensor), which is the compute of a fused
+/// grid engine; its one classifier with 4R outputs stands in for R classifiers of 4 (a few per
+/// cent of the FLOPs).
+pub(crate) fn fusion(warmup: usize, iterations: usize) -> Result<String> {
+    let config = demo_config();
+    let threads = tch::get_num_threads();
+    let mut table = Table::new(&["training", "ms per iteration (median)", "ms per run"]);
+    tch::set_num_threads(1);
+    let alone = time_training_iterations(
+        &config,
+        EMOTIONS,
+        FEATURES,
+        ModelLayout::Separate,
+        Device::Cpu,
+        warmup,
+        iterations,
+    );
+    tch::set_num_threads(threads);
+    let alone = alone?.as_secs_f64() * 1e3;
+    // Side by side on `threads` cores, each process as fast as alone: the most it can be.
+    let per_run_processes = alone / threads as f64;
+    table.row(vec![
+        format!("one run per process, 1 thread, {threads} processes side by side (today)"),
+        format!("{alone:.1}"),
+        format!("{per_run_processes:.1}"),
+    ]);
+    let mut best = f64::INFINITY;
+    // (runs fused, libtorch threads of the fused process): one thread per process lets the
+    // fused processes run side by side as today's do.
+    for (runs, fused_threads) in [(6usize, 1), (6, threads), (12, threads)] {
+        tch::set_num_threads(fused_threads);
+        let ms = time_training_iterations(
+            &config,
+            EMOTIONS * runs,
+            FEATURES,
+            ModelLayout::Batched,
+            Device::Cpu,
+            warmup,
+            iterations,
+        );
+        tch::set_num_threads(threads);
+        let ms = ms?.as_secs_f64() * 1e3;
+        let side_by_side = (threads / fused_threads) as usize;
+        let per_run = ms / (runs * side_by_side) as f64;
+        best = best.min(per_run);
+        let how = if side_by_side > 1 {
+            format!("{fused_threads} thread, {side_by_side} such processes side by side")
+        } else {
+            format!("{fused_threads} threads")
+        };
+        table.row(vec![
+            format!("{runs} runs in one batched model, {how}"),
+            format!("{ms:.1}"),
+            format!("{per_run:.1}"),
+        ]);
+    }
+    let gain = per_run_processes / best;
+    let mut targets = Table::new(&["target (CPU)", "measured", "verdict"]);
+    targets.row(vec![
+        "fused runs >= 2x faster than per-run processes for the same work".into(),
+        format!("{gain:.2}x"),
+        verdict(gain >= 2.0),
+    ]);
+    Ok(format!(
+        "### Fusing runs at the demo's size (G {:?}, D {:?}, C {:?}, batch {}, lambda_cls {}), CPU\n\n{}\n{}\n",
+        config.generator_hidden,
+        config.discriminator_hidden,
+        config.classifier_hidden,
+        config.batch_size,
+        config.lambda_cls,
+        table.render(),
+        targets.render()
+    ))
 }
 
 #[cfg(test)]

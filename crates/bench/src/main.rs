@@ -1,6 +1,6 @@
 //! `emocycle-bench`: the measurements behind docs/benchmarks.md, printed as markdown tables.
 //!
-//! `emocycle-bench [REPO] [--out FILE] [--only ingest|gan]`: REPO is the repository root (for
+//! `emocycle-bench [REPO] [--out FILE] [--only ingest|gan|fusion]`: REPO is the repository root (for
 //! the fixture's feature names and tools/bench/*.py); data and the pandas virtualenv go to
 //! `$EMOCYCLE_CACHE` (default `~/.cache/emocycle`).
 
@@ -16,7 +16,10 @@ use clap::{Parser, ValueEnum};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Only {
     Ingest,
+    /// The paper-size iteration and the demo-size fusion probe.
     Gan,
+    /// Only the demo-size fusion probe (a minute).
+    Fusion,
 }
 
 /// emocycle's benchmarks: ingestion against pandas, GAN iterations against PyTorch eager.
@@ -110,7 +113,7 @@ fn main() -> Result<()> {
         print!("{text}");
         report.push_str(&text);
     };
-    if args.only != Some(Only::Gan) {
+    if args.only.is_none() || args.only == Some(Only::Ingest) {
         section(ingest::bench(
             &repo,
             &cache,
@@ -118,8 +121,12 @@ fn main() -> Result<()> {
             args.runs.max(1),
         )?);
     }
-    if args.only != Some(Only::Ingest) {
-        section(gan::bench(&repo, args.warmup, args.iterations.max(1))?);
+    match args.only {
+        None | Some(Only::Gan) => {
+            section(gan::bench(&repo, args.warmup, args.iterations.max(1))?);
+        }
+        Some(Only::Fusion) => section(gan::fusion(args.warmup, args.iterations.max(1))?),
+        Some(Only::Ingest) => {}
     }
     let end = format!("Load average at the end: {}.\n", {
         std::fs::read_to_string("/proc/loadavg")
