@@ -3,14 +3,9 @@
 /// Everything that can go wrong making a baseline synthetic set.
 #[derive(Debug, thiserror::Error)]
 pub enum AugmentError {
-    /// A configuration value is impossible.
-    #[error("invalid augment configuration: {key}: {message}")]
-    InvalidConfig {
-        /// The key, as written in the JSON (`k`, `size.per_class`, `generator_hidden`).
-        key: String,
-        /// What is wrong with it.
-        message: String,
-    },
+    /// A configuration value is impossible; the error names the key.
+    #[error(transparent)]
+    Config(#[from] emocycle_config::ConfigError),
     /// The data cannot feed the method (a class with too few rows, mismatched lengths).
     #[error("{0}")]
     Data(String),
@@ -44,13 +39,6 @@ pub enum AugmentError {
 }
 
 impl AugmentError {
-    pub(crate) fn config(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::InvalidConfig {
-            key: key.into(),
-            message: message.into(),
-        }
-    }
-
     pub(crate) fn torch(context: impl Into<String>) -> impl FnOnce(tch::TchError) -> Self {
         let context = context.into();
         move |source| Self::Torch { context, source }

@@ -27,7 +27,6 @@
 //! plus `name` and `seed` for any method.
 
 mod cgan;
-mod config;
 mod error;
 mod methods;
 mod stage;
@@ -38,10 +37,12 @@ mod stage;
 pub const CODE_FINGERPRINT: &str = env!("EMOCYCLE_CODE_FINGERPRINT");
 
 pub use cgan::{Cgan, CganEpoch};
-pub use config::{BaselineConfig, CganConfig, CganOutput, Method, Size};
+pub use emocycle_config::augment::{
+    BaselineConfig, BaselineRequest, CganConfig, CganOutput, Method, Size, baseline_path,
+};
 pub use error::AugmentError;
 pub use methods::{
     RealRows, SyntheticRows, class_counts, feature_std, gaussian_noise, nearest_neighbours,
     random_oversampling, smote, synthetic_counts,
 };
-pub use stage::{BaselineProgress, BaselineReport, BaselineRequest, baseline_path, run_baseline};
+pub use stage::{BaselineProgress, BaselineReport, run_baseline};

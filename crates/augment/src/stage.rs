@@ -1,7 +1,7 @@
 //! The stage: a scope's target training part in, one baseline synthetic set out.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use emocycle_artifact::{
@@ -9,7 +9,7 @@ use emocycle_artifact::{
     write_parquet_with,
 };
 use emocycle_features::Emotion;
-use emocycle_gan::{Scope, StageInputs, TargetPart, load_target_part};
+use emocycle_gan::{TargetPart, load_target_part};
 use polars::prelude::{Column, DataFrame};
 use serde::{Deserialize, Serialize};
 use tch::Device;
@@ -19,62 +19,7 @@ use crate::methods::{
     RealRows, SyntheticRows, class_counts, gaussian_noise, random_oversampling, smote,
     synthetic_counts,
 };
-use crate::{AugmentError, BaselineConfig, Method};
-
-/// `<synth_root>/<scope>/<name>/synthetic.parquet`: a baseline set sits next to the CycleGAN
-/// sets' `lambda_cls-<value>/` directories of its scope.
-pub fn baseline_path(synth_root: &Path, scope: &Scope, name: &str) -> PathBuf {
-    synth_root
-        .join(scope.name())
-        .join(name)
-        .join("synthetic.parquet")
-}
-
-/// One baseline set to make.
-#[derive(Debug, Clone)]
-pub struct BaselineRequest {
-    /// The method and its settings.
-    pub config: BaselineConfig,
-    /// The feature-stage files of the scope (only the target's are read: features,
-    /// normalisation and, for fold scopes, folds).
-    pub inputs: StageInputs,
-    /// Whose training part the set is made from.
-    pub scope: Scope,
-    /// The run's seed; `config.seed` overrides it.
-    pub seed: u64,
-    /// Where the parquet goes (normally [`baseline_path`]).
-    pub output: PathBuf,
-}
-
-impl BaselineRequest {
-    /// The seed the set is made with: `config.seed` when given, else `seed`.
-    pub fn effective_seed(&self) -> u64 {
-        self.config.seed.unwrap_or(self.seed)
-    }
-
-    /// What the set records under `emocycle.config`: everything its contents depend on besides
-    /// the input files (the method's settings, the scope and the seed), for freshness checks.
-    pub fn recorded_config(&self) -> serde_json::Value {
-        serde_json::json!({
-            "baseline": self.config,
-            "name": self.config.name(),
-            "scope": self.scope.name(),
-            "seed": self.effective_seed(),
-        })
-    }
-
-    /// The files the set is made from (their sha256 go to `emocycle.inputs`).
-    pub fn input_files(&self) -> Vec<PathBuf> {
-        let mut files = vec![
-            self.inputs.target.clone(),
-            self.inputs.target_normalisation.clone(),
-        ];
-        if matches!(self.scope, Scope::Fold(_)) {
-            files.push(self.inputs.target_folds.clone());
-        }
-        files
-    }
-}
+use crate::{AugmentError, BaselineRequest, Method};
 
 /// What [`run_baseline`] is doing, for a progress bar.
 #[derive(Debug, Clone, PartialEq)]
@@ -339,21 +284,4 @@ fn set_frame(set: &SetColumns) -> polars::error::PolarsResult<DataFrame> {
     ));
     columns.extend(float32_columns(set.names, &synthetic.values));
     DataFrame::new(count, columns)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sets_sit_next_to_the_cyclegan_sets_of_their_scope() {
-        assert_eq!(
-            baseline_path(Path::new("runs/x/synth"), &Scope::Fold(2), "smote"),
-            Path::new("runs/x/synth/fold2/smote/synthetic.parquet")
-        );
-        assert_eq!(
-            baseline_path(Path::new("runs/x/synth"), &Scope::All, "cgan"),
-            Path::new("runs/x/synth/all/cgan/synthetic.parquet")
-        );
-    }
 }

@@ -333,7 +333,7 @@ fn a_bad_config_fails_before_anything_is_written() {
     );
     let error = run_baseline(&request, tch::Device::Cpu, &mut |_| {}).unwrap_err();
     assert!(
-        matches!(&error, AugmentError::InvalidConfig { key, .. } if key == "sigma"),
+        matches!(&error, AugmentError::Config(config) if config.key.as_deref() == Some("sigma")),
         "{error}"
     );
     assert!(!request.output.exists());

@@ -209,7 +209,7 @@ pub(crate) fn bench(repo: &Path, warmup: usize, iterations: usize) -> Result<Str
             )?;
             layouts.push((layout, mean.as_secs_f64() * 1e3));
         }
-        let auto = ModelLayout::Auto.resolve(device);
+        let auto = ModelLayout::Auto.resolve(device.is_cuda());
         let auto_ms = layouts
             .iter()
             .find(|(layout, _)| *layout == auto)

@@ -14,7 +14,7 @@ use emocycle_report::{ReportInputs, write_report};
 use emocycle_synth::{
     CYCLEGAN_METHOD, FeatureSpace, GenerateRequest, QualitySet, generate_set, quality_report,
 };
-use emocycle_torch::DeviceChoice;
+use emocycle_torch::{DeviceChoice, ResolveDevice};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::GanRunArgs;
@@ -626,11 +626,9 @@ pub(crate) fn evaluate(config: &Path, device: Option<DeviceChoice>, force: bool)
         let layout = pipeline.feature_layout();
         let target = roles.target.clone();
         inputs.synthetic_minmax = Some(Box::new(move |scope: &str| {
-            let subset = if scope == "all" {
-                "all".to_string()
-            } else {
-                format!("{scope}-train")
-            };
+            // An unknown scope name maps to a file that does not exist, which eval reports.
+            let subset = Scope::parse(scope)
+                .map_or_else(|| format!("{scope}-train"), |scope| scope.training_subset());
             layout.normalisation(&target, &subset)
         }));
     }

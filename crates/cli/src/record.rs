@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use emocycle_pipeline::Pipeline;
+use emocycle_torch::ResolveDevice;
 
 static WORKED: AtomicBool = AtomicBool::new(false);
 

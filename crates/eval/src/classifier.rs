@@ -10,9 +10,9 @@ use std::sync::Arc;
 use emocycle_features::{Emotion, SplitMix64};
 use tch::{Device, Kind, Tensor};
 
-use crate::config::{AdamParams, ClassifierParams};
 use crate::error::Result;
 use crate::metrics::CLASSES;
+use emocycle_config::eval::{AdamParams, ClassifierParams};
 
 /// Normalised rows with their class indices, row-major float32.
 #[derive(Debug, Clone)]

@@ -82,14 +82,7 @@ impl EvalInputs {
     }
 }
 
-/// `<synth_root>/<scope>/<dir>/synthetic.parquet`, `dir` being `lambda_cls-<v>` (`v` in
-/// Rust's f64 Display: `0`, `2`, `0.5`) or a baseline's name: the synthetic stages' layout.
-pub fn synthetic_path(synth_root: &Path, scope: &str, source: &SyntheticSource) -> PathBuf {
-    synth_root
-        .join(scope)
-        .join(source.dir_name())
-        .join("synthetic.parquet")
-}
+pub use emocycle_config::layout::synthetic_path;
 
 fn strings(frame: &DataFrame, path: &Path, column: &str) -> Result<Vec<Option<String>>> {
     emocycle_artifact::require_column(frame, path, column, &DataType::String)?;
@@ -474,7 +467,7 @@ impl CrossData {
 pub(crate) fn gan_manifest_path(gan_root: &Path, scope: &str, lambda_cls: f64) -> PathBuf {
     gan_root
         .join(scope)
-        .join(format!("lambda_cls-{lambda_cls}"))
+        .join(emocycle_config::layout::lambda_cls_dir(lambda_cls))
         .join("manifest.json")
 }
 

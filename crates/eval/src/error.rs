@@ -6,6 +6,9 @@ pub enum EvalError {
     /// The configuration is impossible; the message names the key.
     #[error("eval config: {0}")]
     Config(String),
+    /// A setting is impossible (`validate` of the configuration).
+    #[error(transparent)]
+    Settings(#[from] emocycle_config::ConfigError),
     /// A feature-stage or synthetic artifact is missing or malformed.
     #[error(transparent)]
     Features(#[from] emocycle_features::FeatureError),

@@ -90,7 +90,6 @@
 //! is taken by another process.
 
 mod classifier;
-mod config;
 mod data;
 mod error;
 mod metrics;
@@ -103,11 +102,11 @@ mod source;
 /// (see the `emocycle-fingerprint` crate). Every artifact the stage writes records it.
 pub const CODE_FINGERPRINT: &str = env!("EMOCYCLE_CODE_FINGERPRINT");
 
-pub use config::{
+pub use data::{CrossCorpusInputs, EvalInputs, ScopeNormalisation, ScopePath, synthetic_path};
+pub use emocycle_config::eval::{
     AdamParams, ClassifierParams, DEFAULT_PARALLEL_JOBS, EvalConfig, Setup, SetupParams,
     SyntheticScope, Znorm,
 };
-pub use data::{CrossCorpusInputs, EvalInputs, ScopeNormalisation, ScopePath, synthetic_path};
 pub use error::{EvalError, Result};
 pub use metrics::{CLASSES, ConfusionMatrix, confusion, mean_counts, mean_std, row_normalise, uar};
 pub use report::{

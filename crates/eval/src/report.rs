@@ -10,11 +10,11 @@ use emocycle_plot::plotters::prelude::*;
 use emocycle_plot::plotters::style::text_anchor::{HPos, Pos, VPos};
 use polars::prelude::{Column, DataFrame};
 
-use crate::config::{EvalConfig, Setup};
 use crate::error::{EvalError, Result};
 use crate::metrics::{CLASSES, row_normalise};
 use crate::run::{Experiment, RunResult, Summary};
 use crate::source::SyntheticSource;
+use emocycle_config::eval::{EvalConfig, Setup};
 
 /// UAR in % (mean, std) the paper reports (Tables 2 and 3) for (experiment, setup, source);
 /// the paper has CycleGAN numbers for lambda_cls 0 and 2 only.

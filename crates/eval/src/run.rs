@@ -12,7 +12,6 @@ use serde::Serialize;
 use tch::Device;
 
 use crate::classifier::{Dataset, train_and_predict};
-use crate::config::{ClassifierParams, EvalConfig, Setup, SetupParams, SyntheticScope, Znorm};
 use crate::data::{
     CrossData, EvalInputs, RawSet, gan_manifest_path, pooled_normaliser, read_cross,
     read_synthetic, read_target, split_folds,
@@ -21,6 +20,9 @@ use crate::error::{EvalError, Result};
 use crate::metrics::{CLASSES, ConfusionMatrix, confusion, mean_counts, mean_std};
 use crate::report;
 use crate::source::{SyntheticSource, order_optional};
+use emocycle_config::eval::{
+    ClassifierParams, EvalConfig, Setup, SetupParams, SyntheticScope, Znorm,
+};
 
 /// What a classifier is tested on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use emocycle_artifact::{Metadata, ParquetCompression, ParquetStream, keys, write_parquet};
+use emocycle_config::layout::Scope;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -544,7 +545,7 @@ pub fn ingest_corpus(
     for fold in &folds {
         let test = sessions.binary_search(&fold.test_session).expect("listed");
         normalisations.push((
-            format!("fold{}-train", fold.number),
+            Scope::Fold(fold.number).training_subset(),
             format!(
                 "fold {} training part (all sessions but {})",
                 fold.number, fold.test_session

@@ -3,7 +3,7 @@
 //! `scripts/cargo-dev.sh run --release -p emocycle-gan --example step_timing -- [features] [iterations] [device]`
 
 use emocycle_gan::{GanConfig, ModelLayout, time_training_iterations};
-use emocycle_torch::DeviceChoice;
+use emocycle_torch::{DeviceChoice, ResolveDevice};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);

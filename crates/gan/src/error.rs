@@ -6,6 +6,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum GanError {
     /// A configuration value cannot train.
+    #[error(transparent)]
+    Config(#[from] emocycle_config::ConfigError),
+    /// The data and the configuration do not fit together.
     #[error("invalid GAN configuration: {0}")]
     InvalidConfig(String),
     /// No emotion target sets were given.

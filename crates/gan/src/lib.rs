@@ -82,7 +82,6 @@
 
 mod adam;
 mod checkpoint;
-mod config;
 mod data;
 mod error;
 mod mlp;
@@ -107,13 +106,15 @@ pub(crate) fn libtorch_rng_lock() -> std::sync::MutexGuard<'static, ()> {
 /// (see the `emocycle-fingerprint` crate). Every artifact the stage writes records it.
 pub const CODE_FINGERPRINT: &str = env!("EMOCYCLE_CODE_FINGERPRINT");
 
-pub use config::{GanConfig, ModelLayout};
 pub use data::{DataShape, TrainingData, ensure_no_test_session};
+pub use emocycle_config::ConfigError;
+pub use emocycle_config::gan::{GanConfig, ModelLayout};
+pub use emocycle_config::layout::{Scope, ScopeDirs, StageInputs};
 pub use error::GanError;
 pub use model::{CycleGanModel, ParameterCounts, PretrainedGenerators};
 pub use stage::{
-    Scope, ScopeData, ScopeDirs, StageError, StageInputs, StageManifest, StageRun, TargetPart,
-    load_scope_data, load_target_part, run_pretrain, run_train,
+    ScopeData, StageError, StageManifest, StageRun, TargetPart, load_scope_data, load_target_part,
+    run_pretrain, run_train,
 };
 pub use train::{
     EpochReport, PRETRAIN_CHECKPOINT, PretrainEpochRecord, PretrainOutcome, RunManifest,

@@ -318,7 +318,13 @@ impl CycleGanModel {
         config.validate()?;
         emocycle_torch::seed_everything(config.seed);
         Ok(Self {
-            nets: Nets::new(config, emotions, features, layout.resolve(device), device),
+            nets: Nets::new(
+                config,
+                emotions,
+                features,
+                layout.resolve(device.is_cuda()),
+                device,
+            ),
         })
     }
 

@@ -18,12 +18,13 @@
 //!   `train.ckpt.safetensors` (likewise deleted when the run has finished).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use emocycle_artifact::{
     Metadata, keys, read_parquet, read_parquet_metadata, sha256_file, write_bytes_atomic,
     write_parquet,
 };
+use emocycle_config::layout::{Scope, ScopeDirs, StageInputs};
 use emocycle_features::{Emotion, FeatureMatrix, Fold, Normaliser, Scaling};
 use polars::prelude::{Column, DataFrame};
 use serde::{Deserialize, Serialize};
@@ -50,88 +51,6 @@ pub enum StageError {
     /// The inputs do not fit together.
     #[error("{0}")]
     Input(String),
-}
-
-/// Which part of the labelled corpus a set of CycleGANs learns from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Scope {
-    /// Every session but the test session of this fold (1-based).
-    Fold(usize),
-    /// Every session (cross-corpus use, or the published code's within-corpus leakage).
-    All,
-}
-
-impl Scope {
-    /// `fold<k>` or `all`.
-    pub fn name(&self) -> String {
-        match self {
-            Self::Fold(number) => format!("fold{number}"),
-            Self::All => "all".to_string(),
-        }
-    }
-
-    /// Parses `fold<k>` or `all`.
-    pub fn parse(text: &str) -> Option<Self> {
-        if text == "all" {
-            return Some(Self::All);
-        }
-        text.strip_prefix("fold")?
-            .parse()
-            .ok()
-            .filter(|&k| k > 0)
-            .map(Self::Fold)
-    }
-}
-
-/// The feature-stage files one GAN scope reads.
-#[derive(Debug, Clone)]
-pub struct StageInputs {
-    /// `features/<source>.parquet`.
-    pub source: PathBuf,
-    /// `features/norm/<source>.all.parquet`.
-    pub source_normalisation: PathBuf,
-    /// `features/<target>.parquet`.
-    pub target: PathBuf,
-    /// `features/<target>.folds.parquet` (needed for fold scopes).
-    pub target_folds: PathBuf,
-    /// `features/norm/<target>.<subset>.parquet` of the scope's training part.
-    pub target_normalisation: PathBuf,
-}
-
-/// Where one scope's outputs go.
-#[derive(Debug, Clone)]
-pub struct ScopeDirs {
-    root: PathBuf,
-}
-
-impl ScopeDirs {
-    /// Outputs of `scope` below a run's `gan/` directory.
-    pub fn new(gan_root: &Path, scope: &Scope) -> Self {
-        Self {
-            root: gan_root.join(scope.name()),
-        }
-    }
-
-    /// `pretrain/`.
-    pub fn pretrain(&self) -> PathBuf {
-        self.root.join("pretrain")
-    }
-
-    /// `pretrain/generators.safetensors`.
-    pub fn generators(&self) -> PathBuf {
-        self.pretrain().join("generators.safetensors")
-    }
-
-    /// `lambda_cls-<value>/`.
-    pub fn train(&self, lambda_cls: f64) -> PathBuf {
-        self.root.join(format!("lambda_cls-{lambda_cls}"))
-    }
-
-    /// `lambda_cls-<value>/model.safetensors`.
-    pub fn model(&self, lambda_cls: f64) -> PathBuf {
-        self.train(lambda_cls).join("model.safetensors")
-    }
 }
 
 /// The GAN's training data for one scope, and the hashes of the files it came from.
@@ -195,7 +114,7 @@ pub struct TargetPart {
 pub fn load_target_part(inputs: &StageInputs, scope: &Scope) -> Result<TargetPart, StageError> {
     let target = FeatureMatrix::read(&inputs.target)?;
     let (mut train_part, held_out_session, subset) = match scope {
-        Scope::All => (target, None, "all".to_string()),
+        Scope::All => (target, None, scope.training_subset()),
         Scope::Fold(number) => {
             let (folds_frame, folds_metadata) = read_parquet(&inputs.target_folds)?;
             let folds: Vec<Fold> =
@@ -249,7 +168,7 @@ pub fn load_target_part(inputs: &StageInputs, scope: &Scope) -> Result<TargetPar
             (
                 selected,
                 Some(fold.test_session.clone()),
-                format!("fold{number}-train"),
+                scope.training_subset(),
             )
         }
     };

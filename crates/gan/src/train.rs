@@ -1125,7 +1125,7 @@ pub fn train(
     config.validate()?;
     let data = DeviceData::new(data, config, device)?;
     let models = data.models();
-    let layout = options.layout.resolve(device);
+    let layout = options.layout.resolve(device.is_cuda());
     let started = Instant::now();
     emocycle_torch::seed_everything(derived_seed(config.seed, Phase::TrainInit, 0, 0));
     let spread = Spread::default_for(layout, device, models);
@@ -1363,7 +1363,7 @@ pub fn time_training_iterations(
     let random = || Tensor::rand([rows, features], (Kind::Float, Device::Cpu));
     let data = TrainingData::new(random(), (0..emotions).map(|_| random()).collect());
     let data = DeviceData::new(&data, config, device)?;
-    let layout = layout.resolve(device);
+    let layout = layout.resolve(device.is_cuda());
     let spread = Spread::default_for(layout, device, emotions);
     let mut trainer = Trainer::new(config, emotions, features, layout, device, spread)?;
     let plan = plan_epoch(rows, &data.shape.target_rows, &data.offsets, rows, device);

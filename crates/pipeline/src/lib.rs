@@ -7,12 +7,13 @@
 
 use std::path::{Path, PathBuf};
 
-use emocycle_augment::{BaselineConfig, BaselineRequest, baseline_path};
-use emocycle_eval::EvalConfig;
+use emocycle_config::augment::{BaselineConfig, BaselineRequest, baseline_path};
+use emocycle_config::device::DeviceChoice;
+use emocycle_config::eval::EvalConfig;
+use emocycle_config::gan::GanConfig;
+use emocycle_config::layout::{Scope, ScopeDirs, StageInputs, SynthLayout};
+use emocycle_config::synth::SynthConfig;
 use emocycle_features::{CorpusSpec, FeatureLayout, FeaturesConfig, FoldScheme};
-use emocycle_gan::{GanConfig, Scope, ScopeDirs, StageInputs};
-use emocycle_synth::{SynthConfig, SynthLayout};
-use emocycle_torch::DeviceChoice;
 use serde::{Deserialize, Serialize};
 
 /// Errors in a pipeline file.
@@ -63,7 +64,7 @@ pub struct Roles {
 
 /// Which CycleGANs make the synthetic data of a within-corpus fold (the evaluation's type: one
 /// definition for the GAN section and the evaluation).
-pub use emocycle_eval::SyntheticScope;
+pub use emocycle_config::eval::SyntheticScope;
 
 /// The lambda_cls sweep: the paper's two values (0 and 2) and the points between and beyond
 /// that its "future work" asks about.
@@ -407,10 +408,7 @@ impl Pipeline {
     pub fn gan_inputs(&self, scope: &Scope) -> StageInputs {
         let layout = self.feature_layout();
         let roles = &self.config.roles;
-        let subset = match scope {
-            Scope::All => "all".to_string(),
-            Scope::Fold(number) => format!("fold{number}-train"),
-        };
+        let subset = scope.training_subset();
         StageInputs {
             source: layout.corpus(&roles.source),
             source_normalisation: layout.normalisation(&roles.source, "all"),

@@ -5,9 +5,10 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use emocycle_artifact::{keys, read_parquet_metadata};
+use emocycle_config::layout::lambda_cls_dir;
 use emocycle_eval::{EvalConfig, Experiment, Setup, Summary, SyntheticSource, paper_uar};
 use emocycle_features::Emotion;
-use emocycle_gan::GanConfig;
+use emocycle_config::gan::GanConfig;
 
 use crate::Context;
 use crate::diff::{ConfigChange, config_diff};
@@ -1219,8 +1220,9 @@ pub(crate) fn configuration(context: &Context, out: &mut String) {
         files.push(format!("gan/{}/pretrain/loss_log.parquet", first.scope));
         for run in &first.train {
             files.push(format!(
-                "gan/{}/lambda_cls-{}/loss_log.parquet",
-                first.scope, run.lambda_cls
+                "gan/{}/{}/loss_log.parquet",
+                first.scope,
+                lambda_cls_dir(run.lambda_cls)
             ));
         }
     }

@@ -8,6 +8,9 @@ pub enum SynthError {
     /// A configuration value is impossible.
     #[error("invalid synth configuration: {0}")]
     InvalidConfig(String),
+    /// A setting is impossible (`validate` of the configuration).
+    #[error(transparent)]
+    Config(#[from] emocycle_config::ConfigError),
     /// A feature-stage artifact is missing or malformed.
     #[error(transparent)]
     Features(#[from] emocycle_features::FeatureError),

@@ -12,24 +12,7 @@ use emocycle_plot::plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::SynthError;
 
-/// The default Figure 2 features, in emobase2010 spelling. The paper names no list ("12
-/// features representing different feature categories"); these are 12 functionals that exist
-/// in emobase2010 and IS10 alike, covering loudness, MFCCs and their deltas, mel bands, line
-/// spectral pairs, pitch, voicing, jitter and shimmer, with both means and spreads.
-pub const DEFAULT_FIGURE_FEATURES: [&str; 12] = [
-    "pcm_loudness_sma_amean",
-    "pcm_loudness_sma_stddev",
-    "pcm_fftMag_mfcc_sma[1]_amean",
-    "pcm_fftMag_mfcc_sma[2]_stddev",
-    "pcm_fftMag_mfcc_sma_de[1]_stddev",
-    "logMelFreqBand_sma[0]_amean",
-    "lspFreq_sma[0]_amean",
-    "voicingFinalUnclipped_sma_amean",
-    "F0final_sma_amean",
-    "F0final_sma_stddev",
-    "jitterLocal_sma_amean",
-    "shimmerLocal_sma_amean",
-];
+pub use emocycle_config::synth::DEFAULT_FIGURE_FEATURES;
 
 const EMOBASE_MFCC: &str = "pcm_fftMag_mfcc_sma";
 const IS10_MFCC: &str = "mfcc_sma";

@@ -7,61 +7,15 @@ use emocycle_artifact::{
     ArtifactError, Metadata, ParquetCompression, ParquetStream, float32_columns, keys,
     read_parquet_metadata, sha256_file,
 };
+use emocycle_config::layout::{Scope, StageInputs};
 use emocycle_features::{Emotion, FeatureMatrix, Normaliser, Scaling, SplitMix64};
-use emocycle_gan::{CycleGanModel, GanConfig, ModelLayout, Scope, StageInputs};
+use emocycle_gan::{CycleGanModel, GanConfig, ModelLayout};
 use polars::prelude::{Column, DataFrame};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use crate::metrics::random_subset;
 use crate::{FeatureSpace, SynthConfig, SynthError};
-
-/// Where the stage's outputs go below a run's `synth/` directory.
-#[derive(Debug, Clone)]
-pub struct SynthLayout {
-    root: PathBuf,
-}
-
-impl SynthLayout {
-    /// Outputs below `root` (a run's `synth/`).
-    pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
-    }
-
-    /// The `synth/` directory.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
-    /// `<scope>/lambda_cls-<value>/synthetic.parquet`, the value in Rust's `f64` Display as the
-    /// GAN stage's `lambda_cls-<value>/` directories.
-    pub fn synthetic(&self, scope: &Scope, lambda_cls: f64) -> PathBuf {
-        self.root
-            .join(scope.name())
-            .join(format!("lambda_cls-{lambda_cls}"))
-            .join("synthetic.parquet")
-    }
-
-    /// `quality.parquet`.
-    pub fn quality(&self) -> PathBuf {
-        self.root.join("quality.parquet")
-    }
-
-    /// `quality.md`.
-    pub fn quality_markdown(&self) -> PathBuf {
-        self.root.join("quality.md")
-    }
-
-    /// `figure2.png` (pooled over emotions).
-    pub fn figure(&self) -> PathBuf {
-        self.root.join("figure2.png")
-    }
-
-    /// `figure2_<emotion>.png`.
-    pub fn figure_for(&self, emotion: Emotion) -> PathBuf {
-        self.root.join(format!("figure2_{emotion}.png"))
-    }
-}
 
 /// The files and settings of one synthetic set.
 #[derive(Debug, Clone)]
@@ -82,7 +36,7 @@ pub struct GenerateRequest {
     pub lambda_cls: f64,
     /// Seeds the choice of source rows when `per_emotion` is set; written to every row.
     pub seed: u64,
-    /// Where the parquet goes (normally [`SynthLayout::synthetic`]).
+    /// Where the parquet goes (normally [`SynthLayout::synthetic`](crate::SynthLayout::synthetic)).
     pub output: PathBuf,
 }
 
@@ -112,14 +66,6 @@ pub struct GenerateReport {
     pub checkpoint_sha256: String,
     /// Input files and their sha256, as in the footer.
     pub inputs: BTreeMap<String, String>,
-}
-
-/// The normalisation subset of a scope's target training part (`all` or `fold<k>-train`).
-pub(crate) fn target_subset(scope: &Scope) -> String {
-    match scope {
-        Scope::All => "all".into(),
-        Scope::Fold(number) => format!("fold{number}-train"),
-    }
 }
 
 /// Reads normalisation statistics and checks that they were fitted on `subset` and cover
@@ -232,7 +178,7 @@ pub fn generate_set(
         FeatureSpace::MinMax => None,
         FeatureSpace::Raw => Some(read_normaliser(
             &request.inputs.target_normalisation,
-            &target_subset(&request.scope),
+            &request.scope.training_subset(),
             &names,
         )?),
     };
@@ -433,22 +379,5 @@ mod tests {
         // The first n of one order: a larger count keeps the smaller count's rows.
         let more = selected_rows(10, Some(6), 1);
         assert!(some.iter().all(|row| more.contains(row)));
-    }
-
-    #[test]
-    fn layout_paths() {
-        let layout = SynthLayout::new("runs/x/synth");
-        assert_eq!(
-            layout.synthetic(&Scope::Fold(3), 2.0),
-            Path::new("runs/x/synth/fold3/lambda_cls-2/synthetic.parquet")
-        );
-        assert_eq!(
-            layout.synthetic(&Scope::All, 0.5),
-            Path::new("runs/x/synth/all/lambda_cls-0.5/synthetic.parquet")
-        );
-        assert_eq!(
-            layout.figure_for(Emotion::Sad),
-            Path::new("runs/x/synth/figure2_sad.png")
-        );
     }
 }

@@ -27,7 +27,6 @@
 //! The metrics ([`mean_abs_difference`], [`std_abs_difference`], [`frechet_distance`],
 //! [`c2st_accuracy`], [`knn_precision_recall`]) are public for tests and other stages.
 
-mod config;
 mod error;
 mod figure;
 mod generate;
@@ -39,14 +38,15 @@ mod quality;
 /// (see the `emocycle-fingerprint` crate). Every artifact the stage writes records it.
 pub const CODE_FINGERPRINT: &str = env!("EMOCYCLE_CODE_FINGERPRINT");
 
-pub use config::{FeatureSpace, SynthConfig};
+pub use emocycle_config::layout::SynthLayout;
+pub use emocycle_config::synth::{FeatureSpace, SynthConfig};
 pub use error::SynthError;
 pub use figure::{
     DEFAULT_FIGURE_FEATURES, FigureSeries, draw_figure2, emobase2010_to_is10, is10_to_emobase2010,
     resolve_features,
 };
 pub use generate::{
-    GenerateProgress, GenerateReport, GenerateRequest, SynthLayout, generate_set, selected_rows,
+    GenerateProgress, GenerateReport, GenerateRequest, generate_set, selected_rows,
 };
 pub use metrics::{
     ColumnMoments, KnnPrecisionRecall, Rows, c2st_accuracy, frechet_distance, knn_precision_recall,

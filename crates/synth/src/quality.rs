@@ -10,14 +10,16 @@ use emocycle_artifact::{
     ArtifactError, Metadata, keys, read_parquet_columns, read_parquet_metadata, sha256_file,
     write_bytes_atomic, write_parquet,
 };
+use emocycle_config::layout::{Scope, StageInputs};
 use emocycle_features::{Emotion, Normaliser, Scaling, SplitMix64};
-use emocycle_gan::{Scope, StageInputs, load_scope_data};
+use emocycle_gan::load_scope_data;
 use polars::prelude::{Column, DataFrame, DataType, ParquetReader, SerReader};
 use serde::{Deserialize, Serialize};
 use tch::Device;
 
+use crate::SynthLayout;
 use crate::figure::{FigureSeries, draw_figure2, resolve_features};
-use crate::generate::{SynthLayout, read_normaliser, target_subset};
+use crate::generate::read_normaliser;
 use crate::metrics::{
     ColumnMoments, GaussianAccumulator, GaussianFit, Rows, c2st_accuracy, knn_precision_recall,
     random_subset,
@@ -591,7 +593,7 @@ pub fn quality_report(
         // The target normalisation must be the scope's training part's.
         read_normaliser(
             &scope_sets[0].inputs.target_normalisation,
-            &target_subset(scope),
+            &scope.training_subset(),
             &summaries.target_norm.features,
         )?;
         inputs.append(&mut summaries.inputs);

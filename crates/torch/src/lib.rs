@@ -4,30 +4,11 @@
 //! [`tch::Device`], seeds libtorch's generators, and (through this crate's `build.rs`, which the
 //! model crates reuse) makes binaries find libtorch at run time without any environment variable.
 
-use std::fmt;
-use std::str::FromStr;
-
-use serde::{Deserialize, Serialize};
-
-/// Where a model runs, as the user asked for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub enum DeviceChoice {
-    /// The first CUDA device when libtorch sees one, else the CPU.
-    #[default]
-    Auto,
-    /// The CPU.
-    Cpu,
-    /// CUDA device number N.
-    Cuda(usize),
-}
+pub use emocycle_config::device::{DeviceChoice, UnknownDevice};
 
 /// Errors from device selection.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DeviceError {
-    /// The text is not `auto`, `cpu`, `cuda` or `cuda:N`.
-    #[error("unknown device {0:?}: expected auto, cpu, cuda or cuda:N")]
-    Unknown(String),
     /// CUDA was asked for but libtorch sees fewer devices.
     #[error("device cuda:{requested} was requested but libtorch sees {available} CUDA device(s)")]
     CudaUnavailable {
@@ -38,70 +19,38 @@ pub enum DeviceError {
     },
 }
 
-impl FromStr for DeviceChoice {
-    type Err = DeviceError;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "auto" => Ok(Self::Auto),
-            "cpu" => Ok(Self::Cpu),
-            "cuda" => Ok(Self::Cuda(0)),
-            other => other
-                .strip_prefix("cuda:")
-                .and_then(|index| index.parse().ok())
-                .map(Self::Cuda)
-                .ok_or_else(|| DeviceError::Unknown(text.to_string())),
-        }
-    }
-}
-
-impl TryFrom<String> for DeviceChoice {
-    type Error = DeviceError;
-
-    fn try_from(text: String) -> Result<Self, Self::Error> {
-        text.parse()
-    }
-}
-
-impl From<DeviceChoice> for String {
-    fn from(choice: DeviceChoice) -> Self {
-        choice.to_string()
-    }
-}
-
-impl fmt::Display for DeviceChoice {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Auto => f.write_str("auto"),
-            Self::Cpu => f.write_str("cpu"),
-            Self::Cuda(index) => write!(f, "cuda:{index}"),
-        }
-    }
-}
-
-impl DeviceChoice {
+/// Turns the user's [`DeviceChoice`] (a setting, defined without libtorch) into a libtorch device.
+pub trait ResolveDevice {
     /// The libtorch device this choice means on this machine.
-    pub fn resolve(self) -> Result<tch::Device, DeviceError> {
-        let available = if tch::Cuda::is_available() {
-            usize::try_from(tch::Cuda::device_count()).unwrap_or(0)
-        } else {
-            0
-        };
-        let device = match self {
-            Self::Cpu => tch::Device::Cpu,
-            Self::Auto if available > 0 => tch::Device::Cuda(0),
-            Self::Auto => tch::Device::Cpu,
-            Self::Cuda(requested) if requested < available => tch::Device::Cuda(requested),
-            Self::Cuda(requested) => {
-                return Err(DeviceError::CudaUnavailable {
-                    requested,
-                    available,
-                });
-            }
-        };
-        tracing::debug!(choice = %self, ?device, "device resolved");
-        Ok(device)
+    fn resolve(self) -> Result<tch::Device, DeviceError>;
+}
+
+impl ResolveDevice for DeviceChoice {
+    fn resolve(self) -> Result<tch::Device, DeviceError> {
+        resolve_device(self)
     }
+}
+
+fn resolve_device(choice: DeviceChoice) -> Result<tch::Device, DeviceError> {
+    let available = if tch::Cuda::is_available() {
+        usize::try_from(tch::Cuda::device_count()).unwrap_or(0)
+    } else {
+        0
+    };
+    let device = match choice {
+        DeviceChoice::Cpu => tch::Device::Cpu,
+        DeviceChoice::Auto if available > 0 => tch::Device::Cuda(0),
+        DeviceChoice::Auto => tch::Device::Cpu,
+        DeviceChoice::Cuda(requested) if requested < available => tch::Device::Cuda(requested),
+        DeviceChoice::Cuda(requested) => {
+            return Err(DeviceError::CudaUnavailable {
+                requested,
+                available,
+            });
+        }
+    };
+    tracing::debug!(%choice, ?device, "device resolved");
+    Ok(device)
 }
 
 /// A short, stable name for a resolved device (`cpu`, `cuda:0`), for manifests and reports.
@@ -153,26 +102,6 @@ pub fn seed_everything(seed: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_every_documented_spelling() {
-        assert_eq!("auto".parse(), Ok(DeviceChoice::Auto));
-        assert_eq!("CPU".parse(), Ok(DeviceChoice::Cpu));
-        assert_eq!("cuda".parse(), Ok(DeviceChoice::Cuda(0)));
-        assert_eq!("cuda:3".parse(), Ok(DeviceChoice::Cuda(3)));
-        assert!(matches!(
-            "gpu".parse::<DeviceChoice>(),
-            Err(DeviceError::Unknown(_))
-        ));
-        assert!("cuda:x".parse::<DeviceChoice>().is_err());
-    }
-
-    #[test]
-    fn display_round_trips() {
-        for choice in [DeviceChoice::Auto, DeviceChoice::Cpu, DeviceChoice::Cuda(2)] {
-            assert_eq!(choice.to_string().parse(), Ok(choice));
-        }
-    }
 
     #[test]
     fn cpu_resolves_and_runs_a_real_libtorch_operation() {

@@ -1,9 +1,12 @@
 //! What a baseline augmentation run is configured with, and the checks that reject impossible
 //! values before any data is read.
 
+use std::path::{Path, PathBuf};
+
 use serde::{Deserialize, Serialize};
 
-use crate::AugmentError;
+use crate::ConfigError;
+use crate::layout::{Scope, StageInputs, SyntheticSource, synthetic_path};
 
 /// One baseline augmentation method and its settings, e.g.
 /// `{"method": "smote", "k": 5, "size": "balance"}`. Every key but `method` has a default.
@@ -144,7 +147,7 @@ impl Default for CganConfig {
 
 impl CganConfig {
     /// Checks every value; the error names the key.
-    pub fn validate(&self) -> Result<(), AugmentError> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let positive = [
             ("noise_dim", self.noise_dim),
             ("epochs", self.epochs),
@@ -152,7 +155,7 @@ impl CganConfig {
         ];
         for (key, value) in positive {
             if value == 0 {
-                return Err(AugmentError::config(key, "must be at least 1"));
+                return Err(ConfigError::keyed("baseline", key, "must be at least 1"));
             }
         }
         for (key, widths) in [
@@ -160,14 +163,16 @@ impl CganConfig {
             ("discriminator_hidden", &self.discriminator_hidden),
         ] {
             if widths.contains(&0) {
-                return Err(AugmentError::config(
+                return Err(ConfigError::keyed(
+                    "baseline",
                     key,
                     format!("layer widths must be at least 1, got {widths:?}"),
                 ));
             }
         }
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return Err(AugmentError::config(
+            return Err(ConfigError::keyed(
+                "baseline",
                 "learning_rate",
                 format!("must be a positive number, got {}", self.learning_rate),
             ));
@@ -178,7 +183,8 @@ impl CganConfig {
             ("beta2", self.beta2),
         ] {
             if !(0.0..1.0).contains(&value) {
-                return Err(AugmentError::config(
+                return Err(ConfigError::keyed(
+                    "baseline",
                     key,
                     format!("must lie in [0, 1), got {value}"),
                 ));
@@ -199,34 +205,97 @@ impl BaselineConfig {
     /// A name must be non-empty and made of `a-z`, `0-9` and `-`, because it becomes a directory
     /// next to the CycleGAN sets' `lambda_cls-<value>/`: the underscore-free alphabet means no
     /// name can ever be mistaken for one of those.
-    pub fn validate(&self) -> Result<(), AugmentError> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if let Some(name) = &self.name {
             if name.is_empty() {
-                return Err(AugmentError::config("name", "must not be empty"));
+                return Err(ConfigError::keyed("baseline", "name", "must not be empty"));
             }
             if let Some(bad) = name
                 .chars()
                 .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
             {
-                return Err(AugmentError::config(
+                return Err(ConfigError::keyed(
+                    "baseline",
                     "name",
                     format!("{name:?} contains {bad:?}: use only a-z, 0-9 and -"),
                 ));
             }
         }
         if self.size == Size::PerClass(0) {
-            return Err(AugmentError::config("size.per_class", "must be at least 1"));
+            return Err(ConfigError::keyed(
+                "baseline",
+                "size.per_class",
+                "must be at least 1",
+            ));
         }
         match &self.method {
             Method::RandomOversampling {} => Ok(()),
-            Method::Smote { k } if *k == 0 => Err(AugmentError::config("k", "must be at least 1")),
+            Method::Smote { k } if *k == 0 => {
+                Err(ConfigError::keyed("baseline", "k", "must be at least 1"))
+            }
             Method::Smote { .. } => Ok(()),
-            Method::GaussianNoise { sigma } if !(sigma.is_finite() && *sigma > 0.0) => Err(
-                AugmentError::config("sigma", format!("must be a positive number, got {sigma}")),
-            ),
+            Method::GaussianNoise { sigma } if !(sigma.is_finite() && *sigma > 0.0) => {
+                Err(ConfigError::keyed(
+                    "baseline",
+                    "sigma",
+                    format!("must be a positive number, got {sigma}"),
+                ))
+            }
             Method::GaussianNoise { .. } => Ok(()),
             Method::Cgan(cgan) => cgan.validate(),
         }
+    }
+}
+
+/// `<synth_root>/<scope>/<name>/synthetic.parquet`: a baseline set sits next to the CycleGAN
+/// sets' `lambda_cls-<value>/` directories of its scope.
+pub fn baseline_path(synth_root: &Path, scope: &Scope, name: &str) -> PathBuf {
+    synthetic_path(synth_root, &scope.name(), &SyntheticSource::baseline(name))
+}
+
+/// One baseline set to make.
+#[derive(Debug, Clone)]
+pub struct BaselineRequest {
+    /// The method and its settings.
+    pub config: BaselineConfig,
+    /// The feature-stage files of the scope (only the target's are read: features,
+    /// normalisation and, for fold scopes, folds).
+    pub inputs: StageInputs,
+    /// Whose training part the set is made from.
+    pub scope: Scope,
+    /// The run's seed; `config.seed` overrides it.
+    pub seed: u64,
+    /// Where the parquet goes (normally [`baseline_path`]).
+    pub output: PathBuf,
+}
+
+impl BaselineRequest {
+    /// The seed the set is made with: `config.seed` when given, else `seed`.
+    pub fn effective_seed(&self) -> u64 {
+        self.config.seed.unwrap_or(self.seed)
+    }
+
+    /// What the set records under `emocycle.config`: everything its contents depend on besides
+    /// the input files (the method's settings, the scope and the seed), for freshness checks.
+    pub fn recorded_config(&self) -> serde_json::Value {
+        serde_json::json!({
+            "baseline": self.config,
+            "name": self.config.name(),
+            "scope": self.scope.name(),
+            "seed": self.effective_seed(),
+        })
+    }
+
+    /// The files the set is made from (their sha256 go to `emocycle.inputs`).
+    pub fn input_files(&self) -> Vec<PathBuf> {
+        let mut files = vec![
+            self.inputs.target.clone(),
+            self.inputs.target_normalisation.clone(),
+        ];
+        if matches!(self.scope, Scope::Fold(_)) {
+            files.push(self.inputs.target_folds.clone());
+        }
+        files
     }
 }
 
@@ -335,7 +404,9 @@ mod tests {
         ];
         for (text, key) in cases {
             match parse(text).unwrap().validate() {
-                Err(AugmentError::InvalidConfig { key: found, .. }) => {
+                Err(ConfigError {
+                    key: Some(found), ..
+                }) => {
                     assert_eq!(found, key, "{text}")
                 }
                 other => panic!("{text}: {other:?}"),

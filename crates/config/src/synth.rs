@@ -2,8 +2,26 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::SynthError;
-use crate::figure::DEFAULT_FIGURE_FEATURES;
+use crate::ConfigError;
+
+/// The default Figure 2 features, in emobase2010 spelling. The paper names no list ("12
+/// features representing different feature categories"); these are 12 functionals that exist
+/// in emobase2010 and IS10 alike, covering loudness, MFCCs and their deltas, mel bands, line
+/// spectral pairs, pitch, voicing, jitter and shimmer, with both means and spreads.
+pub const DEFAULT_FIGURE_FEATURES: [&str; 12] = [
+    "pcm_loudness_sma_amean",
+    "pcm_loudness_sma_stddev",
+    "pcm_fftMag_mfcc_sma[1]_amean",
+    "pcm_fftMag_mfcc_sma[2]_stddev",
+    "pcm_fftMag_mfcc_sma_de[1]_stddev",
+    "logMelFreqBand_sma[0]_amean",
+    "lspFreq_sma[0]_amean",
+    "voicingFinalUnclipped_sma_amean",
+    "F0final_sma_amean",
+    "F0final_sma_stddev",
+    "jitterLocal_sma_amean",
+    "shimmerLocal_sma_amean",
+];
 
 /// In which units a synthetic set's features are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -83,8 +101,8 @@ impl Default for SynthConfig {
 impl SynthConfig {
     /// Refuses values that cannot work: zero counts, a k the subsample cannot support, an empty
     /// or repeating figure list.
-    pub fn validate(&self) -> Result<(), SynthError> {
-        let bad = |why: String| Err(SynthError::InvalidConfig(why));
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |why: String| Err(ConfigError::new("synth", why));
         if self.per_emotion == Some(0) {
             return bad("per_emotion must be positive (or null for every source row)".into());
         }
@@ -149,7 +167,7 @@ mod tests {
                 ..SynthConfig::default()
             },
         ] {
-            assert!(matches!(bad.validate(), Err(SynthError::InvalidConfig(_))));
+            assert_eq!(bad.validate().unwrap_err().section, "synth");
         }
         assert_eq!(FeatureSpace::parse("raw"), Some(FeatureSpace::Raw));
         assert_eq!(FeatureSpace::MinMax.as_str(), "minmax");

@@ -4,8 +4,10 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{EvalError, Result};
-use crate::source::SyntheticSource;
+use crate::ConfigError;
+use crate::layout::{CYCLEGAN, SyntheticSource};
+
+type Result<T> = std::result::Result<T, ConfigError>;
 
 /// The three training sets of the paper's Tables 2 and 3.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -109,7 +111,7 @@ impl ClassifierParams {
     }
 
     fn validate(&self, key: &str) -> Result<()> {
-        let fail = |message: String| Err(EvalError::Config(format!("{key}: {message}")));
+        let fail = |message: String| Err(ConfigError::keyed("evaluation", key, message));
         if self.hidden.is_empty() || self.hidden.contains(&0) {
             return fail(format!(
                 "hidden must list positive widths, got {:?}",
@@ -318,7 +320,7 @@ impl Default for EvalConfig {
 impl EvalConfig {
     /// Checks every value; the error names the key.
     pub fn validate(&self) -> Result<()> {
-        let fail = |message: String| Err(EvalError::Config(message));
+        let fail = |message: String| Err(ConfigError::new("evaluation", message));
         if self.repeats == 0 {
             return fail("repeats must be positive".into());
         }
@@ -345,7 +347,7 @@ impl EvalConfig {
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
                 && !name.starts_with("lambda_cls")
-                && name != crate::source::CYCLEGAN;
+                && name != CYCLEGAN;
             if !valid {
                 return fail(format!(
                     "baselines[{index}]: {name:?} is not a baseline name (a-z, 0-9 and '-', \

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::GanError;
+use crate::ConfigError;
 
 /// How the four CycleGANs' networks are laid out in memory.
 ///
@@ -23,7 +23,7 @@ pub enum ModelLayout {
 }
 
 impl ModelLayout {
-    /// The concrete layout for `device`.
+    /// The concrete layout on a CUDA device (`on_cuda`) or the CPU.
     ///
     /// `Auto` is `Batched` on CUDA, where it launches a quarter of the kernels (not measured
     /// here: no GPU), and `Separate` on the CPU, where a full-size iteration measured 453-466 ms
@@ -32,10 +32,10 @@ impl ModelLayout {
     /// run before the groups too (756-790 vs 806-870 ms): batched matrix products on
     /// `[K, 64, d]` are slower in libtorch's CPU kernels than K plain ones, the stacked
     /// temporaries are larger, and a batched model cannot be split into groups.
-    pub fn resolve(self, device: tch::Device) -> ModelLayout {
-        match (self, device) {
-            (ModelLayout::Auto, tch::Device::Cpu) => ModelLayout::Separate,
-            (ModelLayout::Auto, _) => ModelLayout::Batched,
+    pub fn resolve(self, on_cuda: bool) -> ModelLayout {
+        match (self, on_cuda) {
+            (ModelLayout::Auto, false) => ModelLayout::Separate,
+            (ModelLayout::Auto, true) => ModelLayout::Batched,
             (other, _) => other,
         }
     }
@@ -155,8 +155,8 @@ impl GanConfig {
 
     /// Refuses values that cannot train: zero sizes, rates outside their range, non-finite
     /// weights.
-    pub fn validate(&self) -> Result<(), GanError> {
-        let bad = |why: String| Err(GanError::InvalidConfig(why));
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |why: String| Err(ConfigError::new("GAN", why));
         for (name, sizes) in [
             ("generator_hidden", &self.generator_hidden),
             ("discriminator_hidden", &self.discriminator_hidden),
@@ -249,23 +249,14 @@ mod tests {
         let partial: GanConfig = serde_json::from_str(r#"{"lambda_cls": 0.0}"#).unwrap();
         assert!(!partial.has_classifier());
         assert!(serde_json::from_str::<GanConfig>(r#"{"lamda_cls": 0.0}"#).is_err());
-        assert_eq!(
-            ModelLayout::Auto.resolve(tch::Device::Cpu),
-            ModelLayout::Separate
-        );
-        assert_eq!(
-            ModelLayout::Auto.resolve(tch::Device::Cuda(0)),
-            ModelLayout::Batched
-        );
-        assert_eq!(
-            ModelLayout::Batched.resolve(tch::Device::Cpu),
-            ModelLayout::Batched
-        );
+        assert_eq!(ModelLayout::Auto.resolve(false), ModelLayout::Separate);
+        assert_eq!(ModelLayout::Auto.resolve(true), ModelLayout::Batched);
+        assert_eq!(ModelLayout::Batched.resolve(false), ModelLayout::Batched);
         config.validate().unwrap();
         let bad = GanConfig {
             generator_dropout: 1.0,
             ..GanConfig::default()
         };
-        assert!(matches!(bad.validate(), Err(GanError::InvalidConfig(_))));
+        assert_eq!(bad.validate().unwrap_err().section, "GAN");
     }
 }
