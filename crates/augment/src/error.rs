@@ -9,9 +9,6 @@ pub enum AugmentError {
     /// The data cannot feed the method (a class with too few rows, mismatched lengths).
     #[error("{0}")]
     Data(String),
-    /// The scope's training part could not be loaded.
-    #[error(transparent)]
-    Stage(#[from] emocycle_gan::StageError),
     /// A feature-stage artifact is missing or malformed.
     #[error(transparent)]
     Features(#[from] emocycle_features::FeatureError),

@@ -7,7 +7,7 @@
 //! [`run_baseline`] reads, for one scope, the target corpus `features/<target>.parquet`, its
 //! `features/<target>.folds.parquet` (fold scopes) and the min-max statistics of the scope's
 //! training part `features/norm/<target>.<all|fold<k>-train>.parquet`: the same rows, scaled
-//! the same way, as the GAN stage trains on (`emocycle_gan::load_target_part`), so no fold's
+//! the same way, as the GAN stage trains on (`emocycle_features::load_target_part`), so no fold's
 //! test session ever feeds its own synthetic data. It writes one synthetic set,
 //! `synth/<scope>/<name>/synthetic.parquet` ([`baseline_path`]), atomically: one row per
 //! synthetic vector, `synthetic_id, emotion, fold, method, seed, parent_utterance_id,

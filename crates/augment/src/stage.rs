@@ -8,8 +8,7 @@ use emocycle_artifact::{
     Metadata, ParquetCompression, ParquetEncoding, WriteOptions, float32_columns, keys,
     write_parquet_with,
 };
-use emocycle_features::Emotion;
-use emocycle_gan::{TargetPart, load_target_part};
+use emocycle_features::{Emotion, TargetPart, load_target_part};
 use polars::prelude::{Column, DataFrame};
 use serde::{Deserialize, Serialize};
 use tch::Device;

@@ -9,9 +9,10 @@ use emocycle_artifact::{read_parquet, sha256_file};
 use emocycle_augment::{
     AugmentError, BaselineConfig, BaselineProgress, BaselineRequest, baseline_path, run_baseline,
 };
+use emocycle_config::layout::{Scope, StageInputs};
+use emocycle_features::load_target_part;
 use emocycle_features::testing::tiny_corpora;
 use emocycle_features::{Emotion, FeatureLayout, FeatureMatrix, run_features};
-use emocycle_gan::{Scope, StageInputs, load_target_part};
 use polars::prelude::DataFrame;
 
 /// A run directory with features of the tiny corpora.

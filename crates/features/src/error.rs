@@ -62,6 +62,24 @@ pub enum FeatureError {
     /// The configuration is impossible.
     #[error("feature stage configuration: {0}")]
     Config(String),
+    /// The feature stage's outputs do not fit together (a later stage reading them found a
+    /// normalisation of another subset, a fold file without a fold, ...).
+    #[error("{path}: {message}")]
+    Inconsistent {
+        /// The file at fault.
+        path: PathBuf,
+        /// What does not fit.
+        message: String,
+    },
+    /// A row of a fold's test session would be training data: the leakage the per-fold scopes
+    /// exist to prevent.
+    #[error(
+        "the training data contains session {session:?}, which is the fold's test session: that would leak test data into training"
+    )]
+    TestSessionInTraining {
+        /// The offending session.
+        session: String,
+    },
     /// Writing an artifact failed.
     #[error(transparent)]
     Artifact(#[from] emocycle_artifact::ArtifactError),

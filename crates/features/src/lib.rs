@@ -21,6 +21,10 @@
 //! A corpus is streamed: read, labelled, added to the statistics and written a chunk of rows at
 //! a time, so memory holds a few chunks, not the corpus.
 //!
+//! Later stages read a scope's target training part back through [`load_target_part`] (the
+//! selected rows, min-max normalised, with the check that no row of the fold's test session is
+//! among them), so the GAN and the baselines learn from exactly the same rows.
+//!
 //! Bad input is rejected with the file, line and column ([`FeatureError`]), and nothing
 //! half-written is left behind: every artifact is written atomically.
 
@@ -39,6 +43,7 @@ mod stage;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod tile;
+mod training_part;
 
 /// The code part of this stage's freshness keys: a sha256 over the sources that shape its
 /// outputs (this crate, the workspace crates it depends on, `Cargo.lock`), fixed at build time
@@ -60,6 +65,7 @@ pub use stage::{
     CorpusReport, CorpusSpec, FeatureLayout, FeaturesConfig, FoldScheme, SplitSpec, check_corpora,
     check_same_features, ingest_corpus, run_features,
 };
+pub use training_part::{TargetPart, ensure_no_test_session, load_target_part};
 
 /// Rows per column chunk and parquet row group written by the stage.
 pub const DEFAULT_CHUNK_ROWS: usize = 4096;

@@ -1,7 +1,5 @@
 //! Training data, its checks, the leakage guard, and the per-epoch shuffling.
 
-use std::fmt::Display;
-
 use tch::{Device, Kind, Tensor};
 
 use crate::GanError;
@@ -95,20 +93,6 @@ fn check_matrix(
         });
     }
     Ok(shape[1])
-}
-
-/// Fails loudly when the fold's held-out session is among the sessions present in the GAN's
-/// training data, so test data can never reach the GAN stage.
-pub fn ensure_no_test_session<T: PartialEq + Display>(
-    train_sessions: &[T],
-    held_out: &T,
-) -> Result<(), GanError> {
-    match train_sessions.iter().find(|session| *session == held_out) {
-        Some(session) => Err(GanError::TestSessionInTraining {
-            session: session.to_string(),
-        }),
-        None => Ok(()),
-    }
 }
 
 /// Training phases, part of every derived seed so the phases never share a random stream.
@@ -231,13 +215,6 @@ mod tests {
             TrainingData::new(matrix(10, 3), vec![]).validate(4),
             Err(GanError::NoTargets)
         ));
-    }
-
-    #[test]
-    fn the_held_out_session_is_refused() {
-        ensure_no_test_session(&["Ses01", "Ses02"], &"Ses05").unwrap();
-        let err = ensure_no_test_session(&[1, 2, 5], &5).unwrap_err();
-        assert!(matches!(err, GanError::TestSessionInTraining { ref session } if session == "5"));
     }
 
     #[test]

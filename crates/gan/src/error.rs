@@ -50,14 +50,6 @@ pub enum GanError {
         /// Which set.
         set: String,
     },
-    /// The held-out (test) session is among the sessions the GAN would be trained on.
-    #[error(
-        "session {session} is the fold's held-out test session but is in the GAN training data"
-    )]
-    TestSessionInTraining {
-        /// The offending session.
-        session: String,
-    },
     /// Pretrained generators do not fit the configuration or data.
     #[error("pretrained generators do not fit: {0}")]
     PretrainedMismatch(String),

@@ -10,7 +10,6 @@
 //! the min-max normalised source corpus `[n_s, d]` and one target set per emotion `[n_i, d]`
 //! (order 0 angry, 1 happy, 2 neutral, 3 sad), and, for [`train`], the
 //! [`PretrainedGenerators`] that [`pretrain`] returned (or [`PretrainedGenerators::load`] read).
-//! [`ensure_no_test_session`] lets the caller refuse data that contains the fold's test session.
 //!
 //! It writes safetensors files only, each atomically (temporary file in the same directory,
 //! fsync, rename): the checkpoints [`PRETRAIN_CHECKPOINT`] and [`TRAIN_CHECKPOINT`] in
@@ -106,15 +105,14 @@ pub(crate) fn libtorch_rng_lock() -> std::sync::MutexGuard<'static, ()> {
 /// (see the `emocycle-fingerprint` crate). Every artifact the stage writes records it.
 pub const CODE_FINGERPRINT: &str = env!("EMOCYCLE_CODE_FINGERPRINT");
 
-pub use data::{DataShape, TrainingData, ensure_no_test_session};
+pub use data::{DataShape, TrainingData};
 pub use emocycle_config::ConfigError;
 pub use emocycle_config::gan::{GanConfig, ModelLayout};
 pub use emocycle_config::layout::{Scope, ScopeDirs, StageInputs};
 pub use error::GanError;
 pub use model::{CycleGanModel, ParameterCounts, PretrainedGenerators};
 pub use stage::{
-    ScopeData, StageError, StageManifest, StageRun, TargetPart, load_scope_data, load_target_part,
-    run_pretrain, run_train,
+    ScopeData, StageError, StageManifest, StageRun, load_scope_data, run_pretrain, run_train,
 };
 pub use train::{
     EpochReport, PRETRAIN_CHECKPOINT, PretrainEpochRecord, PretrainOutcome, RunManifest,

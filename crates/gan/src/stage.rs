@@ -20,20 +20,18 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use emocycle_artifact::{
-    Metadata, keys, read_parquet, read_parquet_metadata, sha256_file, write_bytes_atomic,
-    write_parquet,
-};
+use emocycle_artifact::{Metadata, keys, sha256_file, write_bytes_atomic, write_parquet};
 use emocycle_config::layout::{Scope, ScopeDirs, StageInputs};
-use emocycle_features::{Emotion, FeatureMatrix, Fold, Normaliser, Scaling};
+use emocycle_features::{
+    Emotion, FeatureMatrix, Normaliser, Scaling, TargetPart, load_target_part,
+};
 use polars::prelude::{Column, DataFrame};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
 
 use crate::{
     EpochReport, GanConfig, GanError, PRETRAIN_CHECKPOINT, PretrainOutcome, PretrainedGenerators,
-    RunManifest, RunOptions, TRAIN_CHECKPOINT, TrainOutcome, TrainingData, ensure_no_test_session,
-    pretrain, train,
+    RunManifest, RunOptions, TRAIN_CHECKPOINT, TrainOutcome, TrainingData, pretrain, train,
 };
 
 /// Errors of the GAN stage's input and output.
@@ -65,141 +63,12 @@ pub struct ScopeData {
     pub target_rows: Vec<usize>,
 }
 
-fn check_normalisation(
-    path: &Path,
-    expected_subset: &str,
-    names: &[String],
-) -> Result<Normaliser, StageError> {
-    let metadata = read_parquet_metadata(path)?;
-    let subset = metadata.get("emocycle.normalisation.subset").unwrap_or("");
-    if subset != expected_subset {
-        return Err(StageError::Input(format!(
-            "{}: normalisation subset is {subset:?}, expected {expected_subset:?}",
-            path.display()
-        )));
-    }
-    let normaliser = Normaliser::read(path)?;
-    if normaliser.features != names {
-        return Err(StageError::Input(format!(
-            "{}: the normalisation's features are not the corpus's features",
-            path.display()
-        )));
-    }
-    Ok(normaliser)
-}
-
 fn tensor(values: &[f32], rows: usize, width: usize) -> Tensor {
     Tensor::from_slice(values).reshape([rows as i64, width as i64])
 }
 
-/// A scope's target training part: the labelled rows a scope's models learn from, min-max
-/// normalised on themselves as the GAN stage trains on them, and where they came from.
-#[derive(Debug, Clone)]
-pub struct TargetPart {
-    /// The selected target rows (every row for `all`, the other folds' rows for `fold<k>`),
-    /// with `values` min-max normalised with the scope's target normalisation.
-    pub matrix: FeatureMatrix,
-    /// The held-out session, for fold scopes.
-    pub held_out_session: Option<String>,
-    /// The target files read (features, normalisation and, for fold scopes, folds) and their
-    /// sha256.
-    pub inputs: BTreeMap<String, String>,
-}
-
-/// Reads the target corpus, keeps the scope's training part and min-max normalises it with the
-/// scope's target normalisation. For a fold scope, the rows are those the fold file assigns to
-/// other folds, and their sessions are checked independently: a row of the fold's test session
-/// here is an error, never training data. The normalisation must have been fitted on exactly
-/// this part (its subset name and row count are checked).
-pub fn load_target_part(inputs: &StageInputs, scope: &Scope) -> Result<TargetPart, StageError> {
-    let target = FeatureMatrix::read(&inputs.target)?;
-    let (mut train_part, held_out_session, subset) = match scope {
-        Scope::All => (target, None, scope.training_subset()),
-        Scope::Fold(number) => {
-            let (folds_frame, folds_metadata) = read_parquet(&inputs.target_folds)?;
-            let folds: Vec<Fold> =
-                folds_metadata.get_json("emocycle.folds", &inputs.target_folds)?;
-            let fold = folds
-                .iter()
-                .find(|fold| fold.number == *number)
-                .ok_or_else(|| {
-                    StageError::Input(format!(
-                        "{}: there is no fold {number} (folds 1..={})",
-                        inputs.target_folds.display(),
-                        folds.len()
-                    ))
-                })?;
-            let fold_of: BTreeMap<String, u32> = folds_frame
-                .column("utterance_id")
-                .ok()
-                .and_then(|ids| ids.str().ok().cloned())
-                .zip(
-                    folds_frame
-                        .column("fold")
-                        .ok()
-                        .and_then(|folds| folds.u32().ok().cloned()),
-                )
-                .map(|(ids, folds)| {
-                    ids.iter()
-                        .zip(folds.iter())
-                        .filter_map(|(id, fold)| Some((id?.to_string(), fold?)))
-                        .collect()
-                })
-                .ok_or_else(|| {
-                    StageError::Input(format!(
-                        "{}: needs columns utterance_id and fold",
-                        inputs.target_folds.display()
-                    ))
-                })?;
-            if let Some(missing) = target.ids.iter().find(|id| !fold_of.contains_key(*id)) {
-                return Err(StageError::Input(format!(
-                    "{}: utterance {missing:?} of {} has no fold",
-                    inputs.target_folds.display(),
-                    inputs.target.display()
-                )));
-            }
-            let selected = target.select(|row| fold_of[&target.ids[row]] as usize != *number);
-            let sessions: Vec<String> = selected
-                .sessions
-                .iter()
-                .map(|s| s.clone().unwrap_or_default())
-                .collect();
-            ensure_no_test_session(&sessions, &fold.test_session)?;
-            (
-                selected,
-                Some(fold.test_session.clone()),
-                scope.training_subset(),
-            )
-        }
-    };
-    let target_norm =
-        check_normalisation(&inputs.target_normalisation, &subset, &train_part.names)?;
-    if target_norm.rows != train_part.rows() as u64 {
-        return Err(StageError::Input(format!(
-            "{}: fitted on {} rows, but the scope's training part has {}",
-            inputs.target_normalisation.display(),
-            target_norm.rows,
-            train_part.rows()
-        )));
-    }
-    target_norm.transform_rows(&mut train_part.values, Scaling::MinMax);
-    let mut files = vec![&inputs.target, &inputs.target_normalisation];
-    if matches!(scope, Scope::Fold(_)) {
-        files.push(&inputs.target_folds);
-    }
-    let mut hashes = BTreeMap::new();
-    for path in files {
-        hashes.insert(path.display().to_string(), sha256_file(path)?);
-    }
-    Ok(TargetPart {
-        matrix: train_part,
-        held_out_session,
-        inputs: hashes,
-    })
-}
-
 /// Reads and normalises one scope's data: the source corpus scaled on itself and the scope's
-/// target training part ([`load_target_part`]) split by emotion.
+/// target training part ([`load_target_part`](emocycle_features::load_target_part)) split by emotion.
 pub fn load_scope_data(inputs: &StageInputs, scope: &Scope) -> Result<ScopeData, StageError> {
     let source = FeatureMatrix::read(&inputs.source)?;
     let TargetPart {
@@ -214,7 +83,7 @@ pub fn load_scope_data(inputs: &StageInputs, scope: &Scope) -> Result<ScopeData,
             inputs.target.display()
         )));
     }
-    let source_norm = check_normalisation(&inputs.source_normalisation, "all", &source.names)?;
+    let source_norm = Normaliser::read_fitted(&inputs.source_normalisation, "all", &source.names)?;
     let width = source.width();
     let source_rows = source.rows();
     let mut source_values = source.values;

@@ -5,7 +5,7 @@ use emocycle_artifact::{read_parquet, write_parquet};
 use emocycle_features::testing::tiny_corpora;
 use emocycle_features::{FeatureLayout, run_features};
 use emocycle_gan::{
-    GanConfig, GanError, PRETRAIN_CHECKPOINT, Scope, ScopeDirs, StageError, StageInputs, StageRun,
+    GanConfig, PRETRAIN_CHECKPOINT, Scope, ScopeDirs, StageError, StageInputs, StageRun,
     TRAIN_CHECKPOINT, load_scope_data, run_pretrain, run_train,
 };
 use polars::prelude::*;
@@ -192,7 +192,7 @@ fn a_test_session_row_in_the_training_part_is_rejected() {
     assert!(
         matches!(
             &error,
-            StageError::Gan(GanError::TestSessionInTraining { .. })
+            StageError::Features(emocycle_features::FeatureError::TestSessionInTraining { .. })
         ),
         "{error}"
     );

@@ -5,10 +5,10 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use emocycle_artifact::{keys, read_parquet_metadata};
+use emocycle_config::gan::GanConfig;
 use emocycle_config::layout::lambda_cls_dir;
 use emocycle_eval::{EvalConfig, Experiment, Setup, Summary, SyntheticSource, paper_uar};
 use emocycle_features::Emotion;
-use emocycle_config::gan::GanConfig;
 
 use crate::Context;
 use crate::diff::{ConfigChange, config_diff};

@@ -4,8 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use emocycle_artifact::{
-    ArtifactError, Metadata, ParquetCompression, ParquetStream, float32_columns, keys,
-    read_parquet_metadata, sha256_file,
+    ArtifactError, Metadata, ParquetCompression, ParquetStream, float32_columns, keys, sha256_file,
 };
 use emocycle_config::layout::{Scope, StageInputs};
 use emocycle_features::{Emotion, FeatureMatrix, Normaliser, Scaling, SplitMix64};
@@ -66,31 +65,6 @@ pub struct GenerateReport {
     pub checkpoint_sha256: String,
     /// Input files and their sha256, as in the footer.
     pub inputs: BTreeMap<String, String>,
-}
-
-/// Reads normalisation statistics and checks that they were fitted on `subset` and cover
-/// `names`, so that a file of another fold or corpus cannot slip in.
-pub(crate) fn read_normaliser(
-    path: &Path,
-    subset: &str,
-    names: &[String],
-) -> Result<Normaliser, SynthError> {
-    let metadata = read_parquet_metadata(path)?;
-    let found = metadata.get("emocycle.normalisation.subset").unwrap_or("");
-    if found != subset {
-        return Err(SynthError::input(
-            path,
-            format!("normalisation subset is {found:?}, expected {subset:?}"),
-        ));
-    }
-    let normaliser = Normaliser::read(path)?;
-    if normaliser.features != names {
-        return Err(SynthError::input(
-            path,
-            "the normalisation's features are not the source corpus's features",
-        ));
-    }
-    Ok(normaliser)
 }
 
 /// The source rows to transform, in file order: all of them, or the first `per_emotion` of a
@@ -173,10 +147,10 @@ pub fn generate_set(
     }
     let names = source.names.clone();
     let width = names.len();
-    let source_norm = read_normaliser(&request.inputs.source_normalisation, "all", &names)?;
+    let source_norm = Normaliser::read_fitted(&request.inputs.source_normalisation, "all", &names)?;
     let target_norm = match config.feature_space {
         FeatureSpace::MinMax => None,
-        FeatureSpace::Raw => Some(read_normaliser(
+        FeatureSpace::Raw => Some(Normaliser::read_fitted(
             &request.inputs.target_normalisation,
             &request.scope.training_subset(),
             &names,

@@ -19,7 +19,6 @@ use tch::Device;
 
 use crate::SynthLayout;
 use crate::figure::{FigureSeries, draw_figure2, resolve_features};
-use crate::generate::read_normaliser;
 use crate::metrics::{
     ColumnMoments, GaussianAccumulator, GaussianFit, Rows, c2st_accuracy, knn_precision_recall,
     random_subset,
@@ -591,7 +590,7 @@ pub fn quality_report(
         let scope_sets: Vec<&QualitySet> = sets.iter().filter(|s| &s.scope == scope).collect();
         let mut summaries = summarise_scope(scope_sets[0], config, device, &mut source_cache)?;
         // The target normalisation must be the scope's training part's.
-        read_normaliser(
+        Normaliser::read_fitted(
             &scope_sets[0].inputs.target_normalisation,
             &scope.training_subset(),
             &summaries.target_norm.features,
