@@ -8,7 +8,7 @@ use emocycle_artifact::{keys, read_parquet, read_parquet_metadata};
 use emocycle_augment::{BaselineConfig, BaselineProgress, BaselineRequest, Method, run_baseline};
 use emocycle_eval::{EvalInputs, run_evaluation};
 use emocycle_features::{DEFAULT_CHUNK_ROWS, FoldScheme, NanPolicy, ingest_corpus};
-use emocycle_gan::{EpochReport, Scope, StageRun, run_pretrain, run_train};
+use emocycle_gan::{EpochReport, GanConfig, Scope, StageRun, run_pretrain, run_train};
 use emocycle_pipeline::Pipeline;
 use emocycle_report::{ReportInputs, write_report};
 use emocycle_synth::{
@@ -18,26 +18,19 @@ use emocycle_torch::{DeviceChoice, ResolveDevice};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::GanRunArgs;
-use crate::freshness::{Expected, except, is_fresh, is_fresh_by_record, only, whole};
+use crate::freshness::{Expected, is_fresh, is_fresh_by_record, whole};
 use crate::parallel::{self, ChildJob};
 use crate::record;
 
-/// The GAN settings pretraining depends on (lambda_cls and everything of joint training do not).
-const PRETRAIN_FIELDS: &[&str] = &[
-    "generator_hidden",
-    "generator_dropout",
-    "leaky_slope",
-    "learning_rate",
-    "adam_beta1",
-    "adam_beta2",
-    "adam_epsilon",
-    "batch_size",
-    "pretrain_epochs",
-    "seed",
-];
-
-/// Settings joint training does not depend on (pretraining's reach it through the generators).
-const TRAIN_IGNORED: &[&str] = &["checkpoint_every", "pretrain_epochs"];
+/// Compares recorded and expected GAN settings through `key` (one of [`GanConfig`]'s freshness
+/// keys). A record whose settings no longer parse maps to `null`, which no expected key equals.
+fn gan_key(
+    key: fn(&GanConfig) -> serde_json::Value,
+) -> impl Fn(serde_json::Value) -> serde_json::Value {
+    move |recorded| {
+        serde_json::from_value::<GanConfig>(recorded).map_or(serde_json::Value::Null, |c| key(&c))
+    }
+}
 
 static THREAD_OVERRIDE: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
 
@@ -314,7 +307,7 @@ pub(crate) fn pretrain(config: &Path, run: &GanRunArgs) -> Result<()> {
                 &record,
                 &expected,
                 &[dirs.generators()],
-                only(PRETRAIN_FIELDS),
+                gan_key(GanConfig::pretraining_key),
             )?
         {
             eprintln!(
@@ -398,7 +391,7 @@ pub(crate) fn train(config: &Path, lambda_cls: Option<f64>, run: &GanRunArgs) ->
                     &record,
                     &expected,
                     &[dirs.model(lambda)],
-                    except(TRAIN_IGNORED),
+                    gan_key(GanConfig::training_key),
                 )?
             {
                 eprintln!(

@@ -139,6 +139,104 @@ impl Default for GanConfig {
 }
 
 impl GanConfig {
+    /// The settings pretraining's outputs depend on, for freshness checks: the generators'
+    /// shape, dropout and slope, Adam, batch size, epochs and seed. Every field is named here, so
+    /// a new field does not compile until it is sorted into this key or out of it.
+    pub fn pretraining_key(&self) -> serde_json::Value {
+        let GanConfig {
+            generator_hidden,
+            discriminator_hidden: _,
+            classifier_hidden: _,
+            generator_dropout,
+            discriminator_dropout: _,
+            classifier_dropout: _,
+            leaky_slope,
+            learning_rate,
+            lr_decay: _,
+            lr_decay_every: _,
+            adam_beta1,
+            adam_beta2,
+            adam_epsilon,
+            batch_size,
+            pretrain_epochs,
+            train_epochs: _,
+            lambda_cyc: _,
+            lambda_cls: _,
+            real_label: _,
+            generator_steps: _,
+            d_step_updates_generator: _,
+            checkpoint_every: _,
+            seed,
+        } = self;
+        serde_json::json!({
+            "generator_hidden": generator_hidden,
+            "generator_dropout": generator_dropout,
+            "leaky_slope": leaky_slope,
+            "learning_rate": learning_rate,
+            "adam_beta1": adam_beta1,
+            "adam_beta2": adam_beta2,
+            "adam_epsilon": adam_epsilon,
+            "batch_size": batch_size,
+            "pretrain_epochs": pretrain_epochs,
+            "seed": seed,
+        })
+    }
+
+    /// The settings joint training's outputs depend on, for freshness checks: all but how often
+    /// it checkpoints and `pretrain_epochs`, which reaches training through the pretrained
+    /// generators (an input file of its own). Every field is named, as in
+    /// [`GanConfig::pretraining_key`].
+    pub fn training_key(&self) -> serde_json::Value {
+        let GanConfig {
+            generator_hidden,
+            discriminator_hidden,
+            classifier_hidden,
+            generator_dropout,
+            discriminator_dropout,
+            classifier_dropout,
+            leaky_slope,
+            learning_rate,
+            lr_decay,
+            lr_decay_every,
+            adam_beta1,
+            adam_beta2,
+            adam_epsilon,
+            batch_size,
+            pretrain_epochs: _,
+            train_epochs,
+            lambda_cyc,
+            lambda_cls,
+            real_label,
+            generator_steps,
+            d_step_updates_generator,
+            checkpoint_every: _,
+            seed,
+        } = self;
+        serde_json::json!({
+            "generator_hidden": generator_hidden,
+            "discriminator_hidden": discriminator_hidden,
+            "classifier_hidden": classifier_hidden,
+            "generator_dropout": generator_dropout,
+            "discriminator_dropout": discriminator_dropout,
+            "classifier_dropout": classifier_dropout,
+            "leaky_slope": leaky_slope,
+            "learning_rate": learning_rate,
+            "lr_decay": lr_decay,
+            "lr_decay_every": lr_decay_every,
+            "adam_beta1": adam_beta1,
+            "adam_beta2": adam_beta2,
+            "adam_epsilon": adam_epsilon,
+            "batch_size": batch_size,
+            "train_epochs": train_epochs,
+            "lambda_cyc": lambda_cyc,
+            "lambda_cls": lambda_cls,
+            "real_label": real_label,
+            "generator_steps": generator_steps,
+            "d_step_updates_generator": d_step_updates_generator,
+            "seed": seed,
+        })
+    }
+
     /// The joint-training learning rate of `epoch` (0-based): `lr * decay^floor(epoch / every)`.
     pub fn learning_rate_at(&self, epoch: usize) -> f64 {
         let decays = epoch / self.lr_decay_every.max(1);
@@ -228,6 +326,28 @@ mod tests {
         assert!(close(config.learning_rate_at(50), 1.6e-4));
         assert!(close(config.learning_rate_at(100), 1.28e-4));
         assert!(close(config.learning_rate_at(1999), 2e-4 * 0.8f64.powi(39)));
+    }
+
+    #[test]
+    fn freshness_keys_hold_what_each_phase_depends_on() {
+        let base = GanConfig::default();
+        let changed = |edit: fn(&mut GanConfig)| {
+            let mut config = base.clone();
+            edit(&mut config);
+            (
+                config.pretraining_key() != base.pretraining_key(),
+                config.training_key() != base.training_key(),
+            )
+        };
+        // (pretraining stale, training stale)
+        assert_eq!(changed(|c| c.lambda_cls = 0.0), (false, true));
+        assert_eq!(changed(|c| c.train_epochs += 1), (false, true));
+        assert_eq!(changed(|c| c.discriminator_hidden = vec![8]), (false, true));
+        assert_eq!(changed(|c| c.pretrain_epochs += 1), (true, false));
+        assert_eq!(changed(|c| c.checkpoint_every += 1), (false, false));
+        assert_eq!(changed(|c| c.generator_hidden = vec![8]), (true, true));
+        assert_eq!(changed(|c| c.seed += 1), (true, true));
+        assert_eq!(changed(|c| c.learning_rate = 1e-3), (true, true));
     }
 
     #[test]

@@ -91,47 +91,31 @@ pub(crate) fn tensor_f64s(
         .map_err(|e| GanError::torch(format!("reading {key}"), e))
 }
 
-/// Config fields a pretraining checkpoint depends on.
-pub(crate) const PRETRAIN_FIELDS: &[&str] = &[
-    "generator_hidden",
-    "generator_dropout",
-    "leaky_slope",
-    "learning_rate",
-    "adam_beta1",
-    "adam_beta2",
-    "adam_epsilon",
-    "batch_size",
-    "seed",
-];
+/// A phase's settings key ([`GanConfig::pretraining_key`] or [`GanConfig::training_key`]).
+pub(crate) type SettingsKey = fn(&GanConfig) -> serde_json::Value;
 
-/// Config fields that do not change the numbers of joint training (only how long it runs and how
-/// often it saves).
-pub(crate) const TRAIN_IGNORED_FIELDS: &[&str] =
-    &["checkpoint_every", "pretrain_epochs", "train_epochs"];
-
-/// Fields whose values differ between the checkpoint's config and this run's, restricted to
-/// `only` (or all but `ignored`), as readable `name: saved -> now` lines.
+/// Fields of the phase's settings `key` whose values differ between the checkpoint's config and
+/// this run's, as readable `name: saved -> now` lines. `epochs` (the phase's epoch count) may
+/// differ: a resumed run can be asked to train longer.
 pub(crate) fn config_differences(
     saved: &GanConfig,
     now: &GanConfig,
-    only: Option<&[&str]>,
-    ignored: &[&str],
+    key: SettingsKey,
+    epochs: &str,
 ) -> Vec<String> {
-    let as_map = |config: &GanConfig| match serde_json::to_value(config) {
-        Ok(serde_json::Value::Object(map)) => map,
+    let as_map = |config: &GanConfig| match key(config) {
+        serde_json::Value::Object(map) => map,
         _ => serde_json::Map::new(),
     };
     let (saved, now) = (as_map(saved), as_map(now));
     now.iter()
-        .filter(|(key, _)| {
-            only.is_none_or(|only| only.contains(&key.as_str())) && !ignored.contains(&key.as_str())
-        })
-        .filter(|(key, value)| saved.get(*key) != Some(*value))
-        .map(|(key, value)| {
+        .filter(|(name, _)| name.as_str() != epochs)
+        .filter(|(name, value)| saved.get(*name) != Some(*value))
+        .map(|(name, value)| {
             let before = saved
-                .get(key)
+                .get(name)
                 .map_or("absent".to_string(), ToString::to_string);
-            format!("{key}: checkpoint {before}, this run {value}")
+            format!("{name}: checkpoint {before}, this run {value}")
         })
         .collect()
 }
@@ -175,11 +159,14 @@ mod tests {
         let b = GanConfig {
             lambda_cls: 0.0,
             checkpoint_every: 3,
+            train_epochs: 5_000,
             ..GanConfig::default()
         };
-        let diff = config_differences(&a, &b, None, TRAIN_IGNORED_FIELDS);
+        let diff = config_differences(&a, &b, GanConfig::training_key, "train_epochs");
         assert_eq!(diff.len(), 1);
         assert!(diff[0].starts_with("lambda_cls"));
-        assert!(config_differences(&a, &b, Some(PRETRAIN_FIELDS), &[]).is_empty());
+        assert!(
+            config_differences(&a, &b, GanConfig::pretraining_key, "pretrain_epochs").is_empty()
+        );
     }
 }

@@ -13,8 +13,8 @@ use tch::{Device, Kind, Tensor};
 
 use crate::adam::{Adam, AdamPart, AdamStep};
 use crate::checkpoint::{
-    PRETRAIN_FIELDS, TRAIN_IGNORED_FIELDS, config_differences, corrupt, read_safetensors,
-    tensor_f64s, tensor_i64s, tensor_text, text_tensor, write_safetensors_atomic,
+    SettingsKey, config_differences, corrupt, read_safetensors, tensor_f64s, tensor_i64s,
+    tensor_text, text_tensor, write_safetensors_atomic,
 };
 use crate::data::{DataShape, EpochPlan, Phase, TrainingData, derived_seed, plan_epoch};
 use crate::mlp::{Acts, Leaf, MlpStack};
@@ -181,8 +181,8 @@ fn check_checkpoint_meta(
     tensors: &HashMap<String, Tensor>,
     config: &GanConfig,
     shape: &DataShape,
-    only: Option<&[&str]>,
-    ignored: &[&str],
+    key: SettingsKey,
+    epochs: &str,
 ) -> Result<(), GanError> {
     let format = tensor_i64s(tensors, "meta.format", path)?;
     if format != [FORMAT_VERSION] {
@@ -193,7 +193,7 @@ fn check_checkpoint_meta(
     }
     let saved: GanConfig = serde_json::from_str(&tensor_text(tensors, "meta.config_json", path)?)
         .map_err(|e| corrupt(path, format!("meta.config_json: {e}")))?;
-    let mut differences = config_differences(&saved, config, only, ignored);
+    let mut differences = config_differences(&saved, config, key, epochs);
     let saved_shape: DataShape =
         serde_json::from_str(&tensor_text(tensors, "meta.data_json", path)?)
             .map_err(|e| corrupt(path, format!("meta.data_json: {e}")))?;
@@ -430,8 +430,8 @@ pub fn pretrain(
             &tensors,
             config,
             &data.shape,
-            Some(PRETRAIN_FIELDS),
-            &[],
+            GanConfig::pretraining_key,
+            "pretrain_epochs",
         )?;
         warn_on_mask_change(&tensors, path, masks);
         for (k, pair) in pairs.iter_mut().enumerate() {
@@ -1158,8 +1158,8 @@ pub fn train(
             &tensors,
             config,
             &data.shape,
-            None,
-            TRAIN_IGNORED_FIELDS,
+            GanConfig::training_key,
+            "train_epochs",
         )?;
         warn_on_layout_change(&tensors, path, layout);
         warn_on_mask_change(&tensors, path, masks);
