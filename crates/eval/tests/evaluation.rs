@@ -10,7 +10,7 @@ use emocycle_eval::{
 };
 use emocycle_features::{
     CorpusSpec, FeatureLayout, FeaturesConfig, FoldScheme, LabelMap, NanPolicy, SplitMix64,
-    SplitSpec, run_features,
+    SplitSpec, UtteranceIds, run_features,
 };
 use polars::prelude::*;
 
@@ -85,6 +85,7 @@ fn features(dir: &Path) -> FeatureLayout {
         folds: FoldScheme::LeaveOneSessionOut,
         split: None,
         nan_policy: NanPolicy::Error,
+        utterance_ids: UtteranceIds::Stem,
     };
     let cross_spec = CorpusSpec {
         name: "cross".into(),

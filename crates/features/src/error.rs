@@ -123,7 +123,44 @@ impl std::fmt::Display for FeatureMismatch {
             self.index,
             self.ours,
             self.theirs
-        )
+        )?;
+        if let Some(why) = self.explanation() {
+            write!(f, ". {why}")?;
+        }
+        Ok(())
+    }
+}
+
+/// How the MFCC functionals of openSMILE's emobase2010 set open; IS10's are `mfcc_sma...`.
+const EMOBASE2010_MFCC: &str = "pcm_fftMag_mfcc_sma";
+const IS10_MFCC: &str = "mfcc_sma";
+
+impl FeatureMismatch {
+    /// What the first difference says about the two files, where it says something: two
+    /// openSMILE configurations that share their functionals but not their settings.
+    pub fn explanation(&self) -> Option<String> {
+        let set_of = |name: &str| {
+            if name.starts_with(EMOBASE2010_MFCC) {
+                Some("emobase2010")
+            } else if name.starts_with(IS10_MFCC) {
+                Some("IS10 (opensmile-python's FeatureSet.IS10)")
+            } else {
+                None
+            }
+        };
+        let (ours, theirs) = (set_of(&self.ours)?, set_of(&self.theirs)?);
+        if ours == theirs || self.widths.0 != self.widths.1 {
+            return None;
+        }
+        Some(format!(
+            "{} was extracted with openSMILE's {ours} set and {} with {theirs}: the two have the \
+             same 1582 functionals in the same order but name the MFCCs differently and compute \
+             some of them with other settings (e.g. maxPos and minPos), so their values must not \
+             be mixed. Extract both corpora with one configuration: emobase2010.conf is the \
+             paper's, IS10 is the one opensmile-python ships",
+            self.path.display(),
+            self.reference.display()
+        ))
     }
 }
 
@@ -161,3 +198,57 @@ impl FeatureError {
 
 /// Result type of this crate.
 pub type Result<T, E = FeatureError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mismatch(ours: &str, theirs: &str, widths: (usize, usize)) -> FeatureMismatch {
+        FeatureMismatch {
+            path: PathBuf::from("tedlium_is10.csv"),
+            reference: PathBuf::from("iemocap_emobase2010.csv"),
+            index: 2,
+            ours: ours.to_string(),
+            theirs: theirs.to_string(),
+            widths,
+        }
+    }
+
+    #[test]
+    fn emobase2010_against_is10_says_why_and_what_to_do() {
+        let message = mismatch(
+            "mfcc_sma[3]_amean",
+            "pcm_fftMag_mfcc_sma[3]_amean",
+            (1582, 1582),
+        )
+        .to_string();
+        assert!(
+            message.contains("first difference at feature 2: \"mfcc_sma[3]_amean\""),
+            "{message}"
+        );
+        assert!(
+            message.contains(
+                "tedlium_is10.csv was extracted with openSMILE's IS10 (opensmile-python's \
+                 FeatureSet.IS10) set and iemocap_emobase2010.csv with emobase2010"
+            ),
+            "{message}"
+        );
+        assert!(message.contains("Extract both corpora with one configuration"));
+        // Other differences get no guess.
+        for (ours, theirs, widths) in [
+            (
+                "F0final_sma_amean",
+                "pcm_fftMag_mfcc_sma[3]_amean",
+                (1582, 1582),
+            ),
+            ("mfcc_sma[3]_amean", "mfcc_sma[4]_amean", (1582, 1582)),
+            (
+                "mfcc_sma[3]_amean",
+                "pcm_fftMag_mfcc_sma[3]_amean",
+                (1582, 988),
+            ),
+        ] {
+            assert_eq!(mismatch(ours, theirs, widths).explanation(), None);
+        }
+    }
+}

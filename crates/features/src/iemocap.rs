@@ -53,7 +53,7 @@ pub(crate) fn is_evaluation(path: &Path) -> bool {
 /// The label files `path` names: itself, or every `*.txt` directly inside a directory named
 /// `EmoEvaluation` below it (IEMOCAP's `Attribute/`, `Categorical/` and `Self-evaluation/`
 /// subdirectories hold other formats and are skipped), sorted.
-pub fn label_files(path: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn label_files(path: &Path) -> Result<Vec<PathBuf>> {
     if !path.is_dir() {
         return Ok(vec![path.to_path_buf()]);
     }

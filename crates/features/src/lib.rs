@@ -3,7 +3,8 @@
 //! **Reads** per corpus an openSMILE feature file in any layout openSMILE or opensmile-python
 //! writes ([`Layout`]: SMILExtract CSV with or without header, opensmile-python's pandas CSV,
 //! ARFF; each optionally gzip-compressed; any width) and, for labelled corpora, a label manifest
-//! (CSV: `utterance_id, emotion[, session][, speaker][, extra...]`) whose codes a [`LabelMap`]
+//! (CSV: `utterance_id, emotion[, session][, speaker][, extra...]`, or the corpus's own files:
+//! IEMOCAP's `EmoEvaluation/*.txt`, MSP-IMPROV's `Evaluation.txt`) whose codes a [`LabelMap`]
 //! maps onto the four emotions (IEMOCAP and MSP-IMPROV codes built in).
 //!
 //! **Writes**, below a run's `features/` directory ([`FeatureLayout`]):
@@ -36,6 +37,7 @@ mod iemocap;
 mod manifest;
 mod mapped;
 mod matrix;
+mod msp_improv;
 mod normalise;
 mod number;
 mod reader;
@@ -53,13 +55,12 @@ pub const CODE_FINGERPRINT: &str = env!("EMOCYCLE_CODE_FINGERPRINT");
 pub use emotion::{Emotion, LabelMap};
 pub use error::{FeatureError, FeatureMismatch, Location, Result};
 pub use folds::{Fold, Part, SplitMix64, leave_one_session_out, stratified_split};
-pub use iemocap::label_files;
-pub use manifest::{LabelRow, Manifest, read_manifest};
+pub use manifest::{LabelRow, Manifest, label_files, read_manifest};
 pub use matrix::FeatureMatrix;
 pub use normalise::{Normaliser, RunningStats, Scaling};
 pub use reader::{
     ColumnChunk, FeatureReader, FeatureTable, Layout, NanPolicy, ReadOptions, ReadSummary,
-    RowChunk, RowValues, read_feature_file, read_header,
+    RowChunk, RowValues, UtteranceIds, read_feature_file, read_header,
 };
 pub use stage::{
     CorpusReport, CorpusSpec, FeatureLayout, FeaturesConfig, FoldScheme, SplitSpec, check_corpora,

@@ -60,11 +60,29 @@ const EMOTION: &str = "emotion";
 const SESSION: &str = "session";
 const SPEAKER: &str = "speaker";
 
+/// The files a corpus's `labels` names, for input hashes: MSP-IMPROV's `Evaluation.txt` (a
+/// directory holding it, or the file), IEMOCAP's `EmoEvaluation/*.txt` below a directory,
+/// sorted, or the one file.
+pub fn label_files(path: &Path) -> Result<Vec<PathBuf>> {
+    if crate::msp_improv::is_evaluation(path) {
+        return Ok(vec![if path.is_dir() {
+            path.join(crate::msp_improv::FILE_NAME)
+        } else {
+            path.to_path_buf()
+        }]);
+    }
+    crate::iemocap::label_files(path)
+}
+
 /// Reads a manifest (comma-separated, header row, optionally gzip-compressed). Required
 /// columns: `utterance_id`, `emotion`; optional: `session`, `speaker`; any other columns are
-/// carried along as strings. IEMOCAP's own `EmoEvaluation` files, or a directory holding them,
-/// are read as the corpus distributes them (see the `iemocap` module).
+/// carried along as strings. The corpora's own label files are read as distributed: MSP-IMPROV's
+/// `Evaluation.txt` or a directory holding it (see the `msp_improv` module), and IEMOCAP's
+/// `EmoEvaluation` files or a directory holding them (the `iemocap` module).
 pub fn read_manifest(path: &Path, label_map: &LabelMap) -> Result<Manifest> {
+    if crate::msp_improv::is_evaluation(path) {
+        return crate::msp_improv::read_evaluation(path, label_map);
+    }
     if crate::iemocap::is_evaluation(path) {
         return crate::iemocap::read_evaluation(path, label_map);
     }

@@ -41,6 +41,24 @@ pub enum Layout {
     Generic,
 }
 
+/// What the utterance id of an opensmile-python row is. Its `file` column holds the audio file's
+/// path as given to `process_files` (`wav/Ses01F_impro01_F000.wav`), which no label manifest
+/// names; `start` and `end` (pandas timedeltas, `0 days 00:00:02.908500`) say which part of the
+/// file the row describes. Other layouts' ids are used as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UtteranceIds {
+    /// The file name without directories and extension (`Ses01F_impro01_F000`), the default.
+    /// A row of a later segment (`start` not zero) is an error: use `segment`.
+    #[default]
+    Stem,
+    /// The `file` column as written. Segments are refused as with `stem`.
+    Path,
+    /// The stem and the segment in seconds, `Ses01F_impro01_F000@2.5-4.75` (`@0-` for a
+    /// segment without an end), for files cut into several rows.
+    Segment,
+}
+
 /// What to do with NaN, infinite or missing feature values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -82,6 +100,8 @@ pub struct ReadOptions {
     /// buffers, as compressed files are: for files that another process may truncate while
     /// they are read, which stops a mapping's reader with `SIGBUS`.
     pub memory_map: bool,
+    /// The utterance ids of opensmile-python files.
+    pub utterance_ids: UtteranceIds,
 }
 
 impl Default for ReadOptions {
@@ -91,6 +111,7 @@ impl Default for ReadOptions {
             nan_policy: NanPolicy::Error,
             chunk_rows: 4096,
             memory_map: true,
+            utterance_ids: UtteranceIds::Stem,
         }
     }
 }
@@ -145,6 +166,8 @@ struct Header {
     has_class: bool,
     /// Lines consumed by the header (the first data line is `header_lines + 1`).
     header_lines: u64,
+    /// How rows are named (only opensmile-python's layout has a choice).
+    ids: UtteranceIds,
 }
 
 impl Header {
@@ -495,6 +518,7 @@ fn parse_header(path: &Path, block: &[u8], options: &ReadOptions) -> Result<Head
             names: names_after(skipped),
             has_class: false,
             header_lines,
+            ids: UtteranceIds::default(),
         });
     }
     if field_text(0) == "file" && field_text(1) == "start" && field_text(2) == "end" {
@@ -505,6 +529,7 @@ fn parse_header(path: &Path, block: &[u8], options: &ReadOptions) -> Result<Head
             names: names_after(3),
             has_class: false,
             header_lines,
+            ids: options.utterance_ids,
         });
     }
     let starts_like_data = fields[0].starts_with(b"'")
@@ -543,6 +568,7 @@ fn parse_header(path: &Path, block: &[u8], options: &ReadOptions) -> Result<Head
             names: names.clone(),
             has_class: false,
             header_lines: first_number - 1,
+            ids: UtteranceIds::default(),
         });
     }
     if starts_like_data {
@@ -560,6 +586,7 @@ fn parse_header(path: &Path, block: &[u8], options: &ReadOptions) -> Result<Head
         names: names_after(1),
         has_class: false,
         header_lines,
+        ids: UtteranceIds::default(),
     })
 }
 
@@ -596,6 +623,7 @@ fn parse_arff_header(path: &Path, block: &[u8]) -> Result<Header> {
                 names,
                 has_class,
                 header_lines: number,
+                ids: UtteranceIds::default(),
             });
         }
         let Some(rest) = lowered.strip_prefix(b"@attribute") else {
@@ -700,11 +728,7 @@ struct ParsedPiece {
 /// rows, ...): such lines go through the general path, which parses the same numbers to the
 /// same bits and is the one that reports errors.
 #[inline]
-fn parse_row_fast<'l>(
-    line: &'l [u8],
-    header: &Header,
-    row: &mut [f32],
-) -> Option<(&'l [u8], Option<&'l [u8]>)> {
+fn parse_row_fast<'l>(line: &'l [u8], header: &Header, row: &mut [f32]) -> Option<FastRow<'l>> {
     let delimiter = header.delimiter;
     let id_end = match line.first()? {
         &quote @ (b'\'' | b'"') => memchr::memchr(quote, &line[1..])? + 2,
@@ -720,6 +744,8 @@ fn parse_row_fast<'l>(
         }
         position += memchr::memchr(delimiter, line.get(position..)?)? + 1;
     }
+    // Without skipped fields this is empty; with them, the fields and the delimiters between.
+    let skipped = &line[id_end + 1..position.saturating_sub(1).max(id_end + 1)];
     let last = row.len().checked_sub(1)?;
     let mut feature = 0;
     while feature <= last {
@@ -762,13 +788,102 @@ fn parse_row_fast<'l>(
     }
     let id = &line[..id_end];
     if !header.has_class {
-        return (position == line.len()).then_some((id, None));
+        return (position == line.len()).then_some((id, skipped, None));
     }
     if line.get(position) != Some(&delimiter) {
         return None;
     }
     let class = &line[position + 1..];
-    (memchr::memchr(delimiter, class).is_none()).then_some((id, Some(class)))
+    (memchr::memchr(delimiter, class).is_none()).then_some((id, skipped, Some(class)))
+}
+
+/// A data line the fast path parsed: the raw id, the skipped fields between it and the
+/// features (`start,end` in opensmile-python's layout), and the raw class field.
+type FastRow<'l> = (&'l [u8], &'l [u8], Option<&'l [u8]>);
+
+/// Seconds of an opensmile-python `start` or `end`: pandas' timedelta text (`0 days
+/// 00:00:02.908500`) or plain seconds; `None` for `NaT` or an empty field.
+fn timedelta_seconds(text: &str) -> std::result::Result<Option<f64>, ()> {
+    let text = text.trim();
+    if text.is_empty() || text == "NaT" {
+        return Ok(None);
+    }
+    if let Ok(seconds) = text.parse::<f64>() {
+        return seconds.is_finite().then_some(Some(seconds)).ok_or(());
+    }
+    // pandas writes `0 days` for zero and `0 days 00:00:02.908500` otherwise.
+    let (days, clock) = match text.split_once(" days").or_else(|| text.split_once(" day")) {
+        Some((days, clock)) => (days.trim().parse::<f64>().map_err(|_| ())?, clock.trim()),
+        None => (0.0, text),
+    };
+    if clock.is_empty() {
+        return Ok(Some(days * 86_400.0));
+    }
+    let mut parts = clock.split(':');
+    let (Some(hours), Some(minutes), Some(seconds), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(());
+    };
+    let number = |part: &str| part.parse::<f64>().map_err(|_| ());
+    Ok(Some(
+        days * 86_400.0 + number(hours)? * 3600.0 + number(minutes)? * 60.0 + number(seconds)?,
+    ))
+}
+
+/// Seconds as the shortest decimal text, to the microsecond (`2.5`, `0`, `4.908512`).
+fn seconds_text(seconds: f64) -> String {
+    format!("{}", (seconds * 1e6).round() / 1e6)
+}
+
+/// The utterance id of a data line: the first field as written, or, in opensmile-python's
+/// layout, what [`UtteranceIds`] says from `file`, `start` and `end` (`skipped`: the two
+/// fields with the delimiter between them).
+fn row_id(header: &Header, raw: &[u8], skipped: &[u8], path: &Path, line: u64) -> Result<String> {
+    let id = field_text(unquote(raw), path, line, || column_name(header, None))?;
+    if header.layout != Layout::OpensmilePython {
+        return Ok(id);
+    }
+    let mut fields = skipped.splitn(2, |&b| b == header.delimiter);
+    let mut time = |column: &str| -> Result<Option<f64>> {
+        let field = fields.next().unwrap_or_default();
+        let text = field_text(unquote(field), path, line, || column.to_string())?;
+        timedelta_seconds(&text).map_err(|()| {
+            FeatureError::parse(
+                path,
+                line,
+                Some(column.to_string()),
+                format!("not a time: {text:?} (expected like 0 days 00:00:02.908500, or seconds)"),
+            )
+        })
+    };
+    let (start, end) = (time("start")?, time("end")?);
+    let start = start.unwrap_or(0.0);
+    if header.ids != UtteranceIds::Segment && start != 0.0 {
+        return Err(FeatureError::parse(
+            path,
+            line,
+            Some("start".to_string()),
+            format!(
+                "this row is a segment of {id:?} starting at {} s: name segments with \
+                 \"utterance_ids\": \"segment\" in the corpus config",
+                seconds_text(start)
+            ),
+        ));
+    }
+    if header.ids == UtteranceIds::Path {
+        return Ok(id);
+    }
+    let name = id.rsplit(['/', '\\']).next().unwrap_or(&id);
+    let stem = match name.rfind('.') {
+        Some(dot) if dot > 0 => &name[..dot],
+        _ => name,
+    };
+    if header.ids == UtteranceIds::Stem {
+        return Ok(stem.to_string());
+    }
+    let end = end.map(seconds_text).unwrap_or_default();
+    Ok(format!("{stem}@{}-{end}", seconds_text(start)))
 }
 
 fn parse_piece(
@@ -805,22 +920,20 @@ fn parse_piece(
         // Parsed straight into place: no row buffer to copy from.
         let start = parsed.values.len();
         parsed.values.resize(start + width, 0.0);
-        if let Some((id, class)) = parse_row_fast(line, header, &mut parsed.values[start..]) {
-            let id = unquote(id);
-            if !id.is_empty() {
-                parsed
-                    .ids
-                    .push(field_text(id, path, number, || column_name(header, None))?);
-                parsed.lines.push(number);
-                if let Some(class) = class {
-                    let class = unquote(class);
-                    let class = (class != b"?" && !class.is_empty())
-                        .then(|| field_text(class, path, number, || "class".to_string()))
-                        .transpose()?;
-                    parsed.classes.push(class);
-                }
-                continue;
+        if let Some((id, skipped, class)) =
+            parse_row_fast(line, header, &mut parsed.values[start..])
+            && !unquote(id).is_empty()
+        {
+            parsed.ids.push(row_id(header, id, skipped, path, number)?);
+            parsed.lines.push(number);
+            if let Some(class) = class {
+                let class = unquote(class);
+                let class = (class != b"?" && !class.is_empty())
+                    .then(|| field_text(class, path, number, || "class".to_string()))
+                    .transpose()?;
+                parsed.classes.push(class);
             }
+            continue;
         }
         parsed.values.truncate(start);
         split_fields(line, header.delimiter, &mut spans);
@@ -889,9 +1002,14 @@ fn parse_piece(
             parsed.dropped_non_finite += 1;
             continue;
         }
+        let skipped = match header.skipped_after_id {
+            0 => &[][..],
+            _ => &line[spans[1].0..spans[first_feature - 1].1],
+        };
+        let raw_id = &line[spans[0].0..spans[0].1];
         parsed
             .ids
-            .push(field_text(id, path, number, || column_name(header, None))?);
+            .push(row_id(header, raw_id, skipped, path, number)?);
         parsed.lines.push(number);
         parsed.values.extend_from_slice(&row);
         if header.has_class {

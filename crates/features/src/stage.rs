@@ -15,7 +15,9 @@ use crate::error::{FeatureError, FeatureMismatch, Result};
 use crate::folds::{Fold, Part, leave_one_session_out, stratified_split};
 use crate::manifest::{Manifest, read_manifest};
 use crate::normalise::{Normaliser, RunningStats};
-use crate::reader::{ColumnChunk, FeatureReader, Layout, NanPolicy, ReadOptions, read_header};
+use crate::reader::{
+    ColumnChunk, FeatureReader, Layout, NanPolicy, ReadOptions, UtteranceIds, read_header,
+};
 
 /// How a corpus is cut into folds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -74,6 +76,11 @@ pub struct CorpusSpec {
     /// What to do with NaN, infinite or missing values.
     #[serde(default)]
     pub nan_policy: NanPolicy,
+    /// The utterance ids of an opensmile-python CSV: `stem` (default: the audio file's name
+    /// without directories and extension), `path` (the `file` column as written) or `segment`
+    /// (the stem and the segment's start and end). Other layouts' ids are used as written.
+    #[serde(default)]
+    pub utterance_ids: UtteranceIds,
 }
 
 impl CorpusSpec {
@@ -310,6 +317,7 @@ fn read_options(corpus: &CorpusSpec, chunk_rows: usize) -> Result<ReadOptions> {
         feature_names,
         nan_policy: corpus.nan_policy,
         chunk_rows,
+        utterance_ids: corpus.utterance_ids,
         ..ReadOptions::default()
     })
 }

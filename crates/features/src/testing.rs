@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{CorpusSpec, FeaturesConfig, FoldScheme, LabelMap, NanPolicy};
+use crate::{CorpusSpec, FeaturesConfig, FoldScheme, LabelMap, NanPolicy, UtteranceIds};
 
 /// Writes a tiny labelled corpus (3 sessions x 4 emotions x 3 utterances, 6 features, named
 /// `labelled`, leave-one-session-out) and an unlabelled source of 12 utterances (`source`) into
@@ -47,6 +47,7 @@ pub fn tiny_corpora(dir: &Path) -> FeaturesConfig {
         folds: FoldScheme::LeaveOneSessionOut,
         split: None,
         nan_policy: NanPolicy::Error,
+        utterance_ids: UtteranceIds::Stem,
     };
     FeaturesConfig {
         corpora: vec![

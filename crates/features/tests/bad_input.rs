@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use emocycle_features::{
     CorpusSpec, FeatureError, FeatureLayout, FeaturesConfig, FoldScheme, LabelMap, NanPolicy,
-    ReadOptions, read_feature_file, read_manifest, run_features,
+    ReadOptions, UtteranceIds, read_feature_file, read_manifest, run_features,
 };
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -235,6 +235,7 @@ fn corpus(name: &str, features: PathBuf, labels: Option<PathBuf>) -> CorpusSpec 
         folds: FoldScheme::None,
         split: None,
         nan_policy: NanPolicy::Error,
+        utterance_ids: UtteranceIds::Stem,
     }
 }
 
@@ -311,6 +312,41 @@ fn feature_lists_that_differ_name_the_first_difference() {
         message.contains("first difference at feature 1: \"x\" vs \"b\""),
         "{message}"
     );
+}
+
+#[test]
+fn emobase2010_and_is10_files_are_told_apart_before_any_data_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let emobase = write(
+        dir.path(),
+        "iemocap_emobase2010.csv",
+        "name;frameTime;pcm_loudness_sma_amean;pcm_fftMag_mfcc_sma[3]_amean\n'u1';0.000000;1;2\n",
+    );
+    let is10 = write(
+        dir.path(),
+        "tedlium_is10.csv",
+        "file,start,end,pcm_loudness_sma_amean,mfcc_sma[3]_amean\nt.wav,0 days,0 days 00:00:01,1,2\n",
+    );
+    let config = FeaturesConfig {
+        corpora: vec![
+            corpus("iemocap", emobase, None),
+            corpus("tedlium", is10, None),
+        ],
+    };
+    let out = dir.path().join("out");
+    let message = stage_error(config, &out).to_string();
+    assert!(
+        message.contains(
+            "tedlium_is10.csv was extracted with openSMILE's IS10 (opensmile-python's \
+             FeatureSet.IS10) set"
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains("emobase2010.conf is the paper's"),
+        "{message}"
+    );
+    assert!(!out.join("iemocap.parquet").exists());
 }
 
 #[test]

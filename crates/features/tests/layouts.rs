@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use emocycle_features::{Layout, NanPolicy, ReadOptions, read_feature_file};
+use emocycle_features::{Layout, NanPolicy, ReadOptions, UtteranceIds, read_feature_file};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -151,6 +151,77 @@ fn headerless_without_names_asks_for_them() {
 fn opensmile_python_pandas_csv() {
     let table = read_feature_file(&fixture("opensmile_python.csv"), &options()).unwrap();
     assert_standard_table(&table, Layout::OpensmilePython);
+}
+
+#[test]
+fn opensmile_python_ids_are_file_stems_or_what_the_corpus_asks_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, rows: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, format!("file,start,end,a,b\n{rows}")).unwrap();
+        path
+    };
+    // `process_files([...]).to_csv()`: the paths as given, whole files.
+    let whole = write(
+        "whole.csv",
+        "wav/Ses01F_impro01_F000.wav,0 days,0 days 00:00:02.908500,1.0,2.0\n\
+         /data/IEMOCAP/Session1/sentences/wav/Ses01F_impro01/Ses01F_impro01_M001.wav,0 days,\
+         0 days 00:00:01.500000,3.0,4.0\n",
+    );
+    let read = |path: &Path, ids: UtteranceIds| {
+        read_feature_file(
+            path,
+            &ReadOptions {
+                utterance_ids: ids,
+                ..options()
+            },
+        )
+    };
+    let table = read(&whole, UtteranceIds::Stem).unwrap();
+    assert_eq!(table.ids, ["Ses01F_impro01_F000", "Ses01F_impro01_M001"]);
+    let table = read(&whole, UtteranceIds::Path).unwrap();
+    assert_eq!(table.ids[0], "wav/Ses01F_impro01_F000.wav");
+    let table = read(&whole, UtteranceIds::Segment).unwrap();
+    assert_eq!(
+        table.ids,
+        ["Ses01F_impro01_F000@0-2.9085", "Ses01F_impro01_M001@0-1.5"]
+    );
+    // One file cut into segments (the second row on the field-by-field path: a NaN zeroed).
+    let segments = write(
+        "segments.csv",
+        "talk.wav,0 days,0 days 00:00:02.500000,1.0,2.0\n\
+         talk.wav,0 days 00:00:02.500000,0 days 00:01:04.750000,nan,4.0\n\
+         talk.wav,1 days 00:00:00,NaT,5.0,6.0\n",
+    );
+    let options_zero = ReadOptions {
+        utterance_ids: UtteranceIds::Segment,
+        nan_policy: NanPolicy::Zero,
+        ..options()
+    };
+    let table = read_feature_file(&segments, &options_zero).unwrap();
+    assert_eq!(table.ids, ["talk@0-2.5", "talk@2.5-64.75", "talk@86400-"]);
+    // As stems, a later segment would be named like the whole file: refused, with the way out.
+    let as_stems = ReadOptions {
+        utterance_ids: UtteranceIds::Stem,
+        ..options_zero.clone()
+    };
+    let message = read_feature_file(&segments, &as_stems)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("segments.csv:3, column \"start\": this row is a segment of \"talk.wav\" starting at 2.5 s"),
+        "{message}"
+    );
+    assert!(
+        message.contains("\"utterance_ids\": \"segment\""),
+        "{message}"
+    );
+    let bad = write("bad.csv", "x.wav,0 days,soon,1.0,2.0\n");
+    let message = read(&bad, UtteranceIds::Segment).unwrap_err().to_string();
+    assert!(
+        message.contains("bad.csv:2, column \"end\": not a time"),
+        "{message}"
+    );
 }
 
 #[test]

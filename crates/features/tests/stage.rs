@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use emocycle_artifact::{keys, read_parquet};
 use emocycle_features::{
     CorpusSpec, FeatureLayout, FeaturesConfig, FoldScheme, LabelMap, NanPolicy, Normaliser,
-    Scaling, SplitSpec, run_features,
+    Scaling, SplitSpec, UtteranceIds, run_features,
 };
 use polars::prelude::*;
 
@@ -25,6 +25,7 @@ fn config() -> FeaturesConfig {
         folds: FoldScheme::None,
         split: None,
         nan_policy: NanPolicy::Error,
+        utterance_ids: UtteranceIds::Stem,
     };
     FeaturesConfig {
         corpora: vec![
@@ -234,6 +235,7 @@ fn the_embedded_corpus_streams_to_the_same_rows_and_statistics_at_any_chunk_size
             folds: FoldScheme::LeaveOneSessionOut,
             split: None,
             nan_policy: NanPolicy::Error,
+            utterance_ids: UtteranceIds::Stem,
         }],
     };
     let small = tempfile::tempdir().unwrap();
@@ -317,6 +319,7 @@ fn iemocap_label_files_are_read_as_distributed() {
             folds: FoldScheme::LeaveOneSessionOut,
             split: None,
             nan_policy: NanPolicy::Error,
+            utterance_ids: UtteranceIds::Stem,
         }],
     };
     let layout = FeatureLayout::new(dir.path().join("out"));

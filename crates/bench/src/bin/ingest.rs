@@ -9,7 +9,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use emocycle_features::{
-    CorpusSpec, DEFAULT_CHUNK_ROWS, FeatureLayout, FoldScheme, LabelMap, NanPolicy, ingest_corpus,
+    CorpusSpec, DEFAULT_CHUNK_ROWS, FeatureLayout, FoldScheme, LabelMap, NanPolicy, UtteranceIds,
+    ingest_corpus,
 };
 
 /// `VmHWM` (peak resident set) or `VmRSS` of this process, KiB, from /proc/self/status.
@@ -36,6 +37,7 @@ fn main() -> Result<()> {
         folds: FoldScheme::None,
         split: None,
         nan_policy: NanPolicy::Error,
+        utterance_ids: UtteranceIds::Stem,
     };
     let baseline = status_kib("VmRSS")?;
     let started = Instant::now();
