@@ -1,6 +1,7 @@
 //! Baseline augmentation methods of emocycle, against which the CycleGAN's synthetic data is
-//! compared: random oversampling, SMOTE, Gaussian noise on real vectors, and a conditional GAN
-//! from Gaussian noise (Sahu et al., Interspeech 2018, the paper's published GAN baseline).
+//! compared: random oversampling, SMOTE, Gaussian noise on real vectors, class-conditional mixup,
+//! and a conditional GAN from Gaussian noise (Sahu et al., Interspeech 2018, the paper's published
+//! GAN baseline).
 //!
 //! # What it reads and writes
 //!
@@ -15,14 +16,16 @@
 //! part's min-max space, with the footer keys listed at [`run_baseline`]. The set is readable
 //! by `emocycle_features::FeatureMatrix::read`, like the CycleGAN sets.
 //!
-//! The methods themselves ([`random_oversampling`], [`smote`], [`gaussian_noise`], [`Cgan`])
-//! work on in-memory [`RealRows`], read and write nothing, and are deterministic given a seed.
+//! The methods themselves ([`random_oversampling`], [`smote`], [`gaussian_noise`], [`mixup`],
+//! [`Cgan`]) work on in-memory [`RealRows`], read and write nothing, and are deterministic given
+//! a seed.
 //!
 //! # Configuration
 //!
 //! A [`BaselineConfig`] in JSON, every key but `method` optional:
 //! `{"method": "random-oversampling"}`, `{"method": "smote", "k": 5, "size": "balance"}`,
 //! `{"method": "gaussian-noise", "sigma": 0.1, "size": {"per_class": 1000}}`,
+//! `{"method": "mixup", "alpha": 0.2}` (class-conditional mixup),
 //! `{"method": "cgan", "noise_dim": 100, "generator_hidden": [256, 256], "epochs": 300}`,
 //! plus `name` and `seed` for any method.
 
@@ -42,7 +45,7 @@ pub use emocycle_config::augment::{
 };
 pub use error::AugmentError;
 pub use methods::{
-    RealRows, SyntheticRows, class_counts, feature_std, gaussian_noise, nearest_neighbours,
+    RealRows, SyntheticRows, class_counts, feature_std, gaussian_noise, mixup, nearest_neighbours,
     random_oversampling, smote, synthetic_counts,
 };
 pub use stage::{BaselineProgress, BaselineReport, run_baseline};

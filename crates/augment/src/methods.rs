@@ -81,9 +81,10 @@ pub struct SyntheticRows {
     pub labels: Vec<Emotion>,
     /// The real row each synthetic row was made from (none for the cGAN).
     pub parents: Vec<Option<usize>>,
-    /// SMOTE's second real row (none for the other methods).
+    /// The second real row of SMOTE and mixup (none for the other methods).
     pub neighbours: Vec<Option<usize>>,
-    /// SMOTE's interpolation factor u: the row is `parent + u * (neighbour - parent)`.
+    /// The interpolation factor u of SMOTE and mixup: the row is `parent + u * (neighbour -
+    /// parent)`.
     pub interpolation: Vec<Option<f32>>,
 }
 
@@ -200,6 +201,36 @@ pub(crate) mod tags {
     pub(crate) const CGAN_TRAIN: u64 = 5;
     pub(crate) const CGAN_GENERATE: u64 = 6;
     pub(crate) const CGAN_DROPOUT: u64 = 7;
+    pub(crate) const MIXUP: u64 = 8;
+}
+
+/// A Gamma(shape, 1) number (Marsaglia and Tsang 2000; for shape < 1 the shape + 1 draw times
+/// u^(1 / shape)).
+fn gamma(rng: &mut SplitMix64, shape: f64) -> f64 {
+    if shape < 1.0 {
+        // 1 - u lies in (0, 1]: the power is finite.
+        return gamma(rng, shape + 1.0) * (1.0 - uniform_f64(rng)).powf(1.0 / shape);
+    }
+    let d = shape - 1.0 / 3.0;
+    let c = 1.0 / (9.0 * d).sqrt();
+    loop {
+        let x = normal_pair(rng).0;
+        let v = (1.0 + c * x).powi(3);
+        if v <= 0.0 {
+            continue;
+        }
+        let u = 1.0 - uniform_f64(rng);
+        if u.ln() < 0.5 * x * x + d - d * v + d * v.ln() {
+            return d * v;
+        }
+    }
+}
+
+/// A Beta(alpha, alpha) number, as the ratio of two Gamma(alpha) draws.
+pub(crate) fn beta_symmetric(rng: &mut SplitMix64, alpha: f64) -> f64 {
+    let a = gamma(rng, alpha);
+    let b = gamma(rng, alpha);
+    if a + b > 0.0 { a / (a + b) } else { 0.5 }
 }
 
 /// The rows of `emotion`, which must exist when the class is to get `count` synthetic rows.
@@ -340,6 +371,39 @@ pub fn smote(
                 .zip(real.row(neighbour))
                 .map(|(&x, &n)| x + u * (n - x));
             out.push(emotion, values, Some(parent), Some(neighbour), Some(u));
+        }
+    }
+    Ok(out)
+}
+
+/// Class-conditional mixup: each synthetic row is `lambda x + (1 - lambda) y = x + u (y - x)`
+/// with `u = 1 - lambda`, for a parent x and a partner y drawn uniformly (with replacement) from
+/// the same class and lambda from Beta(alpha, alpha). The partner and u are recorded as SMOTE's
+/// neighbour and u are. A class that gets rows needs at least one row.
+pub fn mixup(
+    real: &RealRows,
+    counts: [usize; 4],
+    alpha: f64,
+    seed: u64,
+) -> Result<SyntheticRows, AugmentError> {
+    let mut out = SyntheticRows::new(real.width());
+    for emotion in Emotion::ALL {
+        let count = counts[emotion.index()];
+        if count == 0 {
+            continue;
+        }
+        let members = parents_of(real, emotion, count, "mixup")?;
+        let mut rng = stream(seed, tags::MIXUP, emotion.index());
+        for _ in 0..count {
+            let parent = members[rng.below(members.len() as u64) as usize];
+            let partner = members[rng.below(members.len() as u64) as usize];
+            let u = (1.0 - beta_symmetric(&mut rng, alpha)) as f32;
+            let values = real
+                .row(parent)
+                .iter()
+                .zip(real.row(partner))
+                .map(|(&x, &y)| x + u * (y - x));
+            out.push(emotion, values, Some(parent), Some(partner), Some(u));
         }
     }
     Ok(out)
@@ -717,5 +781,64 @@ mod tests {
         assert!(mean.abs() < 0.01, "{mean}");
         assert!((variance - 1.0).abs() < 0.02, "{variance}");
         assert_ne!(values[values.len() - 1], 0.0);
+    }
+
+    #[test]
+    fn beta_numbers_have_the_distributions_moments() {
+        // Beta(a, a): mean 1/2, variance 1 / (4 (2a + 1)); both branches of the Gamma sampler.
+        for alpha in [0.2, 1.0, 4.0] {
+            let mut rng = SplitMix64::new(11);
+            let values: Vec<f64> = (0..200_000)
+                .map(|_| beta_symmetric(&mut rng, alpha))
+                .collect();
+            assert!(values.iter().all(|v| (0.0..=1.0).contains(v)));
+            let n = values.len() as f64;
+            let mean = values.iter().sum::<f64>() / n;
+            let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+            let expected = 1.0 / (4.0 * (2.0 * alpha + 1.0));
+            assert!((mean - 0.5).abs() < 0.005, "alpha {alpha}: mean {mean}");
+            assert!(
+                (variance - expected).abs() < 0.01 * expected + 5e-4,
+                "alpha {alpha}: variance {variance}, expected {expected}"
+            );
+        }
+    }
+
+    #[test]
+    fn mixup_stays_in_its_class_between_two_parents() {
+        // Two classes on two lines of the plane; every synthetic row lies on the segment of its
+        // recorded parents, inside its own class.
+        let values = [0.0f32, 0.0, 1.0, 0.0, 2.0, 0.0, 0.0, 5.0, 0.0, 7.0];
+        let labels = [
+            Emotion::Angry,
+            Emotion::Angry,
+            Emotion::Angry,
+            Emotion::Sad,
+            Emotion::Sad,
+        ];
+        let real = RealRows::new(&values, 2, &labels).unwrap();
+        let rows = mixup(&real, [50, 0, 0, 40], 0.2, 3).unwrap();
+        assert_eq!(rows.counts(), [50, 0, 0, 40]);
+        for row in 0..rows.rows() {
+            let (parent, partner, u) = (
+                rows.parents[row].unwrap(),
+                rows.neighbours[row].unwrap(),
+                rows.interpolation[row].unwrap(),
+            );
+            assert_eq!(labels[parent], rows.labels[row]);
+            assert_eq!(labels[partner], rows.labels[row]);
+            assert!((0.0..=1.0).contains(&u));
+            for (feature, &value) in rows.row(row).iter().enumerate() {
+                let (x, y) = (values[parent * 2 + feature], values[partner * 2 + feature]);
+                assert!((value - (x + u * (y - x))).abs() < 1e-6);
+            }
+        }
+        // Seeded: the same seed gives the same rows, another seed others.
+        let again = mixup(&real, [50, 0, 0, 40], 0.2, 3).unwrap();
+        assert_eq!(again.row(7), rows.row(7));
+        let other = mixup(&real, [50, 0, 0, 40], 0.2, 4).unwrap();
+        assert!((0..50).any(|row| other.row(row) != rows.row(row)));
+        let empty = RealRows::new(&values[..6], 2, &labels[..3]).unwrap();
+        assert!(mixup(&empty, [1, 0, 0, 1], 0.2, 3).is_err());
     }
 }

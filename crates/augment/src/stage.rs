@@ -15,7 +15,7 @@ use tch::Device;
 
 use crate::cgan::{Cgan, CganEpoch};
 use crate::methods::{
-    RealRows, SyntheticRows, class_counts, gaussian_noise, random_oversampling, smote,
+    RealRows, SyntheticRows, class_counts, gaussian_noise, mixup, random_oversampling, smote,
     synthetic_counts,
 };
 use crate::{AugmentError, BaselineRequest, Method};
@@ -80,8 +80,9 @@ pub struct BaselineReport {
 /// Rows come emotion by emotion (angry, happy, neutral, sad). Columns: `synthetic_id`
 /// (`<name>-<emotion>-<n>`, n counting from 0 within the emotion), `emotion`, `fold` (the
 /// scope's name), `method` (the set's name), `seed` (u64), `parent_utterance_id` (the real row
-/// it was made from; null for the cGAN), `neighbour_utterance_id` (SMOTE's second row, else
-/// null), `interpolation` (f32, SMOTE's factor u, else null), then the features as float32 in
+/// it was made from; null for the cGAN), `neighbour_utterance_id` (the second row of SMOTE and
+/// mixup, else null), `interpolation` (f32, their factor u, else null), then the features as
+/// float32 in
 /// the training part's min-max space under the corpus's names and order.
 ///
 /// Footer: stage `augment`, `emocycle.config` ([`BaselineRequest::recorded_config`]),
@@ -134,6 +135,7 @@ pub fn run_baseline(
         Method::RandomOversampling {} => random_oversampling(&real, counts, seed)?,
         Method::Smote { k } => smote(&real, counts, *k, seed)?,
         Method::GaussianNoise { sigma } => gaussian_noise(&real, counts, *sigma, seed)?,
+        Method::Mixup { alpha } => mixup(&real, counts, *alpha, seed)?,
         Method::Cgan(cgan_config) => {
             for emotion in Emotion::ALL {
                 if counts[emotion.index()] > 0 && real_counts[emotion.index()] == 0 {

@@ -51,6 +51,16 @@ pub enum Method {
     },
     /// A conditional GAN trained from Gaussian noise (Sahu et al. 2018).
     Cgan(CganConfig),
+    /// Class-conditional mixup (Zhang et al. 2018): `lambda x + (1 - lambda) y` for two rows x
+    /// and y of the same class drawn uniformly, lambda from Beta(alpha, alpha). Both parents
+    /// share the class because every synthetic row carries one emotion; mixup across classes
+    /// needs soft labels, which the classifiers of the paper do not take.
+    Mixup {
+        /// Beta's parameter (default 0.2, common for tabular and speech features): small values
+        /// keep most rows near one parent, 1 mixes uniformly.
+        #[serde(default = "default_alpha")]
+        alpha: f64,
+    },
 }
 
 fn default_k() -> usize {
@@ -59,6 +69,10 @@ fn default_k() -> usize {
 
 fn default_sigma() -> f64 {
     0.1
+}
+
+fn default_alpha() -> f64 {
+    0.2
 }
 
 impl Method {
@@ -70,6 +84,7 @@ impl Method {
             Self::Smote { .. } => "smote",
             Self::GaussianNoise { .. } => "gaussian-noise",
             Self::Cgan(_) => "cgan",
+            Self::Mixup { .. } => "mixup",
         }
     }
 }
@@ -242,6 +257,14 @@ impl BaselineConfig {
                 ))
             }
             Method::GaussianNoise { .. } => Ok(()),
+            Method::Mixup { alpha } if !(alpha.is_finite() && *alpha > 0.0) => {
+                Err(ConfigError::keyed(
+                    "baseline",
+                    "alpha",
+                    format!("must be a positive number, got {alpha}"),
+                ))
+            }
+            Method::Mixup { .. } => Ok(()),
             Method::Cgan(cgan) => cgan.validate(),
         }
     }
@@ -344,7 +367,11 @@ mod tests {
             Method::Cgan(CganConfig::default())
         );
 
-        for config in [smote, oversampling, noise, cgan] {
+        let mixup = parse(r#"{"method": "mixup"}"#).unwrap();
+        assert_eq!(mixup.method, Method::Mixup { alpha: 0.2 });
+        assert_eq!(mixup.name(), "mixup");
+
+        for config in [smote, oversampling, noise, cgan, mixup] {
             config.validate().unwrap();
             let text = serde_json::to_string(&config).unwrap();
             assert_eq!(parse(&text).unwrap(), config, "{text}");
@@ -364,7 +391,8 @@ mod tests {
             r#"{"method": "random-oversampling", "sigma": 0.1}"#,
             r#"{"method": "cgan", "noise": 10}"#,
             r#"{"method": "smote", "size": "equal"}"#,
-            r#"{"method": "mixup"}"#,
+            r#"{"method": "adasyn"}"#,
+            r#"{"method": "mixup", "k": 5}"#,
             r#"{"k": 5}"#,
         ] {
             assert!(parse(text).is_err(), "{text} was accepted");
@@ -379,6 +407,7 @@ mod tests {
             (r#"{"method": "smote", "k": 0}"#, "k"),
             (r#"{"method": "gaussian-noise", "sigma": 0}"#, "sigma"),
             (r#"{"method": "gaussian-noise", "sigma": -0.1}"#, "sigma"),
+            (r#"{"method": "mixup", "alpha": 0}"#, "alpha"),
             (
                 r#"{"method": "smote", "size": {"per_class": 0}}"#,
                 "size.per_class",
