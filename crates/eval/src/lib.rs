@@ -94,6 +94,7 @@ mod data;
 mod error;
 mod metrics;
 mod report;
+mod results;
 mod run;
 mod source;
 
@@ -112,7 +113,6 @@ pub use metrics::{CLASSES, ConfusionMatrix, confusion, mean_counts, mean_std, ro
 pub use report::{
     confusion_file_name, draw_confusion, paper_uar, read_results, results_frame, tables_markdown,
 };
-pub use run::{
-    EvalProgress, EvalReport, Experiment, RunResult, Summary, run_evaluation, summarise,
-};
+pub use results::{Experiment, RunResult, Summary, summarise};
+pub use run::{EvalProgress, EvalReport, run_evaluation};
 pub use source::{CYCLEGAN, SyntheticSource};

@@ -12,7 +12,7 @@ use polars::prelude::{Column, DataFrame};
 
 use crate::error::{EvalError, Result};
 use crate::metrics::{CLASSES, row_normalise};
-use crate::run::{Experiment, RunResult, Summary};
+use crate::results::{Experiment, RunResult, Summary};
 use crate::source::SyntheticSource;
 use emocycle_config::eval::{EvalConfig, Setup};
 
