@@ -44,6 +44,10 @@ reproduce pipeline=demo: build
 features pipeline=demo *flags: build
     {{emocycle}} features --config {{pipeline}} {{flags}}
 
+# openSMILE functionals from audio: every .wav below INPUT (IEMOCAP: Session<n>/sentences/wav) into OUTPUT.csv
+extract input output *flags: build
+    {{emocycle}} extract --input {{input}} --output {{output}} {{flags}}
+
 # Baselines: random oversampling, SMOTE, Gaussian noise and a conditional GAN, per scope
 augment pipeline=demo *flags: build
     {{emocycle}} augment --config {{pipeline}} {{flags}}

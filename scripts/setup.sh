@@ -19,14 +19,24 @@ fi
 # safetensors lets tests (and users) load emocycle's checkpoints in PyTorch.
 SAFETENSORS_VERSION="0.7.0"
 PACKAGING_VERSION="26.3"
+# `emocycle extract` loads openSMILE's library from this wheel (1 MB); --no-deps leaves out the
+# pandas and audinterface stack that only its Python API needs.
+OPENSMILE_VERSION="2.6.0"
 
 extras_ok() {
-    "$EMOCYCLE_TORCH_VENV/bin/python" -c "import safetensors.torch" >/dev/null 2>&1
+    "$EMOCYCLE_TORCH_VENV/bin/python" - "$OPENSMILE_VERSION" <<'PY' >/dev/null 2>&1
+import importlib.metadata, sys
+import safetensors.torch
+sys.exit(0 if importlib.metadata.version("opensmile") == sys.argv[1] else 1)
+PY
 }
 
 install_extras() {
-    extras_ok || "$EMOCYCLE_TORCH_VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+    extras_ok && return 0
+    "$EMOCYCLE_TORCH_VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
         "safetensors==$SAFETENSORS_VERSION" "packaging==$PACKAGING_VERSION"
+    "$EMOCYCLE_TORCH_VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+        --no-deps "opensmile==$OPENSMILE_VERSION"
 }
 
 torch_ok() {
@@ -61,5 +71,6 @@ rm -rf "$EMOCYCLE_TORCH_VENV"
 "$python" -m venv "$EMOCYCLE_TORCH_VENV"
 "$EMOCYCLE_TORCH_VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
     "torch==$EMOCYCLE_TORCH_VERSION" "safetensors==$SAFETENSORS_VERSION" "packaging==$PACKAGING_VERSION"
+install_extras
 torch_ok || { echo "error: torch $EMOCYCLE_TORCH_VERSION does not import from $EMOCYCLE_TORCH_VENV" >&2; exit 1; }
 echo "setup: torch $EMOCYCLE_TORCH_VERSION installed in $EMOCYCLE_TORCH_VENV"

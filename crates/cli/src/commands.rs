@@ -133,6 +133,36 @@ pub(crate) fn features(config: &Path, nan: Option<NanPolicy>, force: bool) -> Re
     Ok(())
 }
 
+pub(crate) fn extract(
+    input: &Path,
+    output: &Path,
+    feature_set: emocycle_features::FeatureSet,
+    jobs: usize,
+    python: Option<std::path::PathBuf>,
+) -> Result<()> {
+    let started = Instant::now();
+    let files = emocycle_features::audio_files(input)?;
+    let python = python.unwrap_or_else(emocycle_features::default_python);
+    let bar = progress_bar(files.len() as u64, "extract".to_string());
+    let request = emocycle_features::ExtractRequest {
+        files: &files,
+        feature_set,
+        output,
+        python: &python,
+        jobs: parallel::worker_count(jobs),
+    };
+    let rows = emocycle_features::extract(&request, &|done| bar.set_position(done as u64))
+        .with_context(|| format!("extracting {} into {}", input.display(), output.display()))?;
+    bar.finish_and_clear();
+    eprintln!(
+        "extract: {rows} files x {} features -> {} in {:.1} s",
+        feature_set.width(),
+        output.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 fn gan_scopes(pipeline: &Pipeline, only: Option<&str>) -> Result<Vec<Scope>> {
     let scopes = pipeline.gan_scopes()?;
     match only {

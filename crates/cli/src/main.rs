@@ -46,6 +46,27 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// openSMILE functionals from audio: every `.wav` below a directory (an IEMOCAP release:
+    /// only `Session<n>/sentences/wav/`), one row per file named by its stem, written as
+    /// SMILExtract's CSV for a corpus's `features`.
+    Extract {
+        /// The directory of audio files (or an IEMOCAP or MSP-IMPROV tree).
+        #[arg(long, short)]
+        input: PathBuf,
+        /// The CSV to write.
+        #[arg(long, short)]
+        output: PathBuf,
+        /// `is10` (the paper's 1582 functionals, IS10 settings), `egemaps` or `compare`.
+        #[arg(long, default_value = "is10")]
+        feature_set: FeatureSetArg,
+        /// openSMILE processes run side by side; 0: one per core.
+        #[arg(long, default_value_t = 0)]
+        jobs: usize,
+        /// A Python with the opensmile package; default: `EMOCYCLE_PYTHON`, else the
+        /// virtualenv of `just setup`.
+        #[arg(long)]
+        python: Option<PathBuf>,
+    },
     /// Baselines: the pipeline's other augmentation methods (random oversampling, SMOTE,
     /// Gaussian noise, conditional GAN), one synthetic set per scope and method.
     Augment {
@@ -172,7 +193,28 @@ impl Command {
             Self::Generate { config, .. } => Some(("generate", config.clone(), 1)),
             Self::Quality { config, .. } => Some(("quality", config.clone(), 1)),
             Self::Evaluate { config, .. } => Some(("evaluate", config.clone(), 0)),
-            Self::Report { .. } | Self::Inspect { .. } | Self::Doctor { .. } => None,
+            Self::Report { .. }
+            | Self::Inspect { .. }
+            | Self::Doctor { .. }
+            | Self::Extract { .. } => None,
+        }
+    }
+}
+
+/// `--feature-set` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum FeatureSetArg {
+    Is10,
+    Egemaps,
+    Compare,
+}
+
+impl From<FeatureSetArg> for emocycle_features::FeatureSet {
+    fn from(arg: FeatureSetArg) -> Self {
+        match arg {
+            FeatureSetArg::Is10 => Self::Is10,
+            FeatureSetArg::Egemaps => Self::Egemaps,
+            FeatureSetArg::Compare => Self::Compare,
         }
     }
 }
@@ -208,6 +250,13 @@ fn main() -> ExitCode {
     let stage = cli.command.stage();
     let outcome = match cli.command {
         Command::Features { config, nan, force } => commands::features(&config, nan, force),
+        Command::Extract {
+            input,
+            output,
+            feature_set,
+            jobs,
+            python,
+        } => commands::extract(&input, &output, feature_set.into(), jobs, python),
         Command::Augment {
             config,
             name,

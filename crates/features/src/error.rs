@@ -71,6 +71,9 @@ pub enum FeatureError {
         /// What does not fit.
         message: String,
     },
+    /// Extracting features from audio failed (`emocycle extract`).
+    #[error("extract: {0}")]
+    Extraction(String),
     /// A row of a fold's test session would be training data: the leakage the per-fold scopes
     /// exist to prevent.
     #[error(
