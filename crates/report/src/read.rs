@@ -114,6 +114,8 @@ pub(crate) struct QualityRecord {
     pub c2st_accuracy: f64,
     pub knn_precision: f64,
     pub knn_recall: f64,
+    pub dcr_ratio: f64,
+    pub copied_share: f64,
 }
 
 pub(crate) fn read_quality(path: &Path) -> Result<Vec<QualityRecord>, String> {
@@ -131,6 +133,15 @@ pub(crate) fn read_quality(path: &Path) -> Result<Vec<QualityRecord>, String> {
         metric("knn_precision")?,
         metric("knn_recall")?,
     );
+    // Quality files written before the memorisation columns existed show them as unknown.
+    let optional = |name: &str| {
+        if frame.column(name).is_ok() {
+            metric(name)
+        } else {
+            Ok(vec![None; frame.height()])
+        }
+    };
+    let (dcr, copies) = (optional("dcr_ratio")?, optional("copied_share")?);
     let value = |column: &[Option<f64>], row: usize| column[row].unwrap_or(f64::NAN);
     Ok((0..frame.height())
         .map(|row| QualityRecord {
@@ -144,6 +155,8 @@ pub(crate) fn read_quality(path: &Path) -> Result<Vec<QualityRecord>, String> {
             c2st_accuracy: value(&c2st, row),
             knn_precision: value(&precision, row),
             knn_recall: value(&recall, row),
+            dcr_ratio: value(&dcr, row),
+            copied_share: value(&copies, row),
         })
         .collect())
 }
@@ -168,6 +181,8 @@ pub(crate) struct SetMetrics {
     pub c2st_accuracy: f64,
     pub knn_precision: f64,
     pub knn_recall: f64,
+    pub dcr_ratio: f64,
+    pub copied_share: f64,
 }
 
 impl SetMetrics {
@@ -183,6 +198,8 @@ impl SetMetrics {
             c2st_accuracy: mean(|m| m.c2st_accuracy),
             knn_precision: mean(|m| m.knn_precision),
             knn_recall: mean(|m| m.knn_recall),
+            dcr_ratio: mean(|m| m.dcr_ratio),
+            copied_share: mean(|m| m.copied_share),
         })
     }
 }
@@ -259,6 +276,8 @@ pub(crate) fn scope_metrics(
         c2st_accuracy: pooled.c2st_accuracy,
         knn_precision: pooled.knn_precision,
         knn_recall: pooled.knn_recall,
+        dcr_ratio: pooled.dcr_ratio,
+        copied_share: pooled.copied_share,
     })
 }
 

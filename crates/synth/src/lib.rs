@@ -49,8 +49,8 @@ pub use generate::{
     GenerateProgress, GenerateReport, GenerateRequest, generate_set, selected_rows,
 };
 pub use metrics::{
-    ColumnMoments, KnnPrecisionRecall, Rows, c2st_accuracy, frechet_distance, knn_precision_recall,
-    mean_abs_difference, std_abs_difference,
+    ColumnMoments, KnnPrecisionRecall, Memorisation, Rows, c2st_accuracy, frechet_distance,
+    knn_precision_recall, mean_abs_difference, memorisation, std_abs_difference,
 };
 pub use quality::{
     CYCLEGAN_METHOD, Comparison, QualityReport, QualityRow, QualitySet, quality_report,

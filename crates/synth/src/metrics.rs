@@ -531,6 +531,82 @@ pub fn knn_precision_recall(
     })
 }
 
+/// How close a set's rows sit to the real rows they may have been copied from: the distance to
+/// the closest record (DCR), as synthcity and SDV report it, with the scale that real data
+/// itself gives.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Memorisation {
+    /// Median over the other set's rows of the Euclidean distance to the nearest real row.
+    pub dcr_median: f64,
+    /// Median over the real rows of the distance to the nearest other real row: how far a
+    /// fresh draw from the real distribution would sit.
+    pub real_median: f64,
+    /// Fraction of the other set's rows within 1% of `real_median` of a real row: copies.
+    pub copied_share: f64,
+}
+
+impl Memorisation {
+    /// `dcr_median / real_median`: about 1 for rows as new as real ones, far below 1 for
+    /// copies or near-copies of real rows.
+    pub fn ratio(&self) -> f64 {
+        if self.real_median > 0.0 {
+            self.dcr_median / self.real_median
+        } else {
+            f64::NAN
+        }
+    }
+}
+
+/// Squared distance of each `queries` row to its nearest `centres` row; with `skip_self` the
+/// two are the same rows and each row's zero distance to itself is skipped.
+fn nearest_squared(queries: &Tensor, centres: &Tensor, skip_self: bool) -> Tensor {
+    let n = queries.size()[0];
+    let blocks: Vec<Tensor> = (0..n)
+        .step_by(DISTANCE_BLOCK)
+        .map(|start| {
+            let block = queries.narrow(0, start, (DISTANCE_BLOCK as i64).min(n - start));
+            let distances = squared_distances(&block, centres);
+            if skip_self {
+                distances.kthvalue(2, 1, false).0
+            } else {
+                distances.min_dim(1, false).0
+            }
+        })
+        .collect();
+    Tensor::cat(&blocks, 0)
+}
+
+fn median(values: &Tensor) -> f64 {
+    let mut sorted: Vec<f64> =
+        Vec::<f64>::try_from(values.to_kind(Kind::Double).sqrt()).unwrap_or_default();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
+/// Distances to the closest real record (see [`Memorisation`]), computed exactly on the rows
+/// given: all the real rows (a subsample of them would miss the rows that were copied) and a
+/// subsample of the other set, if it is large.
+pub fn memorisation(real: Rows, other: Rows, device: Device) -> Result<Memorisation, SynthError> {
+    same_width(&real, &other)?;
+    at_least("real", &real, 2)?;
+    at_least("synthetic", &other, 1)?;
+    let real = real.tensor(None, device);
+    let other = other.tensor(None, device);
+    let to_real = nearest_squared(&other, &real, false);
+    let real_median = median(&nearest_squared(&real, &real, true));
+    let threshold = (0.01 * real_median).powi(2);
+    let copied = to_real.le(threshold).sum(Kind::Int64).int64_value(&[]);
+    Ok(Memorisation {
+        dcr_median: median(&to_real),
+        real_median,
+        copied_share: copied as f64 / other.size()[0] as f64,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -706,5 +782,22 @@ mod tests {
             knn_precision_recall(rows(&real, 2), rows(&real, 2), 3, Device::Cpu).unwrap();
         assert_eq!((identical.precision, identical.recall), (1.0, 1.0));
         assert!(knn_precision_recall(rows(&real, 2), rows(&real, 2), 4, Device::Cpu).is_err());
+    }
+
+    #[test]
+    fn distances_to_the_closest_record_by_hand() {
+        // Real rows on a line at 0, 1, 3, 7: nearest-other distances 1, 1, 2, 4, median 1.5.
+        let real = [0.0f32, 0.0, 1.0, 0.0, 3.0, 0.0, 7.0, 0.0];
+        // A copy of row 3, a row 0.5 from row 1 and one 3 above row 0: DCRs 0, 0.5, 3.
+        let other = [3.0f32, 0.0, 1.5, 0.0, 0.0, 3.0];
+        let found = memorisation(rows(&real, 2), rows(&other, 2), Device::Cpu).unwrap();
+        assert!((found.real_median - 1.5).abs() < 1e-9, "{found:?}");
+        assert!((found.dcr_median - 0.5).abs() < 1e-9, "{found:?}");
+        assert!((found.copied_share - 1.0 / 3.0).abs() < 1e-12, "{found:?}");
+        assert!((found.ratio() - 1.0 / 3.0).abs() < 1e-9);
+        // Copies of every real row: all copied, ratio 0.
+        let copies = memorisation(rows(&real, 2), rows(&real, 2), Device::Cpu).unwrap();
+        assert_eq!((copies.copied_share, copies.ratio()), (1.0, 0.0));
+        assert!(memorisation(rows(&real[..2], 2), rows(&other, 2), Device::Cpu).is_err());
     }
 }

@@ -21,7 +21,7 @@ use crate::SynthLayout;
 use crate::figure::{FigureSeries, draw_figure2, resolve_features};
 use crate::metrics::{
     ColumnMoments, GaussianAccumulator, GaussianFit, Rows, c2st_accuracy, knn_precision_recall,
-    random_subset,
+    memorisation, random_subset,
 };
 use crate::{FeatureSpace, SynthConfig, SynthError};
 
@@ -96,6 +96,13 @@ pub struct QualityRow {
     pub knn_recall: f64,
     /// Rows per set that entered the two-sample test and the k-NN metrics.
     pub sample_rows: u64,
+    /// Median distance of the other set's rows to the closest target row (DCR).
+    pub dcr_median: f64,
+    /// `dcr_median` over the target rows' median distance to their closest other target row:
+    /// about 1 for rows as new as real ones, near 0 for copies of target rows.
+    pub dcr_ratio: f64,
+    /// Fraction of the other set's rows within 1% of that target scale of a target row.
+    pub copied_share: f64,
 }
 
 /// What [`quality_report`] computed and wrote.
@@ -119,6 +126,9 @@ struct Summary {
     gaussian: GaussianFit,
     sample: Vec<f32>,
     width: usize,
+    /// Every row, kept for the target's groups only: a synthetic row is a copy of the target
+    /// row it is closest to, which a subsample of the target would miss.
+    all: Option<Vec<f32>>,
 }
 
 impl Summary {
@@ -198,6 +208,7 @@ impl SummaryBuilder {
             moments: self.moments,
             sample: self.sample,
             width: self.width,
+            all: None,
         })
     }
 }
@@ -245,13 +256,18 @@ fn compare(
     other: &Summary,
     config: &SynthConfig,
     device: Device,
-) -> Result<[f64; 7], SynthError> {
+) -> Result<[f64; 10], SynthError> {
     let frechet_distance = frechet(target, other, device)?;
     let width = target.width;
     let n = target.sample_rows().min(other.sample_rows());
     let target_sample = Rows::new(&target.sample[..n * width], width)?;
     let other_sample = Rows::new(&other.sample[..n * width], width)?;
     let knn = knn_precision_recall(target_sample, other_sample, config.knn_k, device)?;
+    let target_all = match &target.all {
+        Some(all) => Rows::new(all, width)?,
+        None => target_sample,
+    };
+    let copies = memorisation(target_all, other_sample, device)?;
     Ok([
         target.moments.mean_abs_difference(&other.moments),
         target.moments.std_abs_difference(&other.moments),
@@ -266,6 +282,9 @@ fn compare(
         knn.precision,
         knn.recall,
         n as f64,
+        copies.dcr_median,
+        copies.ratio(),
+        copies.copied_share,
     ])
 }
 
@@ -275,7 +294,7 @@ fn row(
     emotion: &str,
     target: &Summary,
     other: &Summary,
-    metrics: [f64; 7],
+    metrics: [f64; 10],
 ) -> QualityRow {
     QualityRow {
         scope: set.scope.name(),
@@ -292,6 +311,9 @@ fn row(
         knn_precision: metrics[4],
         knn_recall: metrics[5],
         sample_rows: metrics[6] as u64,
+        dcr_median: metrics[7],
+        dcr_ratio: metrics[8],
+        copied_share: metrics[9],
     }
 }
 
@@ -353,9 +375,13 @@ fn summarise_scope(
         feed(&mut builder, values, config)?;
         feed(&mut pooled, values, config)?;
         pooled.absorb(&builder);
-        target.push(builder.finish()?);
+        let mut summary = builder.finish()?;
+        summary.all = Some(values.clone());
+        target.push(summary);
     }
-    target.push(pooled.finish()?);
+    let mut pooled = pooled.finish()?;
+    pooled.all = Some(target_values.concat());
+    target.push(pooled);
     drop(target_values);
     let key = (
         set.inputs.source.clone(),
@@ -772,6 +798,9 @@ fn quality_frame(rows: &[QualityRow]) -> Result<DataFrame, SynthError> {
             Column::new("knn_precision".into(), floats(rows, |r| r.knn_precision)),
             Column::new("knn_recall".into(), floats(rows, |r| r.knn_recall)),
             Column::new("sample_rows".into(), counts(rows, |r| r.sample_rows)),
+            Column::new("dcr_median".into(), floats(rows, |r| r.dcr_median)),
+            Column::new("dcr_ratio".into(), floats(rows, |r| r.dcr_ratio)),
+            Column::new("copied_share".into(), floats(rows, |r| r.copied_share)),
         ],
     )
     .map_err(SynthError::frame("the quality table"))
@@ -802,10 +831,13 @@ pub(crate) fn markdown(rows: &[QualityRow]) -> String {
          features of |mean(target) - mean(other)|, averaged over the four emotions (the paper's \
          Table 1); std: the same for standard deviations; FD: Frechet distance of Gaussian fits; \
          C2ST: held-out accuracy of a target-vs-other classifier (0.5 is best); precision and \
-         recall: k-NN (Kynkaanniemi et al. 2019). FD, C2ST, precision and recall are pooled \
-         over emotions.\n\n\
-         | scope | comparison | MAD | MAD pooled | std | FD | C2ST | precision | recall | paper MAD |\n\
-         |---|---|---|---|---|---|---|---|---|---|\n",
+         recall: k-NN (Kynkaanniemi et al. 2019); DCR: median distance of the other set's rows \
+         to the closest target row, over the target rows' own median distance to their closest \
+         other target row (about 1 for rows as new as real ones, near 0 for copies); copies: \
+         the share of rows within 1% of that scale of a target row. FD, C2ST, precision, \
+         recall, DCR and copies are pooled over emotions.\n\n\
+         | scope | comparison | MAD | MAD pooled | std | FD | C2ST | precision | recall | DCR | copies | paper MAD |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     let mut seen_reference: Vec<String> = Vec::new();
     type Key = (String, String, Option<f64>, Comparison);
@@ -853,13 +885,15 @@ pub(crate) fn markdown(rows: &[QualityRow]) -> String {
             }
         };
         text.push_str(&format!(
-            "| {scope} | {label} | {mad:.3} | {:.3} | {:.3} | {:.2} | {:.3} | {:.3} | {:.3} | {} |\n",
+            "| {scope} | {label} | {mad:.3} | {:.3} | {:.3} | {:.2} | {:.3} | {:.3} | {:.3} | {:.2} | {:.2} | {} |\n",
             pooled.mean_abs_diff,
             pooled.std_abs_diff,
             pooled.frechet_distance,
             pooled.c2st_accuracy,
             pooled.knn_precision,
             pooled.knn_recall,
+            pooled.dcr_ratio,
+            pooled.copied_share,
             paper_value(comparison, lambda_cls),
         ));
     }
