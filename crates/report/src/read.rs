@@ -166,6 +166,8 @@ pub(crate) fn read_quality(path: &Path) -> Result<Vec<QualityRecord>, String> {
 pub(crate) enum SetKey<'a> {
     /// The untransformed source corpus (`target-source` rows).
     Source,
+    /// One half of the target's training part against the other (`target-halves` rows).
+    Reference,
     /// The CycleGAN set of a lambda_cls.
     CycleGan(f64),
     /// A baseline's set.
@@ -236,9 +238,15 @@ pub(crate) fn scope_metrics(
     let in_scope = rows.iter().filter(|row| row.scope == scope);
     let group: Vec<&QualityRecord> =
         match key {
-            SetKey::Source => {
-                // The target-source rows repeat once per set of the scope: take one copy.
-                let mut rows = in_scope.filter(|row| row.comparison == "target-source");
+            SetKey::Source | SetKey::Reference => {
+                // The target-source and target-halves rows repeat once per set of the scope:
+                // take one copy.
+                let comparison = if key == SetKey::Source {
+                    "target-source"
+                } else {
+                    "target-halves"
+                };
+                let mut rows = in_scope.filter(|row| row.comparison == comparison);
                 let first = rows.next()?;
                 std::iter::once(first)
                     .chain(rows.filter(|row| {

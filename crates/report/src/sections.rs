@@ -301,6 +301,7 @@ pub(crate) fn changes(context: &Context, out: &mut String) {
 fn paper_table1(key: SetKey) -> Option<f64> {
     match key {
         SetKey::Source => Some(PAPER_TABLE1_SOURCE),
+        SetKey::Reference => None,
         SetKey::CycleGan(lambda_cls) => PAPER_TABLE1_SYNTHETIC
             .iter()
             .find(|(value, _)| *value == lambda_cls)
@@ -644,8 +645,10 @@ pub(crate) fn table1(context: &Context, out: &mut String) {
         out,
         "MAD: mean absolute difference between the feature means of the target's training part \
          and the other set, in the target's min-max space, averaged over features and over the \
-         four emotions (the paper's Table 1 figure; lower is closer). More metrics: \
-         [synth/quality.md](<synth/quality.md>).\n"
+         four emotions (the paper's Table 1 figure; lower is closer). The reference row splits \
+         the target's training part in two halves (each emotion by a seeded shuffle) and \
+         compares them: about what a generator that samples the target's own distribution \
+         would reach with that many rows. More metrics: [synth/quality.md](<synth/quality.md>).\n"
     );
     let scopes = quality_scopes(rows);
     let _ = writeln!(
@@ -656,6 +659,15 @@ pub(crate) fn table1(context: &Context, out: &mut String) {
     let _ = writeln!(out, "|---|{}---|---|", "---|".repeat(scopes.len()));
     let baselines = quality_baselines(rows);
     let mut keys: Vec<(String, SetKey)> = vec![("\\|target − source\\|".into(), SetKey::Source)];
+    if scopes
+        .iter()
+        .any(|scope| scope_metrics(rows, scope, SetKey::Reference).is_some())
+    {
+        keys.push((
+            "\\|half − half\\| of the target (reference)".into(),
+            SetKey::Reference,
+        ));
+    }
     for lambda_cls in quality_lambdas(rows) {
         keys.push((
             format!("\\|target − syn(λcls={lambda_cls})\\|"),

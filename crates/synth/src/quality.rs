@@ -52,6 +52,9 @@ pub enum Comparison {
     TargetSource,
     /// The target training part against the synthetic set.
     TargetSynthetic,
+    /// One half of the target training part against the other (a seeded split within each
+    /// emotion): what a generator that samples the target's own distribution would score.
+    TargetHalves,
 }
 
 impl Comparison {
@@ -60,6 +63,7 @@ impl Comparison {
         match self {
             Self::TargetSource => "target-source",
             Self::TargetSynthetic => "target-synthetic",
+            Self::TargetHalves => "target-halves",
         }
     }
 }
@@ -233,6 +237,69 @@ fn sample_seed(config: &SynthConfig, role: u64, group: usize) -> u64 {
         .metric_seed
         .wrapping_add(role.wrapping_mul(0x9E37_79B9_7F4A_7C15))
         .wrapping_add(group as u64 + 1)
+}
+
+/// The target's training part in two halves, each emotion split by its own seeded shuffle (so
+/// both halves keep the class balance), summarised as the other sets are; `None` for a group
+/// too small to measure.
+fn target_halves(
+    target: &[Summary],
+    config: &SynthConfig,
+    device: Device,
+) -> Result<Vec<Option<(Summary, Summary)>>, SynthError> {
+    let width = target[0].width;
+    let mut halves: [Vec<Vec<f32>>; 2] = [Vec::new(), Vec::new()];
+    for (group, summary) in target.iter().take(4).enumerate() {
+        let all = summary.all.as_deref().unwrap_or(&summary.sample);
+        let rows = all.len() / width;
+        let order = random_subset(
+            rows,
+            rows,
+            &mut SplitMix64::new(sample_seed(config, 3, group)),
+        );
+        for (half, ranks) in order.chunks(rows.div_ceil(2).max(1)).take(2).enumerate() {
+            let values = ranks
+                .iter()
+                .flat_map(|&row| all[row * width..(row + 1) * width].iter().copied())
+                .collect();
+            halves[half].push(values);
+        }
+        for half in &mut halves {
+            half.resize(group + 1, Vec::new());
+        }
+    }
+    let pooled = |half: &Vec<Vec<f32>>| half.concat();
+    let groups: Vec<[Vec<f32>; 2]> = (0..4)
+        .map(|group| [halves[0][group].clone(), halves[1][group].clone()])
+        .chain(std::iter::once([pooled(&halves[0]), pooled(&halves[1])]))
+        .collect();
+    let mut out = Vec::with_capacity(groups.len());
+    for (group, [a, b]) in groups.into_iter().enumerate() {
+        let (rows_a, rows_b) = (a.len() / width, b.len() / width);
+        if rows_a.min(rows_b) <= config.knn_k {
+            out.push(None);
+            continue;
+        }
+        let mut summaries = Vec::with_capacity(2);
+        for (half, values) in [a, b].into_iter().enumerate() {
+            let mut builder = SummaryBuilder::new(
+                values.len() / width,
+                width,
+                config.metric_rows,
+                sample_seed(config, 4 + half as u64, group),
+                device,
+                true,
+            );
+            feed(&mut builder, &values, config)?;
+            let mut summary = builder.finish()?;
+            summary.all = Some(values);
+            summaries.push(summary);
+        }
+        let second = summaries.pop().expect("two halves");
+        let first = summaries.pop().expect("two halves");
+        out.push(Some((first, second)));
+    }
+    Ok(out)
 }
 
 /// The Frechet distance of two summaries: from their rows when both subsamples hold every row
@@ -631,6 +698,14 @@ pub fn quality_report(
                 device,
             )?);
         }
+        let mut halves = target_halves(&summaries.target, config, device)?;
+        let mut calibration = Vec::with_capacity(halves.len());
+        for pair in &mut halves {
+            calibration.push(match pair {
+                Some((first, second)) => Some(compare(first, second, config, device)?),
+                None => None,
+            });
+        }
         progress(&format!("{}: target against source measured", scope.name()));
         let mut synthetic_moments = Vec::new();
         for set in scope_sets {
@@ -648,6 +723,18 @@ pub fn quality_report(
                     &summaries.source,
                     *metrics,
                 ));
+            }
+            for (group, (pair, metrics)) in halves.iter().zip(&calibration).enumerate() {
+                if let (Some((first, second)), Some(metrics)) = (pair, metrics) {
+                    rows.push(row(
+                        set,
+                        Comparison::TargetHalves,
+                        group_name(group),
+                        first,
+                        second,
+                        *metrics,
+                    ));
+                }
             }
             for (group, other) in synthetic.iter().enumerate() {
                 let Some(other) = other else { continue };
@@ -809,6 +896,7 @@ fn quality_frame(rows: &[QualityRow]) -> Result<DataFrame, SynthError> {
 fn paper_value(comparison: Comparison, lambda_cls: Option<f64>) -> String {
     match comparison {
         Comparison::TargetSource => format!("{PAPER_TARGET_SOURCE}"),
+        Comparison::TargetHalves => "–".to_string(),
         Comparison::TargetSynthetic => PAPER_TARGET_SYNTHETIC
             .iter()
             .find(|(lambda, _)| Some(*lambda) == lambda_cls)
@@ -835,7 +923,10 @@ pub(crate) fn markdown(rows: &[QualityRow]) -> String {
          to the closest target row, over the target rows' own median distance to their closest \
          other target row (about 1 for rows as new as real ones, near 0 for copies); copies: \
          the share of rows within 1% of that scale of a target row. FD, C2ST, precision, \
-         recall, DCR and copies are pooled over emotions.\n\n\
+         recall, DCR and copies are pooled over emotions. The reference row compares two halves \
+         of the target's training part (each emotion split in two by a seeded shuffle): what a \
+         generator that samples the target's own distribution would score, with half the \
+         rows.\n\n\
          | scope | comparison | MAD | MAD pooled | std | FD | C2ST | precision | recall | DCR | copies | paper MAD |\n\
          |---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
@@ -854,11 +945,12 @@ pub(crate) fn markdown(rows: &[QualityRow]) -> String {
         }
     }
     for (scope, method, lambda_cls, comparison) in keys {
-        if comparison == Comparison::TargetSource {
-            if seen_reference.contains(&scope) {
+        if comparison != Comparison::TargetSynthetic {
+            let once = format!("{scope} {}", comparison.as_str());
+            if seen_reference.contains(&once) {
                 continue;
             }
-            seen_reference.push(scope.clone());
+            seen_reference.push(once);
         }
         let group: Vec<&QualityRow> = rows
             .iter()
@@ -880,6 +972,7 @@ pub(crate) fn markdown(rows: &[QualityRow]) -> String {
         };
         let label = match comparison {
             Comparison::TargetSource => "\\|target - source\\|".to_string(),
+            Comparison::TargetHalves => "\\|half - half\\| (reference)".to_string(),
             Comparison::TargetSynthetic => {
                 format!("\\|target - syn({})\\|", set_label(lambda_cls, &method))
             }

@@ -398,8 +398,31 @@ fn the_quality_report_measures_every_set_and_draws_figure_2() {
         &mut |m| messages.push(m.to_string()),
     )
     .unwrap();
-    // 3 sets x 2 comparisons x (4 emotions + pooled).
-    assert_eq!(report.rows.len(), 30);
+    // 3 sets x 2 comparisons x (4 emotions + pooled), and the reference halves of the target:
+    // in `all` (9 rows per emotion: halves of 5 and 4) every group for each of its 2 sets; in
+    // fold1 (6 rows per emotion: halves of 3, no more than k = 3) only the pooled one.
+    assert_eq!(report.rows.len(), 30 + 2 * 5 + 1);
+    let halves: Vec<_> = report
+        .rows
+        .iter()
+        .filter(|r| r.comparison == Comparison::TargetHalves && r.scope == "fold1")
+        .collect();
+    assert_eq!(halves.len(), 1, "{halves:?}");
+    assert_eq!(
+        (
+            halves[0].emotion.as_str(),
+            halves[0].target_rows,
+            halves[0].other_rows
+        ),
+        ("pooled", 12, 12)
+    );
+    for row in &report.rows {
+        assert!(
+            row.dcr_median.is_finite() && row.dcr_median >= 0.0,
+            "{row:?}"
+        );
+        assert!((0.0..=1.0).contains(&row.copied_share), "{row:?}");
+    }
     assert_eq!(messages.len(), 5);
     for row in &report.rows {
         for value in [
@@ -515,7 +538,8 @@ fn the_quality_report_measures_every_set_and_draws_figure_2() {
     assert!(markdown.contains("syn(random-oversampling)"), "{markdown}");
 
     let (frame, metadata) = read_parquet(&synth.quality()).unwrap();
-    assert_eq!(frame.height(), 30);
+    assert_eq!(frame.height(), 41);
+    assert!(frame.column("dcr_ratio").is_ok() && frame.column("copied_share").is_ok());
     assert!(frame.column("method").is_ok());
     assert_eq!(metadata.get("emocycle.stage"), Some("quality"));
     let markdown = std::fs::read_to_string(synth.quality_markdown()).unwrap();
