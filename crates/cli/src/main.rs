@@ -47,10 +47,11 @@ enum Command {
         force: bool,
     },
     /// openSMILE functionals from audio: every `.wav` below a directory (an IEMOCAP release:
-    /// only `Session<n>/sentences/wav/`), one row per file named by its stem, written as
-    /// SMILExtract's CSV for a corpus's `features`.
+    /// only `Session<n>/sentences/wav/`), one row per file named by its stem, or every segment
+    /// of a TED-LIUM release's `.stm` files, written as SMILExtract's CSV for a corpus's
+    /// `features`.
     Extract {
-        /// The directory of audio files (or an IEMOCAP or MSP-IMPROV tree).
+        /// The directory of audio files (or an IEMOCAP, MSP-IMPROV or TED-LIUM tree).
         #[arg(long, short)]
         input: PathBuf,
         /// The CSV to write.

@@ -1,11 +1,18 @@
 //! openSMILE functionals from audio, with the openSMILE library that opensmile-python ships.
 //!
-//! **Reads** the `.wav` files below a directory: every one (a directory of files, an
-//! MSP-IMPROV tree), or, in an IEMOCAP release (a directory with `Session<n>/sentences/wav/`),
-//! only the utterances under `Session<n>/sentences/wav/`, not the whole dialogues beside them.
-//! Hidden files (macOS's `._*` copies) are skipped. The utterance id is the file's stem, which
-//! is what the corpora's label files name (`Ses01F_impro01_F000`,
-//! `MSP-IMPROV-S01A-F01-S-FM01`); two files with one stem are an error.
+//! **Reads** the audio below a directory:
+//! - the `.wav` files: every one (a directory of files, an MSP-IMPROV tree), or, in an IEMOCAP
+//!   release (a directory with `Session<n>/sentences/wav/`), only the utterances under
+//!   `Session<n>/sentences/wav/`, not the whole dialogues beside them. The utterance id is the
+//!   file's stem, which is what the corpora's label files name (`Ses01F_impro01_F000`,
+//!   `MSP-IMPROV-S01A-F01-S-FM01`);
+//! - or, where the tree holds `.stm` files (TED-LIUM: `<part>/stm/<talk>.stm` beside
+//!   `<part>/sph/<talk>.sph`), the segments they list, `<talk> <channel> <speaker> <start> <end>
+//!   <label> <transcript>` in seconds, leaving out `ignore_time_segment_in_scoring`; the id is
+//!   `<talk>@<start>-<end>`. NIST SPHERE audio (uncompressed PCM, 16-bit, either byte order) is
+//!   converted to WAV in a temporary directory first.
+//!
+//! Hidden files (macOS's `._*` copies) are skipped; two rows with one id are an error.
 //!
 //! **Writes** one CSV in SMILExtract's layout (`name;frameTime;<features>`, the name quoted),
 //! one row per file in path order, atomically, which the feature stage reads like any
@@ -66,13 +73,15 @@ impl FeatureSet {
     }
 }
 
-/// One audio file and its utterance id.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One utterance: an audio file, or a segment of one, and its id.
+#[derive(Debug, Clone, PartialEq)]
 pub struct AudioFile {
-    /// The file's stem.
+    /// The file's stem, or `<talk>@<start>-<end>` for a segment.
     pub id: String,
-    /// The file.
+    /// The file (`.wav`, or `.sph` for TED-LIUM).
     pub path: PathBuf,
+    /// Start and end in seconds, for a segment of the file.
+    pub segment: Option<(f64, f64)>,
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> FeatureError + '_ {
@@ -105,6 +114,7 @@ pub fn audio_files(input: &Path) -> Result<Vec<AudioFile>> {
         roots.push(input.to_path_buf());
     }
     let mut files = Vec::new();
+    let mut transcripts = Vec::new();
     while let Some(dir) = roots.pop() {
         for entry in std::fs::read_dir(&dir).map_err(io_error(&dir))? {
             let path = entry.map_err(io_error(&dir))?.path();
@@ -112,20 +122,27 @@ pub fn audio_files(input: &Path) -> Result<Vec<AudioFile>> {
             if name.starts_with('.') {
                 continue;
             }
+            let extension = |wanted: &str| {
+                path.extension()
+                    .is_some_and(|ext| ext.eq_ignore_ascii_case(wanted))
+            };
             if path.is_dir() {
                 roots.push(path);
-            } else if path
-                .extension()
-                .is_some_and(|ext| ext.eq_ignore_ascii_case("wav"))
-            {
+            } else if extension("wav") {
                 files.push(path);
+            } else if extension("stm") {
+                transcripts.push(path);
             }
         }
+    }
+    if !transcripts.is_empty() {
+        transcripts.sort();
+        return segments(&transcripts);
     }
     files.sort();
     if files.is_empty() {
         return Err(FeatureError::Extraction(format!(
-            "{}: no .wav file below this directory",
+            "{}: no .wav file (or .stm segment list) below this directory",
             input.display()
         )));
     }
@@ -155,9 +172,182 @@ pub fn audio_files(input: &Path) -> Result<Vec<AudioFile>> {
                 path.display()
             )));
         }
-        audio.push(AudioFile { id, path });
+        audio.push(AudioFile {
+            id,
+            path,
+            segment: None,
+        });
     }
     Ok(audio)
+}
+
+/// The segments of TED-LIUM's `.stm` files (see the module docs); the audio of
+/// `<part>/stm/<talk>.stm` is `<part>/sph/<talk>.sph`, or a `.sph` or `.wav` beside it.
+fn segments(transcripts: &[PathBuf]) -> Result<Vec<AudioFile>> {
+    let mut seen: HashMap<String, (PathBuf, usize)> = HashMap::new();
+    let mut audio = Vec::new();
+    for stm in transcripts {
+        let text = std::fs::read(stm).map_err(io_error(stm))?;
+        for (index, raw) in text.split(|&b| b == b'\n').enumerate() {
+            let line_number = index as u64 + 1;
+            let bad = |column: &str, message: String| {
+                FeatureError::parse(stm, line_number, Some(column.to_string()), message)
+            };
+            let line = std::str::from_utf8(raw)
+                .map_err(|_| bad("talk", "not UTF-8".to_string()))?
+                .trim();
+            if line.is_empty() || line.starts_with(";;") {
+                continue;
+            }
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() < 6 {
+                let missing = ["talk", "channel", "speaker", "start", "end", "label"][fields.len()];
+                return Err(bad(
+                    missing,
+                    format!("{} fields; a segment line has at least 6", fields.len()),
+                ));
+            }
+            if fields[6..].join(" ") == "ignore_time_segment_in_scoring" {
+                continue;
+            }
+            let time = |column: &str, text: &str| {
+                text.parse::<f64>()
+                    .ok()
+                    .filter(|t| t.is_finite() && *t >= 0.0)
+                    .ok_or_else(|| bad(column, format!("not a time in seconds: {text:?}")))
+            };
+            let (start, end) = (time("start", fields[3])?, time("end", fields[4])?);
+            if end <= start {
+                return Err(bad(
+                    "end",
+                    format!("the segment ends ({end}) before it starts ({start})"),
+                ));
+            }
+            let talk = fields[0];
+            let dir = stm.parent().unwrap_or(Path::new("."));
+            let candidates = [
+                dir.parent()
+                    .map(|part| part.join("sph").join(format!("{talk}.sph"))),
+                Some(dir.join(format!("{talk}.sph"))),
+                Some(dir.join(format!("{talk}.wav"))),
+            ];
+            let path = candidates
+                .into_iter()
+                .flatten()
+                .find(|path| path.is_file())
+                .ok_or_else(|| {
+                    bad(
+                        "talk",
+                        format!("no audio for talk {talk:?} (looked for ../sph/{talk}.sph, {talk}.sph and {talk}.wav)"),
+                    )
+                })?;
+            let id = format!("{talk}@{}-{}", seconds_text(start), seconds_text(end));
+            if let Some((first, line)) = seen.insert(id.clone(), (stm.clone(), index + 1)) {
+                return Err(bad(
+                    "start",
+                    format!(
+                        "segment {id} again (first in {}, line {line})",
+                        first.display()
+                    ),
+                ));
+            }
+            audio.push(AudioFile {
+                id,
+                path,
+                segment: Some((start, end)),
+            });
+        }
+    }
+    if audio.is_empty() {
+        return Err(FeatureError::Extraction(format!(
+            "{}: no segment to extract in the .stm files",
+            transcripts[0].display()
+        )));
+    }
+    Ok(audio)
+}
+
+/// Seconds as the shortest decimal text, to the millisecond (`17.82`, `0`).
+fn seconds_text(seconds: f64) -> String {
+    format!("{}", (seconds * 1e3).round() / 1e3)
+}
+
+/// Writes the samples of a NIST SPHERE file (TED-LIUM's `.sph`) as a 16-bit PCM WAV.
+fn sphere_to_wav(sphere: &Path, wav: &Path) -> Result<()> {
+    let bytes = std::fs::read(sphere).map_err(io_error(sphere))?;
+    let fail =
+        |message: String| FeatureError::Extraction(format!("{}: {message}", sphere.display()));
+    if !bytes.starts_with(b"NIST_1A\n") {
+        return Err(fail(
+            "not a NIST SPHERE file (no NIST_1A header)".to_string(),
+        ));
+    }
+    let header_text = String::from_utf8_lossy(&bytes[..bytes.len().min(1024 * 16)]);
+    let mut lines = header_text.lines().skip(1);
+    let header_bytes: usize = lines
+        .next()
+        .and_then(|size| size.trim().parse().ok())
+        .filter(|&size| size <= bytes.len())
+        .ok_or_else(|| fail("the header size is missing or beyond the file".to_string()))?;
+    let mut fields: HashMap<&str, &str> = HashMap::new();
+    for line in lines {
+        let line = line.trim();
+        if line == "end_head" {
+            break;
+        }
+        let mut parts = line.splitn(3, ' ');
+        if let (Some(key), Some(_), Some(value)) = (parts.next(), parts.next(), parts.next()) {
+            fields.insert(key, value.trim());
+        }
+    }
+    let number = |key: &str, default: u32| -> Result<u32> {
+        fields.get(key).map_or(Ok(default), |value| {
+            value
+                .parse()
+                .map_err(|_| fail(format!("{key} is not a number: {value:?}")))
+        })
+    };
+    let rate = number("sample_rate", 0)?;
+    let channels = number("channel_count", 1)?;
+    let width = number("sample_n_bytes", 2)?;
+    let coding = fields.get("sample_coding").copied().unwrap_or("pcm");
+    if rate == 0 || channels == 0 {
+        return Err(fail(
+            "no sample_rate or channel_count in the header".to_string(),
+        ));
+    }
+    if width != 2 || !coding.starts_with("pcm") || coding.contains("shorten") {
+        return Err(fail(format!(
+            "{width}-byte {coding} samples: only uncompressed 16-bit PCM is read (decompress with \
+             sph2pipe first)"
+        )));
+    }
+    let mut data = bytes[header_bytes..].to_vec();
+    data.truncate(data.len() / 2 * 2);
+    match fields.get("sample_byte_format").copied().unwrap_or("01") {
+        "01" => {}
+        "10" => data.chunks_exact_mut(2).for_each(|pair| pair.swap(0, 1)),
+        other => {
+            return Err(fail(format!(
+                "sample_byte_format {other:?} is not 01 or 10"
+            )));
+        }
+    }
+    let mut out = Vec::with_capacity(44 + data.len());
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&(channels as u16).to_le_bytes());
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * channels * 2).to_le_bytes());
+    out.extend_from_slice(&((channels * 2) as u16).to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out.extend_from_slice(&data);
+    std::fs::write(wav, out).map_err(io_error(wav))
 }
 
 /// The Python that has the `opensmile` wheel: `EMOCYCLE_PYTHON`, else the virtualenv that
@@ -229,6 +419,19 @@ pub fn extract(request: &ExtractRequest<'_>, progress: &(dyn Fn(usize) + Sync)) 
     std::fs::create_dir_all(&work.0).map_err(io_error(&work.0))?;
     let sink = work.0.join("csv_sink.conf.inc");
     std::fs::write(&sink, SINK).map_err(io_error(&sink))?;
+    // openSMILE reads WAV: each SPHERE file is converted once, whatever its segments.
+    let mut converted: HashMap<PathBuf, PathBuf> = HashMap::new();
+    for file in files {
+        let is_sphere = file
+            .path
+            .extension()
+            .is_some_and(|ext| ext.eq_ignore_ascii_case("sph"));
+        if is_sphere && !converted.contains_key(&file.path) {
+            let wav = work.0.join(format!("audio{}.wav", converted.len()));
+            sphere_to_wav(&file.path, &wav)?;
+            converted.insert(file.path.clone(), wav);
+        }
+    }
     let jobs = request.jobs.clamp(1, files.len());
     let share = files.len().div_ceil(jobs);
     let parts: Vec<&[AudioFile]> = files.chunks(share).collect();
@@ -238,18 +441,24 @@ pub fn extract(request: &ExtractRequest<'_>, progress: &(dyn Fn(usize) + Sync)) 
             .iter()
             .enumerate()
             .map(|(index, part)| {
-                let (work, sink, done) = (&work.0, &sink, &done);
+                let (work, sink, done, converted) = (&work.0, &sink, &done, &converted);
                 scope.spawn(move || -> Result<PathBuf> {
                     let listing = work.join(format!("part{index}.tsv"));
                     let mut text = String::new();
                     for file in part.iter() {
-                        let path = file.path.to_str().ok_or_else(|| {
+                        let audio = converted.get(&file.path).unwrap_or(&file.path);
+                        let path = audio.to_str().ok_or_else(|| {
                             FeatureError::Extraction(format!(
                                 "{}: the path is not UTF-8",
                                 file.path.display()
                             ))
                         })?;
-                        text.push_str(&format!("{}\t{path}\n", file.id));
+                        let (start, end) = file
+                            .segment
+                            .map_or((String::new(), String::new()), |(start, end)| {
+                                (start.to_string(), end.to_string())
+                            });
+                        text.push_str(&format!("{}\t{path}\t{start}\t{end}\n", file.id));
                     }
                     std::fs::write(&listing, text).map_err(io_error(&listing))?;
                     let output = work.join(format!("part{index}.csv"));

@@ -8,6 +8,48 @@ use emocycle_features::{
     read_feature_file, read_header,
 };
 
+/// 16 kHz samples of `seconds` of a vibrato tone at `f0` Hz with a little noise.
+fn samples(f0: f64, seconds: f64) -> Vec<i16> {
+    let rate = 16_000.0;
+    let count = (seconds * rate) as usize;
+    let mut noise = 0x2545_f491_4f6c_dd1du64;
+    (0..count)
+        .map(|i| {
+            noise ^= noise << 13;
+            noise ^= noise >> 7;
+            noise ^= noise << 17;
+            let t = i as f64 / rate;
+            let pitch = f0 * (1.0 + 0.05 * (std::f64::consts::TAU * 3.0 * t).sin());
+            let envelope = 0.5 + 0.5 * (std::f64::consts::TAU * 0.7 * t).sin().abs();
+            let value = 9000.0 * envelope * (std::f64::consts::TAU * pitch * t).sin()
+                + 300.0 * ((noise >> 11) as f64 / (1u64 << 53) as f64 - 0.5);
+            value as i16
+        })
+        .collect()
+}
+
+/// A NIST SPHERE file as TED-LIUM ships them: a 1024-byte header, then the samples.
+fn write_sphere(path: &Path, samples: &[i16], big_endian: bool) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let header = format!(
+        "NIST_1A\n   1024\nsample_count -i {}\nsample_rate -i 16000\nchannel_count -i 1\n\
+         sample_n_bytes -i 2\nsample_byte_format -s2 {}\nsample_coding -s3 pcm\nend_head\n",
+        samples.len(),
+        if big_endian { "10" } else { "01" }
+    );
+    let mut bytes = header.into_bytes();
+    bytes.resize(1024, b' ');
+    for sample in samples {
+        let pair = if big_endian {
+            sample.to_be_bytes()
+        } else {
+            sample.to_le_bytes()
+        };
+        bytes.extend_from_slice(&pair);
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
 /// A 16 kHz mono 16-bit WAV of `seconds` of a vibrato tone at `f0` Hz with a little noise.
 fn write_wav(path: &Path, f0: f64, seconds: f64) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -154,7 +196,7 @@ fn egemaps_of_a_flat_directory_and_errors_that_name_the_file() {
     std::fs::create_dir_all(&empty).unwrap();
     let message = run(&empty, &broken, FeatureSet::Is10, 1).unwrap_err();
     assert!(
-        message.contains("no .wav file below this directory"),
+        message.contains("no .wav file (or .stm segment list) below"),
         "{message}"
     );
     let files = audio_files(&dir.path().join("wavs/more")).unwrap();
@@ -172,4 +214,103 @@ fn egemaps_of_a_flat_directory_and_errors_that_name_the_file() {
     .unwrap_err()
     .to_string();
     assert!(message.contains("set EMOCYCLE_PYTHON"), "{message}");
+}
+
+#[test]
+fn ted_lium_segments_are_cut_from_sphere_audio_in_either_byte_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("TEDLIUM_release2");
+    let talk = samples(140.0, 6.0);
+    // The same samples in both byte orders: the same features.
+    write_sphere(&tree.join("train/sph/TalkA_2010.sph"), &talk, true);
+    write_sphere(&tree.join("dev/sph/TalkB_2011.sph"), &talk, false);
+    let stm = |name: &str| {
+        format!(
+            ";; comments open with two semicolons\n\
+             {name} 1 {name} 0.50 2.25 <o,f0,male> so this is the first segment\n\
+             {name} 1 inter_segment_gap 2.25 2.90 <o,,unknown> ignore_time_segment_in_scoring\n\
+             {name} 1 {name} 2.90 5.10 <o,f0,male> and the second\n"
+        )
+    };
+    std::fs::create_dir_all(tree.join("train/stm")).unwrap();
+    std::fs::create_dir_all(tree.join("dev/stm")).unwrap();
+    std::fs::write(tree.join("train/stm/TalkA_2010.stm"), stm("TalkA_2010")).unwrap();
+    std::fs::write(tree.join("dev/stm/TalkB_2011.stm"), stm("TalkB_2011")).unwrap();
+
+    let files = audio_files(&tree).unwrap();
+    let ids: Vec<&str> = files.iter().map(|file| file.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "TalkB_2011@0.5-2.25",
+            "TalkB_2011@2.9-5.1",
+            "TalkA_2010@0.5-2.25",
+            "TalkA_2010@2.9-5.1"
+        ]
+    );
+    let output = dir.path().join("tedlium.csv");
+    assert_eq!(run(&tree, &output, FeatureSet::Is10, 2), Ok(4));
+    let table = read_feature_file(&output, &ReadOptions::default()).unwrap();
+    assert_eq!(table.ids, ids);
+    let columns = &table.chunks[0].columns;
+    for column in columns {
+        // Big- and little-endian copies of one talk: the same features, segment by segment.
+        assert_eq!(column[0], column[2]);
+        assert_eq!(column[1], column[3]);
+    }
+    let f0 = table
+        .names
+        .iter()
+        .position(|n| n == "F0final_sma_amean")
+        .unwrap();
+    assert_ne!(
+        columns[f0][0], columns[f0][1],
+        "two segments, two sets of functionals"
+    );
+
+    // A segment openSMILE reads from the talk equals the same samples in a file of their own.
+    let alone = dir.path().join("alone");
+    let first: Vec<i16> = talk[(0.5 * 16_000.0) as usize..(2.25 * 16_000.0) as usize].to_vec();
+    write_sphere(&alone.join("sph/Cut.sph"), &first, false);
+    std::fs::create_dir_all(alone.join("stm")).unwrap();
+    std::fs::write(
+        alone.join("stm/Cut.stm"),
+        "Cut 1 Cut 0 1.75 <o,f0,male> the cut\n",
+    )
+    .unwrap();
+    let cut = dir.path().join("cut.csv");
+    assert_eq!(run(&alone, &cut, FeatureSet::Is10, 1), Ok(1));
+    let cut = read_feature_file(&cut, &ReadOptions::default()).unwrap();
+    let loudness = table
+        .names
+        .iter()
+        .position(|n| n == "pcm_loudness_sma_amean")
+        .unwrap();
+    let (segment, whole) = (columns[loudness][2], cut.chunks[0].columns[loudness][0]);
+    assert!(
+        (segment - whole).abs() <= 1e-3 * whole.abs(),
+        "{segment} vs {whole}"
+    );
+
+    // Lines that do not parse name the file, line and column.
+    std::fs::write(
+        tree.join("dev/stm/TalkB_2011.stm"),
+        "TalkB_2011 1 TalkB_2011 3.0 2.0 <o,f0,male> backwards\n",
+    )
+    .unwrap();
+    let message = audio_files(&tree).unwrap_err().to_string();
+    assert!(
+        message.contains("TalkB_2011.stm:1, column \"end\""),
+        "{message}"
+    );
+    std::fs::write(
+        tree.join("dev/stm/TalkB_2011.stm"),
+        "NoSuchTalk 1 x 1.0 2.0 <o> text\n",
+    )
+    .unwrap();
+    let message = audio_files(&tree).unwrap_err().to_string();
+    assert!(
+        message.contains("no audio for talk \"NoSuchTalk\""),
+        "{message}"
+    );
 }

@@ -9,7 +9,8 @@ layout (`name;frameTime;<features>`).
     python smile.py CONFIG SINK LIST OUTPUT
 
 CONFIG is the configuration's path below the wheel's `core/config/`, SINK the sink include,
-LIST a UTF-8 file of `<id>\t<path>` lines, OUTPUT the CSV to write (the header comes with the
+LIST a UTF-8 file of `<id>\t<path>\t<start>\t<end>` lines (start and end in seconds, empty
+for the whole file), OUTPUT the CSV to write (the header comes with the
 first file). One line `done <n>` per finished file goes to stdout; on failure the file and
 openSMILE's message go to stderr and the exit status is 1.
 """
@@ -69,8 +70,8 @@ def main():
     if not os.path.isfile(config_path):
         sys.exit(f"error: {config_path} is missing from the opensmile package")
     with open(listing, encoding="utf-8") as rows:
-        files = [line.rstrip("\n").split("\t", 1) for line in rows if line.strip()]
-    for number, (utterance, path) in enumerate(files):
+        files = [line.rstrip("\n").split("\t") for line in rows if line.strip()]
+    for number, (utterance, path, start, end) in enumerate(files):
         options = {
             "source": os.path.join(shared, "standard_wave_input.conf.inc"),
             "sink": sink,
@@ -82,6 +83,9 @@ def main():
             "emocycle_header": "1" if number == 0 else "0",
             "emocycle_name": utterance,
         }
+        if start:
+            options["start"] = start
+            options["end"] = end
         flat = [str(text).encode("utf-8") for pair in options.items() for text in pair]
         array = (ctypes.c_char_p * (len(flat) + 1))(*flat, None)
         smile = lib.smile_new()
