@@ -84,6 +84,11 @@ inspect file: build
 doctor device="auto": build
     {{emocycle}} doctor --device {{device}}
 
+# On a GPU machine: libtorch's CUDA view, the GAN bench's CUDA section and a paper-size GAN grid (docs/gpu.md)
+gpu-check: build
+    scripts/cargo.sh build --release --quiet -p emocycle-bench
+    scripts/gpu-check.sh
+
 # Regenerate the embedded simulated corpus in fixtures/corpus (needs espeak-ng, sox, flite)
 corpus *flags:
     tools/corpus/generate.sh {{flags}}
