@@ -6,7 +6,8 @@
 //! SplitMix64 streams derived from the seed, never from libtorch's process-wide generator, so a
 //! run is reproducible however many other models the process trains at the same time.
 
-use emocycle_features::{Emotion, SplitMix64};
+use emocycle_features::Emotion;
+use emocycle_rng::SplitMix64;
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, OptimizerConfig};
 use tch::{Device, Kind, Reduction, Tensor};

@@ -3,7 +3,8 @@
 //! seed: every class draws from its own SplitMix64 stream, so one class's count never changes
 //! another class's vectors.
 
-use emocycle_features::{Emotion, SplitMix64};
+use emocycle_features::Emotion;
+use emocycle_rng::SplitMix64;
 
 use crate::{AugmentError, Size};
 

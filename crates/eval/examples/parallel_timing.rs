@@ -16,7 +16,8 @@ use emocycle_artifact::{Metadata, write_parquet};
 use emocycle_eval::{
     EvalConfig, EvalInputs, SetupParams, SyntheticSource, run_evaluation, synthetic_path,
 };
-use emocycle_features::{Fold, SplitMix64, leave_one_session_out};
+use emocycle_features::{Fold, leave_one_session_out};
+use emocycle_rng::SplitMix64;
 use polars::prelude::*;
 
 const EMOTIONS: [&str; 4] = ["angry", "happy", "neutral", "sad"];

@@ -7,7 +7,8 @@
 
 use std::sync::Arc;
 
-use emocycle_features::{Emotion, SplitMix64};
+use emocycle_features::Emotion;
+use emocycle_rng::SplitMix64;
 use tch::{Device, Kind, Tensor};
 
 use crate::error::Result;

@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::Instant;
 
-use emocycle_features::{Emotion, Normaliser, SplitMix64};
+use emocycle_features::{Emotion, Normaliser};
+use emocycle_rng::SplitMix64;
 use tch::Device;
 
 use crate::classifier::{Dataset, train_and_predict};

@@ -9,9 +9,10 @@ use emocycle_eval::{
     SyntheticSource, Znorm, run_evaluation, synthetic_path,
 };
 use emocycle_features::{
-    CorpusSpec, FeatureLayout, FeaturesConfig, FoldScheme, LabelMap, NanPolicy, SplitMix64,
-    SplitSpec, UtteranceIds, run_features,
+    CorpusSpec, FeatureLayout, FeaturesConfig, FoldScheme, LabelMap, NanPolicy, SplitSpec,
+    UtteranceIds, run_features,
 };
+use emocycle_rng::SplitMix64;
 use polars::prelude::*;
 
 const WIDTH: usize = 6;

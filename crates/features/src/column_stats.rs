@@ -129,7 +129,7 @@ fn lanes_at(column: &[f32], start: usize) -> &[f32; LANES] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::folds::SplitMix64;
+    use emocycle_rng::SplitMix64;
 
     /// The definition, one value at a time: lane `i % 8` takes value `i`.
     fn reference(values: &[f32]) -> RunningStats {

@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ops::Range;
 
-use emocycle_features::SplitMix64;
+use emocycle_rng::SplitMix64;
 use tch::{Device, Kind, Tensor};
 
 use crate::ModelLayout;

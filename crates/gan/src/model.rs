@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::path::Path;
 
-use emocycle_features::SplitMix64;
+use emocycle_rng::SplitMix64;
 
 use tch::{Device, Kind, Tensor};
 

@@ -7,7 +7,7 @@
 //! positive as negative; the p-value is the share of the 2^n sign patterns whose mean is at
 //! least as far from zero as the observed one (two-sided), counted exactly.
 
-use emocycle_features::SplitMix64;
+use emocycle_rng::SplitMix64;
 
 /// Beyond this many pairs the 2^n sign patterns are sampled instead of enumerated.
 const EXACT_PAIRS: usize = 25;

@@ -7,8 +7,9 @@ use emocycle_artifact::{
     ArtifactError, Metadata, ParquetCompression, ParquetStream, float32_columns, keys, sha256_file,
 };
 use emocycle_config::layout::{Scope, StageInputs};
-use emocycle_features::{Emotion, FeatureMatrix, Normaliser, Scaling, SplitMix64};
+use emocycle_features::{Emotion, FeatureMatrix, Normaliser, Scaling};
 use emocycle_gan::{CycleGanModel, GanConfig, ModelLayout};
+use emocycle_rng::SplitMix64;
 use polars::prelude::{Column, DataFrame};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};

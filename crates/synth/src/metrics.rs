@@ -6,7 +6,8 @@
 //! ([`frechet_distance`]), a classifier two-sample test ([`c2st_accuracy`]) and k-NN precision
 //! and recall ([`knn_precision_recall`]). The tensor metrics run on the `device` passed in.
 
-use emocycle_features::{RunningStats, SplitMix64};
+use emocycle_features::RunningStats;
+use emocycle_rng::SplitMix64;
 use tch::{Device, Kind, Tensor};
 
 use crate::SynthError;

@@ -11,8 +11,9 @@ use emocycle_artifact::{
     write_bytes_atomic, write_parquet,
 };
 use emocycle_config::layout::{Scope, StageInputs};
-use emocycle_features::{Emotion, Normaliser, Scaling, SplitMix64};
+use emocycle_features::{Emotion, Normaliser, Scaling};
 use emocycle_gan::load_scope_data;
+use emocycle_rng::SplitMix64;
 use polars::prelude::{Column, DataFrame, DataType, ParquetReader, SerReader};
 use serde::{Deserialize, Serialize};
 use tch::Device;
