@@ -16,11 +16,13 @@
 //! | [`synth`] | generation, quality and Figure 2 (`synth`) |
 //! | [`eval`] | the classifiers of Tables 2 and 3 (`evaluation`) |
 //! | [`device`] | where a model runs (`device`, `--device`) |
+//! | [`fidelity`] | the paper's text or the published code, where they differ (`fidelity`) |
 //! | [`layout`] | the run directory: scopes and the names of their parts |
 
 pub mod augment;
 pub mod device;
 pub mod eval;
+pub mod fidelity;
 pub mod gan;
 pub mod layout;
 pub mod synth;

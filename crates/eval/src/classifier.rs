@@ -165,7 +165,9 @@ pub(crate) struct TrainOutcome {
 /// Trains a fresh classifier on the concatenation of `train` and predicts every test set.
 ///
 /// An epoch is one pass over the shuffled training rows in minibatches of
-/// `params.batch_size`; the last, partial batch is kept. No early stopping, no class weights.
+/// `params.batch_size`; the last, partial batch is kept unless `params.drop_last_batch` (a set
+/// smaller than one batch then trains no step, as in the published code). No early stopping, no
+/// class weights.
 pub(crate) fn train_and_predict(
     train: &[Arc<Dataset>],
     tests: &[Arc<Dataset>],
@@ -200,6 +202,9 @@ pub(crate) fn train_and_predict(
         let mut loss_sum = Tensor::zeros([], (Kind::Float, device));
         let mut batches = 0usize;
         for chunk in order.chunks(params.batch_size) {
+            if params.drop_last_batch && chunk.len() < params.batch_size {
+                continue;
+            }
             batch.clear();
             labels.clear();
             for &(part, row) in chunk {
@@ -231,7 +236,11 @@ pub(crate) fn train_and_predict(
             loss_sum += loss.detach();
             batches += 1;
         }
-        final_loss = loss_sum.double_value(&[]) / batches.max(1) as f64;
+        final_loss = match batches {
+            // The published loop on a set smaller than one batch: no step, no loss.
+            0 => f64::NAN,
+            _ => loss_sum.double_value(&[]) / batches as f64,
+        };
     }
 
     let predictions = tests
@@ -299,6 +308,7 @@ mod tests {
             dropout,
             learning_rate: 1e-2,
             epochs,
+            drop_last_batch: false,
         }
     }
 
@@ -344,6 +354,37 @@ mod tests {
         assert_eq!(first.final_loss.to_bits(), again.final_loss.to_bits());
         let other = run(12);
         assert_ne!(first.final_loss.to_bits(), other.final_loss.to_bits());
+    }
+
+    #[test]
+    fn the_published_loop_leaves_out_the_last_partial_batch() {
+        let _serial = bitwise_lock();
+        emocycle_torch::set_libtorch_threads(1);
+        let test = Arc::new(blobs(2, 4, 2));
+        let run = |rows: usize, drop_last_batch: bool| {
+            let train = Arc::new(blobs(rows, 4, 1));
+            train_and_predict(
+                std::slice::from_ref(&train),
+                std::slice::from_ref(&test),
+                &ClassifierParams {
+                    drop_last_batch,
+                    ..params(3, 0.0)
+                },
+                0.2,
+                &AdamParams::default(),
+                5,
+                Device::Cpu,
+            )
+            .unwrap()
+        };
+        // blobs(n) has 4n rows: 4 rows is less than one batch of 7, so the published loop
+        // trains no step at all and has no loss to report; 8 rows are one full batch and one
+        // of a single row, which only the paper's loop trains on.
+        assert!(run(1, true).final_loss.is_nan());
+        assert!(run(1, false).final_loss.is_finite());
+        let (kept, dropped) = (run(2, false), run(2, true));
+        assert!(dropped.final_loss.is_finite());
+        assert_ne!(kept.final_loss.to_bits(), dropped.final_loss.to_bits());
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use emocycle_config::augment::{BaselineConfig, BaselineRequest, baseline_path};
 use emocycle_config::device::DeviceChoice;
 use emocycle_config::eval::EvalConfig;
+pub use emocycle_config::fidelity::Fidelity;
 use emocycle_config::gan::GanConfig;
 use emocycle_config::layout::{Scope, ScopeDirs, StageInputs, SynthLayout};
 use emocycle_config::synth::SynthConfig;
@@ -125,6 +126,11 @@ pub struct PipelineConfig {
     /// networks on a busy 2-core machine run several times faster with 1 (docs/benchmarks.md's history).
     #[serde(default)]
     pub threads: Option<usize>,
+    /// Where the paper and its published code disagree: `paper` (default) or `published-code`
+    /// (one more epoch in every loop, the last partial classifier batch left out, the code's
+    /// classifier defaults; see [`Fidelity`]).
+    #[serde(default)]
+    pub fidelity: Fidelity,
     /// The corpora, all with the same feature set.
     pub corpora: Vec<CorpusSpec>,
     /// Which corpus is which.
@@ -364,11 +370,11 @@ impl Pipeline {
 
     /// The GAN configuration for one `lambda_cls`, seeded from the pipeline.
     pub fn gan_config(&self, lambda_cls: f64) -> GanConfig {
-        GanConfig {
+        self.config.fidelity.gan(&GanConfig {
             lambda_cls,
             seed: self.config.seed,
             ..self.config.gan.network.clone()
-        }
+        })
     }
 
     /// The GAN scopes the pipeline needs: one per fold of the target corpus (per-fold synthetic
@@ -426,6 +432,7 @@ impl Pipeline {
     /// The evaluation configuration, with the pipeline-wide settings filled in.
     pub fn eval_config(&self) -> EvalConfig {
         let config = &self.config;
+        let evaluation = config.fidelity.evaluation(&config.evaluation);
         EvalConfig {
             lambda_cls: config.gan.lambda_cls.clone(),
             synthetic_scope: config.gan.synthetic_scope,
@@ -436,7 +443,7 @@ impl Pipeline {
                 .collect(),
             seed: config.seed,
             cross_corpus: config.evaluation.cross_corpus && config.roles.cross_corpus.is_some(),
-            ..config.evaluation.clone()
+            ..evaluation
         }
     }
 
@@ -657,6 +664,33 @@ mod tests {
             twice.contains("gan.lambda_cls") && twice.contains("twice"),
             "{twice}"
         );
+    }
+
+    #[test]
+    fn the_published_code_fidelity_reaches_every_stage() {
+        let paper = Pipeline::from_json(&fixtures(), &pipeline_text("")).unwrap();
+        let code = Pipeline::from_json(
+            &fixtures(),
+            &pipeline_text(r#", "fidelity": "published-code""#),
+        )
+        .unwrap();
+        assert_eq!(paper.config.fidelity, Fidelity::Paper);
+        let (a, b) = (paper.gan_config(2.0), code.gan_config(2.0));
+        assert_eq!(b.train_epochs, a.train_epochs + 1);
+        assert_eq!(b.pretrain_epochs, a.pretrain_epochs + 1);
+        assert_eq!((b.lambda_cls, b.seed), (a.lambda_cls, a.seed));
+        let (a, b) = (paper.eval_config(), code.eval_config());
+        assert_eq!(b.within.real.epochs, a.within.real.epochs + 1);
+        assert!(b.within.real.drop_last_batch && !a.within.real.drop_last_batch);
+        assert_eq!(b.within.real_syn.learning_rate, 1e-5);
+        assert_eq!(
+            (b.seed, b.lambda_cls.clone()),
+            (a.seed, a.lambda_cls.clone())
+        );
+        let error = Pipeline::from_json(&fixtures(), &pipeline_text(r#", "fidelity": "code""#))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("published-code"), "{error}");
     }
 
     #[test]

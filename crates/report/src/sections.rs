@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use emocycle_artifact::{keys, read_parquet_metadata};
+use emocycle_config::fidelity::Fidelity;
 use emocycle_config::gan::GanConfig;
 use emocycle_config::layout::lambda_cls_dir;
 use emocycle_eval::{EvalConfig, Experiment, Setup, Summary, SyntheticSource, paper_uar};
@@ -230,13 +231,28 @@ fn differences<T: serde::Serialize>(prefix: &str, paper: &T, run: &T) -> Vec<Con
 pub(crate) fn changes(context: &Context, out: &mut String) {
     let config = &context.pipeline.config;
     let _ = writeln!(out, "## What this run changes from the paper\n");
-    let mut changes = differences("gan.network", &GanConfig::default(), &config.gan.network);
+    let mut changes = differences(
+        "gan.network",
+        &GanConfig::default(),
+        &config.fidelity.gan(&config.gan.network),
+    );
     changes.extend(differences(
         "evaluation",
         &EvalConfig::default(),
         &context.eval_config,
     ));
     let mut lines: Vec<String> = changes.iter().map(change_line).collect();
+    if config.fidelity != Fidelity::Paper {
+        lines.insert(
+            0,
+            format!(
+                "- `fidelity`: \"paper\" -> \"{}\" (where the paper and its published code \
+                 differ, the code: one more epoch in every loop, the last partial classifier \
+                 batch left out, the code's classifier defaults; the changes below include it)",
+                config.fidelity.as_str()
+            ),
+        );
+    }
     if let Some(count) = config.synth.per_emotion {
         lines.push(format!(
             "- `synth.per_emotion`: every source vector, per emotion -> {count}"
