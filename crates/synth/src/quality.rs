@@ -240,14 +240,19 @@ fn sample_seed(config: &SynthConfig, role: u64, group: usize) -> u64 {
         .wrapping_add(group as u64 + 1)
 }
 
+/// Two sets' row counts and [`compare`]'s metrics.
+type Measured = ((usize, usize), [f64; 10]);
+
 /// The target's training part in two halves, each emotion split by its own seeded shuffle (so
-/// both halves keep the class balance), summarised as the other sets are; `None` for a group
-/// too small to measure.
+/// both halves keep the class balance), measured against each other as the other sets are
+/// against the target: per group (the four emotions, then pooled) the two halves' row counts
+/// and the metrics, or `None` for a group too small to measure. One pair of summaries is alive
+/// at a time: each holds a feature-by-feature covariance.
 fn target_halves(
     target: &[Summary],
     config: &SynthConfig,
     device: Device,
-) -> Result<Vec<Option<(Summary, Summary)>>, SynthError> {
+) -> Result<Vec<Option<Measured>>, SynthError> {
     let width = target[0].width;
     let mut halves: [Vec<Vec<f32>>; 2] = [Vec::new(), Vec::new()];
     for (group, summary) in target.iter().take(4).enumerate() {
@@ -297,8 +302,9 @@ fn target_halves(
             summaries.push(summary);
         }
         let second = summaries.pop().expect("two halves");
-        let first = summaries.pop().expect("two halves");
-        out.push(Some((first, second)));
+        let mut first = summaries.pop().expect("two halves");
+        let metrics = compare(&mut first, &second, config, device)?;
+        out.push(Some(((first.rows, second.rows), metrics)));
     }
     Ok(out)
 }
@@ -360,8 +366,7 @@ fn row(
     set: &QualitySet,
     comparison: Comparison,
     emotion: &str,
-    target: &Summary,
-    other: &Summary,
+    (target_rows, other_rows): (usize, usize),
     metrics: [f64; 10],
 ) -> QualityRow {
     QualityRow {
@@ -370,8 +375,8 @@ fn row(
         lambda_cls: set.lambda_cls,
         comparison,
         emotion: emotion.to_string(),
-        target_rows: target.rows as u64,
-        other_rows: other.rows as u64,
+        target_rows: target_rows as u64,
+        other_rows: other_rows as u64,
         mean_abs_diff: metrics[0],
         std_abs_diff: metrics[1],
         frechet_distance: metrics[2],
@@ -699,14 +704,7 @@ pub fn quality_report(
                 device,
             )?);
         }
-        let mut halves = target_halves(&summaries.target, config, device)?;
-        let mut calibration = Vec::with_capacity(halves.len());
-        for pair in &mut halves {
-            calibration.push(match pair {
-                Some((first, second)) => Some(compare(first, second, config, device)?),
-                None => None,
-            });
-        }
+        let calibration = target_halves(&summaries.target, config, device)?;
         progress(&format!("{}: target against source measured", scope.name()));
         let mut synthetic_moments = Vec::new();
         for set in scope_sets {
@@ -720,19 +718,17 @@ pub fn quality_report(
                     set,
                     Comparison::TargetSource,
                     group_name(group),
-                    &summaries.target[group],
-                    &summaries.source,
+                    (summaries.target[group].rows, summaries.source.rows),
                     *metrics,
                 ));
             }
-            for (group, (pair, metrics)) in halves.iter().zip(&calibration).enumerate() {
-                if let (Some((first, second)), Some(metrics)) = (pair, metrics) {
+            for (group, measured) in calibration.iter().enumerate() {
+                if let Some((counts, metrics)) = measured {
                     rows.push(row(
                         set,
                         Comparison::TargetHalves,
                         group_name(group),
-                        first,
-                        second,
+                        *counts,
                         *metrics,
                     ));
                 }
@@ -744,8 +740,7 @@ pub fn quality_report(
                     set,
                     Comparison::TargetSynthetic,
                     group_name(group),
-                    &summaries.target[group],
-                    other,
+                    (summaries.target[group].rows, other.rows),
                     metrics,
                 ));
             }
