@@ -133,31 +133,47 @@ pub(crate) fn features(config: &Path, nan: Option<NanPolicy>, force: bool) -> Re
     Ok(())
 }
 
-pub(crate) fn extract(
-    input: &Path,
-    output: &Path,
-    feature_set: emocycle_features::FeatureSet,
-    jobs: usize,
-    python: Option<std::path::PathBuf>,
-) -> Result<()> {
+/// The options of `emocycle extract`.
+pub(crate) struct ExtractArgs {
+    pub(crate) feature_set: emocycle_features::FeatureSet,
+    pub(crate) jobs: usize,
+    pub(crate) python: Option<std::path::PathBuf>,
+    pub(crate) skip_unreadable: bool,
+    pub(crate) force: bool,
+}
+
+pub(crate) fn extract(input: &Path, output: &Path, args: &ExtractArgs) -> Result<()> {
     let started = Instant::now();
     let files = emocycle_features::audio_files(input)?;
-    let python = python.unwrap_or_else(emocycle_features::default_python);
+    let python = args
+        .python
+        .clone()
+        .unwrap_or_else(emocycle_features::default_python);
     let bar = progress_bar(files.len() as u64, "extract".to_string());
     let request = emocycle_features::ExtractRequest {
         files: &files,
-        feature_set,
+        feature_set: args.feature_set,
         output,
         python: &python,
-        jobs: parallel::worker_count(jobs),
+        jobs: parallel::worker_count(args.jobs),
+        skip_unreadable: args.skip_unreadable,
+        force: args.force,
     };
-    let rows = emocycle_features::extract(&request, &|done| bar.set_position(done as u64))
+    let report = emocycle_features::extract(&request, &|done| bar.set_position(done as u64))
         .with_context(|| format!("extracting {} into {}", input.display(), output.display()))?;
     bar.finish_and_clear();
+    for (path, why) in &report.skipped {
+        eprintln!("extract: left out {}: {why}", path.display());
+    }
     eprintln!(
-        "extract: {rows} files x {} features -> {} in {:.1} s",
-        feature_set.width(),
+        "extract: {} rows x {} features in {} ({} extracted now, {} kept from before, {} left \
+         out) in {:.1} s",
+        report.rows,
+        args.feature_set.width(),
         output.display(),
+        report.extracted,
+        report.kept,
+        report.skipped.len(),
         started.elapsed().as_secs_f64()
     );
     Ok(())

@@ -54,7 +54,8 @@ enum Command {
         /// The directory of audio files (or an IEMOCAP, MSP-IMPROV or TED-LIUM tree).
         #[arg(long, short)]
         input: PathBuf,
-        /// The CSV to write.
+        /// The CSV to write (gzip when it ends in `.gz`). When it exists, only the files it
+        /// lacks are extracted and added.
         #[arg(long, short)]
         output: PathBuf,
         /// `is10` (the paper's 1582 functionals, IS10 settings), `egemaps` or `compare`.
@@ -67,6 +68,12 @@ enum Command {
         /// virtualenv of `just setup`.
         #[arg(long)]
         python: Option<PathBuf>,
+        /// Leave out and list the files openSMILE cannot read, instead of stopping.
+        #[arg(long)]
+        skip_unreadable: bool,
+        /// Extract every file again, even those the output already has.
+        #[arg(long)]
+        force: bool,
     },
     /// Baselines: the pipeline's other augmentation methods (random oversampling, SMOTE,
     /// Gaussian noise, conditional GAN), one synthetic set per scope and method.
@@ -257,7 +264,19 @@ fn main() -> ExitCode {
             feature_set,
             jobs,
             python,
-        } => commands::extract(&input, &output, feature_set.into(), jobs, python),
+            skip_unreadable,
+            force,
+        } => commands::extract(
+            &input,
+            &output,
+            &commands::ExtractArgs {
+                feature_set: feature_set.into(),
+                jobs,
+                python,
+                skip_unreadable,
+                force,
+            },
+        ),
         Command::Augment {
             config,
             name,

@@ -26,7 +26,7 @@
 //! of the library's loading rules, at about 30 ms per utterance on one core. The library is
 //! used through pip and never copied into this repository (audEERING's research licence).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -389,6 +389,56 @@ pub struct ExtractRequest<'a> {
     pub python: &'a Path,
     /// Python children run side by side, each on a contiguous share of the files.
     pub jobs: usize,
+    /// Leave out (and list) files openSMILE cannot read instead of stopping.
+    pub skip_unreadable: bool,
+    /// Extract every file again, even those the output already has.
+    pub force: bool,
+}
+
+/// What [`extract`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExtractReport {
+    /// Rows of the output now.
+    pub rows: usize,
+    /// Files extracted by this run.
+    pub extracted: usize,
+    /// Rows kept from an earlier run's output.
+    pub kept: usize,
+    /// Files left out (`skip_unreadable`), with openSMILE's message.
+    pub skipped: Vec<(PathBuf, String)>,
+}
+
+/// The header line and the utterance ids of an earlier output (gzip or not).
+fn existing_output(path: &Path) -> Result<(String, HashSet<String>)> {
+    let mut lines = text_lines(path)?;
+    let header = lines
+        .next()
+        .transpose()
+        .map_err(io_error(path))?
+        .unwrap_or_default();
+    let mut ids = HashSet::new();
+    for line in lines {
+        let line = line.map_err(io_error(path))?;
+        let id = line.split(';').next().unwrap_or("").trim_matches('\'');
+        if !id.is_empty() {
+            ids.insert(id.to_string());
+        }
+    }
+    Ok((header, ids))
+}
+
+/// The lines of a text file, gunzipped when it starts with gzip's magic bytes.
+fn text_lines(path: &Path) -> Result<std::io::Lines<Box<dyn BufRead>>> {
+    let mut file = std::fs::File::open(path).map_err(io_error(path))?;
+    let mut magic = [0u8; 2];
+    let gzip = matches!(file.read(&mut magic), Ok(2) if magic == [0x1f, 0x8b]);
+    let file = std::fs::File::open(path).map_err(io_error(path))?;
+    let reader: Box<dyn BufRead> = if gzip {
+        Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(file)))
+    } else {
+        Box::new(BufReader::new(file))
+    };
+    Ok(reader.lines())
 }
 
 /// A directory removed with everything in it when dropped.
@@ -400,15 +450,43 @@ impl Drop for WorkDir {
     }
 }
 
-/// Computes `request.feature_set` for every file and writes the CSV. `progress` hears the
-/// number of finished files after each one.
-pub fn extract(request: &ExtractRequest<'_>, progress: &(dyn Fn(usize) + Sync)) -> Result<usize> {
-    let files = request.files;
-    if files.is_empty() {
+/// Computes `request.feature_set` for every file the output does not have yet (every file
+/// with `force`) and writes the CSV (gzip when its name ends in `.gz`): an earlier run's rows
+/// first, then the new ones in path order. `progress` hears the number of finished files of
+/// this run after each one.
+pub fn extract(
+    request: &ExtractRequest<'_>,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<ExtractReport> {
+    if request.files.is_empty() {
         return Err(FeatureError::Extraction(
             "no audio file to extract".to_string(),
         ));
     }
+    let earlier = if !request.force && request.output.is_file() {
+        Some(existing_output(request.output)?)
+    } else {
+        None
+    };
+    let files: Vec<AudioFile> = match &earlier {
+        Some((_, ids)) => request
+            .files
+            .iter()
+            .filter(|file| !ids.contains(&file.id))
+            .cloned()
+            .collect(),
+        None => request.files.to_vec(),
+    };
+    let kept = earlier.as_ref().map_or(0, |(_, ids)| ids.len());
+    if files.is_empty() {
+        return Ok(ExtractReport {
+            rows: kept,
+            extracted: 0,
+            kept,
+            skipped: Vec::new(),
+        });
+    }
+    let files = files.as_slice();
     let work = WorkDir(std::env::temp_dir().join(format!(
         "emocycle-extract-{}-{}",
         std::process::id(),
@@ -436,76 +514,37 @@ pub fn extract(request: &ExtractRequest<'_>, progress: &(dyn Fn(usize) + Sync)) 
     let share = files.len().div_ceil(jobs);
     let parts: Vec<&[AudioFile]> = files.chunks(share).collect();
     let done = AtomicUsize::new(0);
-    let results: Vec<Result<PathBuf>> = std::thread::scope(|scope| {
+    type Part = (Vec<PathBuf>, Vec<(PathBuf, String)>);
+    let results: Vec<Result<Part>> = std::thread::scope(|scope| {
         let handles: Vec<_> = parts
             .iter()
             .enumerate()
             .map(|(index, part)| {
                 let (work, sink, done, converted) = (&work.0, &sink, &done, &converted);
-                scope.spawn(move || -> Result<PathBuf> {
-                    let listing = work.join(format!("part{index}.tsv"));
-                    let mut text = String::new();
-                    for file in part.iter() {
-                        let audio = converted.get(&file.path).unwrap_or(&file.path);
-                        let path = audio.to_str().ok_or_else(|| {
-                            FeatureError::Extraction(format!(
-                                "{}: the path is not UTF-8",
-                                file.path.display()
-                            ))
-                        })?;
-                        let (start, end) = file
-                            .segment
-                            .map_or((String::new(), String::new()), |(start, end)| {
-                                (start.to_string(), end.to_string())
-                            });
-                        text.push_str(&format!("{}\t{path}\t{start}\t{end}\n", file.id));
-                    }
-                    std::fs::write(&listing, text).map_err(io_error(&listing))?;
-                    let output = work.join(format!("part{index}.csv"));
-                    let log = work.join(format!("part{index}.log"));
-                    let stderr = std::fs::File::create(&log).map_err(io_error(&log))?;
-                    let mut child = Command::new(request.python)
-                        .arg("-c")
-                        .arg(SCRIPT)
-                        .arg(request.feature_set.config())
-                        .arg(sink)
-                        .arg(&listing)
-                        .arg(&output)
-                        .stdin(Stdio::null())
-                        .stdout(Stdio::piped())
-                        .stderr(stderr)
-                        .spawn()
-                        .map_err(|source| {
-                            FeatureError::Extraction(format!(
-                                "cannot run {} ({source}); set EMOCYCLE_PYTHON to a Python with \
-                                 the opensmile package, or run `just setup`",
-                                request.python.display()
-                            ))
-                        })?;
-                    if let Some(stdout) = child.stdout.take() {
-                        for line in BufReader::new(stdout).lines().map_while(|l| l.ok()) {
-                            if line.starts_with("done ") {
-                                progress(done.fetch_add(1, Ordering::Relaxed) + 1);
-                            }
+                scope.spawn(move || -> Result<Part> {
+                    let mut outputs = Vec::new();
+                    let mut skipped = Vec::new();
+                    let mut remaining: &[AudioFile] = part;
+                    // A failed file ends its process (see smile.py); with skip_unreadable a new
+                    // process takes the files after it.
+                    for attempt in 0.. {
+                        if remaining.is_empty() {
+                            break;
                         }
+                        let name = format!("part{index}-{attempt}");
+                        let (finished, failure) = run_child(
+                            request, work, sink, converted, remaining, &name, done, progress,
+                        )?;
+                        outputs.push(work.join(format!("{name}.csv")));
+                        let Some(message) = failure else { break };
+                        if !request.skip_unreadable {
+                            return Err(FeatureError::Extraction(message));
+                        }
+                        skipped.push((remaining[finished].path.clone(), message));
+                        progress(done.fetch_add(1, Ordering::Relaxed) + 1);
+                        remaining = &remaining[finished + 1..];
                     }
-                    let status = child.wait().map_err(io_error(request.python))?;
-                    if !status.success() {
-                        let mut message = String::new();
-                        let _ = std::fs::File::open(&log)
-                            .and_then(|mut file| file.read_to_string(&mut message));
-                        let message = message
-                            .lines()
-                            .filter(|line| !line.trim().is_empty())
-                            .collect::<Vec<_>>()
-                            .join("; ");
-                        return Err(FeatureError::Extraction(if message.is_empty() {
-                            format!("openSMILE stopped ({status}) without a message")
-                        } else {
-                            message
-                        }));
-                    }
-                    Ok(output)
+                    Ok((outputs, skipped))
                 })
             })
             .collect();
@@ -514,17 +553,145 @@ pub fn extract(request: &ExtractRequest<'_>, progress: &(dyn Fn(usize) + Sync)) 
             .map(|handle| handle.join().expect("an extraction thread panicked"))
             .collect()
     });
-    let outputs: Vec<PathBuf> = results.into_iter().collect::<Result<_>>()?;
-    merge(&outputs, request.output, files.len())
+    let parts: Vec<Part> = results.into_iter().collect::<Result<_>>()?;
+    let skipped: Vec<(PathBuf, String)> = parts
+        .iter()
+        .flat_map(|(_, skipped)| skipped.iter().cloned())
+        .collect();
+    let outputs: Vec<PathBuf> = parts.into_iter().flat_map(|(outputs, _)| outputs).collect();
+    let extracted = files.len() - skipped.len();
+    let rows = merge(&outputs, earlier.as_ref(), request.output, extracted)?;
+    Ok(ExtractReport {
+        rows,
+        extracted,
+        kept,
+        skipped,
+    })
 }
 
-/// Concatenates the parts' rows under the first part's header into `output`, atomically, and
-/// checks that every file gave one row.
-fn merge(parts: &[PathBuf], output: &Path, expected_rows: usize) -> Result<usize> {
-    let (atomic, mut writer) = AtomicFile::create(output)?;
+/// Runs one Python child on `files` (listing, output and log named `name` in `work`): how many
+/// files it finished, and the message of the file that ended it early, if one did.
+#[allow(clippy::too_many_arguments)]
+fn run_child(
+    request: &ExtractRequest<'_>,
+    work: &Path,
+    sink: &Path,
+    converted: &HashMap<PathBuf, PathBuf>,
+    files: &[AudioFile],
+    name: &str,
+    done: &AtomicUsize,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<(usize, Option<String>)> {
+    let listing = work.join(format!("{name}.tsv"));
+    let mut text = String::new();
+    for file in files {
+        let audio = converted.get(&file.path).unwrap_or(&file.path);
+        let path = audio.to_str().ok_or_else(|| {
+            FeatureError::Extraction(format!("{}: the path is not UTF-8", file.path.display()))
+        })?;
+        let (start, end) = file
+            .segment
+            .map_or((String::new(), String::new()), |(start, end)| {
+                (start.to_string(), end.to_string())
+            });
+        text.push_str(&format!("{}\t{path}\t{start}\t{end}\n", file.id));
+    }
+    std::fs::write(&listing, text).map_err(io_error(&listing))?;
+    let output = work.join(format!("{name}.csv"));
+    let log = work.join(format!("{name}.log"));
+    let stderr = std::fs::File::create(&log).map_err(io_error(&log))?;
+    let mut child = Command::new(request.python)
+        .arg("-c")
+        .arg(SCRIPT)
+        .arg(request.feature_set.config())
+        .arg(sink)
+        .arg(&listing)
+        .arg(&output)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .map_err(|source| {
+            FeatureError::Extraction(format!(
+                "cannot run {} ({source}); set EMOCYCLE_PYTHON to a Python with the opensmile \
+                 package, or run `just setup`",
+                request.python.display()
+            ))
+        })?;
+    let mut finished = 0;
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines().map_while(|l| l.ok()) {
+            if line.starts_with("done ") {
+                finished += 1;
+                progress(done.fetch_add(1, Ordering::Relaxed) + 1);
+            }
+        }
+    }
+    let status = child.wait().map_err(io_error(request.python))?;
+    if status.success() {
+        return Ok((finished, None));
+    }
+    let mut message = String::new();
+    let _ = std::fs::File::open(&log).and_then(|mut file| file.read_to_string(&mut message));
+    let message = message
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    // The file it stopped at, named as the user gave it (not a converted SPHERE copy).
+    let at = files
+        .get(finished)
+        .map_or(String::new(), |file| format!("{}: ", file.path.display()));
+    Ok((
+        finished,
+        Some(if message.is_empty() {
+            format!("{at}openSMILE stopped ({status}) without a message")
+        } else {
+            format!("{at}{message}")
+        }),
+    ))
+}
+
+/// Writes `output` atomically (gzip when its name ends in `.gz`): the header, an earlier
+/// output's rows, then the parts' rows; checks that the new files gave one row each and that
+/// every header agrees.
+fn merge(
+    parts: &[PathBuf],
+    earlier: Option<&(String, HashSet<String>)>,
+    output: &Path,
+    expected_rows: usize,
+) -> Result<usize> {
+    let (atomic, mut file) = AtomicFile::create(output)?;
+    let gzip = output
+        .extension()
+        .is_some_and(|ext| ext.eq_ignore_ascii_case("gz"));
+    let mut writer: Box<dyn Write> = if gzip {
+        Box::new(flate2::write::GzEncoder::new(
+            &mut file,
+            flate2::Compression::default(),
+        ))
+    } else {
+        Box::new(&mut file)
+    };
     let mut header: Option<String> = None;
     let mut rows = 0;
+    let mut kept = 0;
+    if let Some((earlier_header, _)) = earlier {
+        writeln!(writer, "{earlier_header}").map_err(io_error(output))?;
+        header = Some(earlier_header.clone());
+        for line in text_lines(output)?.skip(1) {
+            let line = line.map_err(io_error(output))?;
+            if !line.is_empty() {
+                writeln!(writer, "{line}").map_err(io_error(output))?;
+                kept += 1;
+            }
+        }
+    }
     for part in parts {
+        // A part whose every file was skipped has no file at all.
+        if !part.is_file() {
+            continue;
+        }
         let file = std::fs::File::open(part).map_err(io_error(part))?;
         let mut lines = BufReader::new(file).lines();
         let first = lines
@@ -536,6 +703,13 @@ fn merge(parts: &[PathBuf], output: &Path, expected_rows: usize) -> Result<usize
             None => {
                 writeln!(writer, "{first}").map_err(io_error(output))?;
                 header = Some(first);
+            }
+            Some(header) if earlier.is_some() && *header != first => {
+                return Err(FeatureError::Extraction(format!(
+                    "{} holds other features than this extraction (another feature set?): \
+                     remove it or extract with --force",
+                    output.display()
+                )));
             }
             Some(header) if *header != first => {
                 return Err(FeatureError::Extraction(
@@ -557,6 +731,13 @@ fn merge(parts: &[PathBuf], output: &Path, expected_rows: usize) -> Result<usize
             "openSMILE wrote {rows} rows for {expected_rows} files"
         )));
     }
-    atomic.commit(writer)?;
-    Ok(rows)
+    if header.is_none() {
+        return Err(FeatureError::Extraction(
+            "openSMILE could read none of the files".to_string(),
+        ));
+    }
+    writer.flush().map_err(io_error(output))?;
+    drop(writer);
+    atomic.commit(file)?;
+    Ok(kept + rows)
 }

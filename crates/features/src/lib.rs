@@ -55,7 +55,9 @@ pub const CODE_FINGERPRINT: &str = env!("EMOCYCLE_CODE_FINGERPRINT");
 
 pub use emotion::{Emotion, LabelMap};
 pub use error::{FeatureError, FeatureMismatch, Location, Result};
-pub use extract::{AudioFile, ExtractRequest, FeatureSet, audio_files, default_python, extract};
+pub use extract::{
+    AudioFile, ExtractReport, ExtractRequest, FeatureSet, audio_files, default_python, extract,
+};
 pub use folds::{Fold, Part, leave_one_session_out, stratified_split};
 pub use manifest::{LabelRow, Manifest, label_files, read_manifest};
 pub use matrix::FeatureMatrix;

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use emocycle_features::{
-    ExtractRequest, FeatureSet, Layout, ReadOptions, audio_files, default_python, extract,
-    read_feature_file, read_header,
+    ExtractReport, ExtractRequest, FeatureSet, Layout, ReadOptions, audio_files, default_python,
+    extract, read_feature_file, read_header,
 };
 
 /// 16 kHz samples of `seconds` of a vibrato tone at `f0` Hz with a little noise.
@@ -86,6 +86,16 @@ fn write_wav(path: &Path, f0: f64, seconds: f64) {
 }
 
 fn run(input: &Path, output: &Path, feature_set: FeatureSet, jobs: usize) -> Result<usize, String> {
+    run_with(input, output, feature_set, jobs, false).map(|report| report.rows)
+}
+
+fn run_with(
+    input: &Path,
+    output: &Path,
+    feature_set: FeatureSet,
+    jobs: usize,
+    skip_unreadable: bool,
+) -> Result<ExtractReport, String> {
     let files = audio_files(input).map_err(|e| e.to_string())?;
     let python = default_python();
     extract(
@@ -95,6 +105,8 @@ fn run(input: &Path, output: &Path, feature_set: FeatureSet, jobs: usize) -> Res
             output,
             python: &python,
             jobs,
+            skip_unreadable,
+            force: false,
         },
         &|_| {},
     )
@@ -208,6 +220,8 @@ fn egemaps_of_a_flat_directory_and_errors_that_name_the_file() {
             output: &broken,
             python: &missing,
             jobs: 1,
+            skip_unreadable: false,
+            force: false,
         },
         &|_| {},
     )
@@ -313,4 +327,55 @@ fn ted_lium_segments_are_cut_from_sphere_audio_in_either_byte_order() {
         message.contains("no audio for talk \"NoSuchTalk\""),
         "{message}"
     );
+}
+
+#[test]
+fn a_rerun_extracts_only_new_files_and_gzip_unreadable_and_mixed_sets_are_handled() {
+    let dir = tempfile::tempdir().unwrap();
+    let wavs = dir.path().join("wavs");
+    write_wav(&wavs.join("a.wav"), 150.0, 1.0);
+    write_wav(&wavs.join("b.wav"), 250.0, 1.0);
+    let output = dir.path().join("out.csv.gz");
+    let first = run_with(&wavs, &output, FeatureSet::Egemaps, 2, false).unwrap();
+    assert_eq!((first.rows, first.extracted, first.kept), (2, 2, 0));
+    // gzip, read as any other feature file.
+    assert_eq!(std::fs::read(&output).unwrap()[..2], [0x1f, 0x8b]);
+    let table = read_feature_file(&output, &ReadOptions::default()).unwrap();
+    assert_eq!(table.ids, ["a", "b"]);
+
+    // Nothing new: nothing extracted. One new file: only it, after the kept rows.
+    let again = run_with(&wavs, &output, FeatureSet::Egemaps, 2, false).unwrap();
+    assert_eq!((again.rows, again.extracted, again.kept), (2, 0, 2));
+    write_wav(&wavs.join("0.wav"), 180.0, 1.0);
+    let more = run_with(&wavs, &output, FeatureSet::Egemaps, 2, false).unwrap();
+    assert_eq!((more.rows, more.extracted, more.kept), (3, 1, 2));
+    let table = read_feature_file(&output, &ReadOptions::default()).unwrap();
+    assert_eq!(table.ids, ["a", "b", "0"]);
+
+    // Another feature set into the same file is refused; the file is untouched.
+    write_wav(&wavs.join("c.wav"), 200.0, 1.0);
+    let message = run_with(&wavs, &output, FeatureSet::Is10, 1, false).unwrap_err();
+    assert!(message.contains("holds other features"), "{message}");
+    assert_eq!(
+        read_feature_file(&output, &ReadOptions::default())
+            .unwrap()
+            .ids
+            .len(),
+        3
+    );
+
+    // An unreadable file is listed and left out when asked, and stops the run otherwise.
+    std::fs::write(wavs.join("d.wav"), b"not audio").unwrap();
+    let fresh = dir.path().join("fresh.csv");
+    let report = run_with(&wavs, &fresh, FeatureSet::Egemaps, 2, true).unwrap();
+    assert_eq!((report.rows, report.extracted), (4, 4));
+    assert_eq!(report.skipped.len(), 1, "{:?}", report.skipped);
+    assert!(report.skipped[0].0.ends_with("d.wav"));
+    assert!(
+        report.skipped[0].1.contains("Error reading"),
+        "{:?}",
+        report.skipped
+    );
+    let table = read_feature_file(&fresh, &ReadOptions::default()).unwrap();
+    assert_eq!(table.ids, ["0", "a", "b", "c"]);
 }

@@ -11,8 +11,11 @@ layout (`name;frameTime;<features>`).
 CONFIG is the configuration's path below the wheel's `core/config/`, SINK the sink include,
 LIST a UTF-8 file of `<id>\t<path>\t<start>\t<end>` lines (start and end in seconds, empty
 for the whole file), OUTPUT the CSV to write (the header comes with the
-first file). One line `done <n>` per finished file goes to stdout; on failure the file and
-openSMILE's message go to stderr and the exit status is 1.
+first file). One line `done <n>` per finished file goes to stdout. A file openSMILE cannot
+read ends the run: the file and openSMILE's message go to stderr and the exit status is 1. (The
+library cannot be trusted to go on in the same process after a failed file: with some
+configurations it then frees memory twice. `emocycle extract --skip-unreadable` starts a new
+process after the file instead.)
 """
 
 import ctypes
@@ -91,22 +94,22 @@ def main():
         smile = lib.smile_new()
         if not smile:
             sys.exit("error: openSMILE could not create an instance")
-        try:
-            step = "read"
-            status = lib.smile_initialize(
-                smile, config_path.encode("utf-8"), len(options), array, 0, 0, 0, None
+        step = "read"
+        status = lib.smile_initialize(
+            smile, config_path.encode("utf-8"), len(options), array, 0, 0, 0, None
+        )
+        if status == 0:
+            step, status = "process", lib.smile_run(smile)
+        if status != 0:
+            message = lib.smile_error_msg(smile)
+            detail = f": {message.decode('utf-8', 'replace')}" if message else ""
+            sys.stderr.write(
+                f"error: {path}: openSMILE could not {step} it (status {status}){detail}\n"
             )
-            if status == 0:
-                step, status = "process", lib.smile_run(smile)
-            if status != 0:
-                message = lib.smile_error_msg(smile)
-                detail = f": {message.decode('utf-8', 'replace')}" if message else ""
-                sys.stderr.write(
-                    f"error: {path}: openSMILE could not {step} it (status {status}){detail}\n"
-                )
-                sys.exit(1)
-        finally:
-            lib.smile_free(smile)
+            sys.stderr.flush()
+            # Not smile_free: after a failed start it can abort the process.
+            os._exit(1)
+        lib.smile_free(smile)
         print(f"done {number + 1}", flush=True)
 
 
