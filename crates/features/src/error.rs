@@ -112,6 +112,8 @@ pub struct FeatureMismatch {
     pub theirs: String,
     /// Feature counts of both.
     pub widths: (usize, usize),
+    /// The openSMILE sets both lists were recognised as ([`crate::feature_set_of`]).
+    pub sets: (Option<&'static str>, Option<&'static str>),
 }
 
 impl std::fmt::Display for FeatureMismatch {
@@ -142,6 +144,17 @@ impl FeatureMismatch {
     /// What the first difference says about the two files, where it says something: two
     /// openSMILE configurations that share their functionals but not their settings.
     pub fn explanation(&self) -> Option<String> {
+        if let (Some(ours), Some(theirs)) = self.sets
+            && ours != theirs
+            && self.widths.0 != self.widths.1
+        {
+            return Some(format!(
+                "{} holds openSMILE's {ours} set and {} the {theirs} set: extract both corpora \
+                 with one configuration (`emocycle extract --feature-set`)",
+                self.path.display(),
+                self.reference.display()
+            ));
+        }
         let set_of = |name: &str| {
             if name.starts_with(EMOBASE2010_MFCC) {
                 Some("emobase2010")
@@ -214,6 +227,7 @@ mod tests {
             ours: ours.to_string(),
             theirs: theirs.to_string(),
             widths,
+            sets: (None, None),
         }
     }
 
@@ -253,5 +267,19 @@ mod tests {
         ] {
             assert_eq!(mismatch(ours, theirs, widths).explanation(), None);
         }
+        // Sets recognised by their whole lists: named when they differ.
+        let mixed = FeatureMismatch {
+            sets: (Some("eGeMAPS"), Some("IS10")),
+            ..mismatch(
+                "F0semitoneFrom27.5Hz_sma3nz_amean",
+                "pcm_loudness_sma_maxPos",
+                (88, 1582),
+            )
+        };
+        let message = mixed.explanation().unwrap();
+        assert!(
+            message.contains("tedlium_is10.csv holds openSMILE's eGeMAPS set and iemocap_emobase2010.csv the IS10 set"),
+            "{message}"
+        );
     }
 }

@@ -10,8 +10,8 @@
 //! **Writes**, below a run's `features/` directory ([`FeatureLayout`]):
 //! - `<corpus>.parquet`: `utterance_id, corpus, session, speaker, emotion` (strings; null where
 //!   unknown), any extra manifest columns, then the features as float32 under their openSMILE
-//!   names, in file order. Footer: config, input files with sha256, layout, feature names, label
-//!   map, counts, code version.
+//!   names, in file order. Footer: config, input files with sha256, layout, feature names, the
+//!   openSMILE set they are when recognised ([`feature_set_of`]), label map, counts, code version.
 //! - `<corpus>.folds.parquet` (leave-one-session-out corpora): `utterance_id, session, fold`.
 //! - `<corpus>.split.parquet` (cross-corpus sets): `utterance_id, emotion, split` (`dev`/`test`),
 //!   per-class stratified and seeded.
@@ -68,7 +68,7 @@ pub use reader::{
 };
 pub use stage::{
     CorpusReport, CorpusSpec, FeatureLayout, FeaturesConfig, FoldScheme, SplitSpec, check_corpora,
-    check_same_features, ingest_corpus, run_features,
+    check_same_features, feature_set_of, ingest_corpus, run_features,
 };
 pub use training_part::{TargetPart, ensure_no_test_session, load_target_part};
 

@@ -322,6 +322,23 @@ fn read_options(corpus: &CorpusSpec, chunk_rows: usize) -> Result<ReadOptions> {
     })
 }
 
+/// The openSMILE feature set a list of functional names is, by its length and a name only that
+/// set has: `emobase2010`, `IS10`, `IS09`, `emobase`, `eGeMAPS`, `GeMAPS` or `ComParE`; `None`
+/// for anything else (a set of one's own, or LLDs).
+pub fn feature_set_of(names: &[String]) -> Option<&'static str> {
+    let has = |name: &str| names.iter().any(|n| n == name);
+    match names.len() {
+        1582 if has("pcm_fftMag_mfcc_sma[0]_amean") => Some("emobase2010"),
+        1582 if has("mfcc_sma[0]_amean") => Some("IS10"),
+        384 if has("pcm_RMSenergy_sma_max") => Some("IS09"),
+        988 if has("pcm_intensity_sma_max") => Some("emobase"),
+        88 if has("F0semitoneFrom27.5Hz_sma3nz_amean") => Some("eGeMAPS"),
+        62 if has("F0semitoneFrom27.5Hz_sma3nz_amean") => Some("GeMAPS"),
+        6373 if has("audspec_lengthL1norm_sma_range") => Some("ComParE"),
+        _ => None,
+    }
+}
+
 /// Fails with the first differing feature when two files' feature lists differ.
 pub fn check_same_features(
     path: &Path,
@@ -345,6 +362,7 @@ pub fn check_same_features(
             ours: names.get(index).cloned().unwrap_or_default(),
             theirs: reference_names.get(index).cloned().unwrap_or_default(),
             widths: (names.len(), reference_names.len()),
+            sets: (feature_set_of(names), feature_set_of(reference_names)),
         },
     )))
 }
@@ -571,6 +589,9 @@ pub fn ingest_corpus(
             .unwrap_or_default(),
     );
     metadata.insert("emocycle.feature_count", names.len().to_string());
+    if let Some(set) = feature_set_of(&names) {
+        metadata.insert("emocycle.feature_set", set.to_string());
+    }
     metadata.insert_json("emocycle.features", &names);
     metadata.insert_json("emocycle.label_map", &corpus.label_map);
     metadata.insert_json("emocycle.counts", &report);

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use emocycle_features::{
     ExtractReport, ExtractRequest, FeatureSet, Layout, ReadOptions, audio_files, default_python,
-    extract, read_feature_file, read_header,
+    extract, feature_set_of, read_feature_file, read_header,
 };
 
 /// 16 kHz samples of `seconds` of a vibrato tone at `f0` Hz with a little noise.
@@ -158,6 +158,7 @@ fn an_iemocap_tree_gives_is10_rows_named_like_its_labels() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/corpus/labelled.csv.gz");
     let (_, fixture_names) = read_header(&fixture, &ReadOptions::default()).unwrap();
     assert_eq!(table.names, fixture_names);
+    assert_eq!(feature_set_of(&table.names), Some("IS10"));
     let columns = &table.chunks[0].columns;
     assert!(columns.iter().flatten().all(|v| v.is_finite()));
     // Different voices give different functionals (F0's mean among them).
@@ -186,6 +187,7 @@ fn egemaps_of_a_flat_directory_and_errors_that_name_the_file() {
     let table = read_feature_file(&output, &ReadOptions::default()).unwrap();
     assert_eq!(table.ids, ["a", "b"]);
     assert_eq!(table.names.len(), FeatureSet::Egemaps.width());
+    assert_eq!(feature_set_of(&table.names), Some("eGeMAPS"));
 
     // A file openSMILE cannot read: the message names it, and no output is written.
     std::fs::write(flat.join("c.wav"), b"not a wav file").unwrap();

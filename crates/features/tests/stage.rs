@@ -243,9 +243,12 @@ fn the_embedded_corpus_streams_to_the_same_rows_and_statistics_at_any_chunk_size
     let report = run_features(&config, &FeatureLayout::new(small.path()), 61).unwrap();
     run_features(&config, &FeatureLayout::new(large.path()), 4096).unwrap();
     assert_eq!(report[0].rows, 760);
-    let (frame, _) = read_parquet(&FeatureLayout::new(small.path()).corpus("labelled")).unwrap();
+    let (frame, metadata) =
+        read_parquet(&FeatureLayout::new(small.path()).corpus("labelled")).unwrap();
     let (whole, _) = read_parquet(&FeatureLayout::new(large.path()).corpus("labelled")).unwrap();
     assert_eq!(frame, whole);
+    // The embedded corpus is opensmile-python's IS10, and the footer says so.
+    assert_eq!(metadata.get("emocycle.feature_set"), Some("IS10"));
 
     let test_session = &report[0].folds[0].test_session;
     for (directory, subset) in [(&small, "all"), (&large, "all"), (&small, "fold1-train")] {
