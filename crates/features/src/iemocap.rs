@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 use crate::emotion::LabelMap;
 use crate::error::{FeatureError, Result};
-use crate::manifest::{LabelRow, Manifest};
+use crate::manifest::{LabelRow, Manifest, label_line_text};
 
 /// The header line every EmoEvaluation file opens with.
 const HEADER: &str = "% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]";
@@ -117,19 +117,7 @@ pub(crate) fn read_evaluation(path: &Path, label_map: &LabelMap) -> Result<Manif
             if !raw.starts_with(b"[") {
                 continue;
             }
-            let line = std::str::from_utf8(raw).map_err(|error| {
-                let at = error.valid_up_to();
-                let field = raw[..at].iter().filter(|&&b| b == b'\t').count();
-                FeatureError::parse(
-                    file,
-                    line_number,
-                    COLUMNS.get(field).map(|name| name.to_string()),
-                    format!(
-                        "not UTF-8 at byte {} of the line (IEMOCAP's ids and codes are ASCII)",
-                        at + 1
-                    ),
-                )
-            })?;
+            let line = label_line_text(raw, file, line_number, b'\t', &COLUMNS, "IEMOCAP")?;
             let bad = |column: &str, message: String| {
                 FeatureError::parse(file, line_number, Some(column.to_string()), message)
             };

@@ -55,6 +55,31 @@ impl Manifest {
     }
 }
 
+/// A line of a corpus's own label file as text; bytes that are not UTF-8 are an error naming
+/// the file, the line and the column (by how many `delimiter`s come before them).
+pub(crate) fn label_line_text<'a>(
+    raw: &'a [u8],
+    file: &Path,
+    line: u64,
+    delimiter: u8,
+    columns: &[&str],
+    corpus: &str,
+) -> Result<&'a str> {
+    std::str::from_utf8(raw).map_err(|error| {
+        let at = error.valid_up_to();
+        let field = raw[..at].iter().filter(|&&b| b == delimiter).count();
+        FeatureError::parse(
+            file,
+            line,
+            columns.get(field).map(|name| name.to_string()),
+            format!(
+                "not UTF-8 at byte {} of the line ({corpus}'s ids and codes are ASCII)",
+                at + 1
+            ),
+        )
+    })
+}
+
 const ID: &str = "utterance_id";
 const EMOTION: &str = "emotion";
 const SESSION: &str = "session";

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 use crate::emotion::LabelMap;
 use crate::error::{FeatureError, Result};
-use crate::manifest::{LabelRow, Manifest};
+use crate::manifest::{LabelRow, Manifest, label_line_text};
 
 /// The label file's name in the corpus's top directory.
 pub(crate) const FILE_NAME: &str = "Evaluation.txt";
@@ -97,19 +97,7 @@ pub(crate) fn read_evaluation(path: &Path, label_map: &LabelMap) -> Result<Manif
         if !raw.starts_with(VIDEO_PREFIX.as_bytes()) {
             continue;
         }
-        let line = std::str::from_utf8(raw).map_err(|error| {
-            let at = error.valid_up_to();
-            let field = raw[..at].iter().filter(|&&b| b == b';').count();
-            FeatureError::parse(
-                &file,
-                line_number,
-                COLUMNS.get(field).map(|name| name.to_string()),
-                format!(
-                    "not UTF-8 at byte {} of the line (MSP-IMPROV's names and codes are ASCII)",
-                    at + 1
-                ),
-            )
-        })?;
+        let line = label_line_text(raw, &file, line_number, b';', &COLUMNS, "MSP-IMPROV")?;
         let bad = |column: &str, message: String| {
             FeatureError::parse(&file, line_number, Some(column.to_string()), message)
         };
