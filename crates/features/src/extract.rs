@@ -14,9 +14,10 @@
 //!
 //! Hidden files (macOS's `._*` copies) are skipped; two rows with one id are an error.
 //!
-//! **Writes** one CSV in SMILExtract's layout (`name;frameTime;<features>`, the name quoted),
-//! one row per file in path order, atomically, which the feature stage reads like any
-//! SMILExtract output.
+//! **Writes** one CSV in SMILExtract's layout (`name;frameTime;<features>`, the name quoted;
+//! gzip when its name ends in `.gz`), one row per utterance, atomically, which the feature stage
+//! reads like any SMILExtract output. Written again, it keeps its rows and adds those of the
+//! utterances it lacks, in path order after them.
 //!
 //! openSMILE runs in Python children (`assets/extract/smile.py`, embedded in the binary): each
 //! loads `libSMILEapi` from the `opensmile` wheel (`pip install --no-deps opensmile==2.6.0`,
