@@ -136,6 +136,7 @@ pub(crate) fn features(config: &Path, nan: Option<NanPolicy>, force: bool) -> Re
 /// The options of `emocycle extract`.
 pub(crate) struct ExtractArgs {
     pub(crate) feature_set: emocycle_features::FeatureSet,
+    pub(crate) smile_config: Option<std::path::PathBuf>,
     pub(crate) jobs: usize,
     pub(crate) python: Option<std::path::PathBuf>,
     pub(crate) skip_unreadable: bool,
@@ -153,6 +154,7 @@ pub(crate) fn extract(input: &Path, output: &Path, args: &ExtractArgs) -> Result
     let request = emocycle_features::ExtractRequest {
         files: &files,
         feature_set: args.feature_set,
+        smile_config: args.smile_config.as_deref(),
         output,
         python: &python,
         jobs: parallel::worker_count(args.jobs),
@@ -169,7 +171,7 @@ pub(crate) fn extract(input: &Path, output: &Path, args: &ExtractArgs) -> Result
         "extract: {} rows x {} features in {} ({} extracted now, {} kept from before, {} left \
          out) in {:.1} s",
         report.rows,
-        args.feature_set.width(),
+        report.features,
         output.display(),
         report.extracted,
         report.kept,

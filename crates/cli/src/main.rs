@@ -61,6 +61,11 @@ enum Command {
         /// `is10` (the paper's 1582 functionals, IS10 settings), `egemaps` or `compare`.
         #[arg(long, default_value = "is10")]
         feature_set: FeatureSetArg,
+        /// An openSMILE configuration of your own instead (e.g. openSMILE's
+        /// `config/emobase/emobase2010.conf`, the paper's set); it must take its input and
+        /// output through the `source` and `sink` includes, as openSMILE 3's configurations do.
+        #[arg(long, conflicts_with = "feature_set")]
+        smile_config: Option<PathBuf>,
         /// openSMILE processes run side by side; 0: one per core.
         #[arg(long, default_value_t = 0)]
         jobs: usize,
@@ -262,6 +267,7 @@ fn main() -> ExitCode {
             input,
             output,
             feature_set,
+            smile_config,
             jobs,
             python,
             skip_unreadable,
@@ -271,6 +277,7 @@ fn main() -> ExitCode {
             &output,
             &commands::ExtractArgs {
                 feature_set: feature_set.into(),
+                smile_config,
                 jobs,
                 python,
                 skip_unreadable,

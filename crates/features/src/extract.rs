@@ -384,6 +384,11 @@ pub struct ExtractRequest<'a> {
     pub files: &'a [AudioFile],
     /// The feature set.
     pub feature_set: FeatureSet,
+    /// An openSMILE configuration of the user's instead of `feature_set`'s (the paper's
+    /// `emobase2010.conf` from openSMILE's sources, which the wheel does not ship). It must read
+    /// its input and write its functionals through the `source` and `sink` includes, as
+    /// openSMILE 3's standard configurations do, and names its functionals level `func`.
+    pub smile_config: Option<&'a Path>,
     /// The CSV to write.
     pub output: &'a Path,
     /// A Python with the `opensmile` wheel ([`default_python`]).
@@ -405,6 +410,8 @@ pub struct ExtractReport {
     pub extracted: usize,
     /// Rows kept from an earlier run's output.
     pub kept: usize,
+    /// Features per row (from the output's header).
+    pub features: usize,
     /// Files left out (`skip_unreadable`), with openSMILE's message.
     pub skipped: Vec<(PathBuf, String)>,
 }
@@ -464,6 +471,14 @@ pub fn extract(
             "no audio file to extract".to_string(),
         ));
     }
+    if let Some(config) = request.smile_config
+        && !config.is_file()
+    {
+        return Err(FeatureError::Extraction(format!(
+            "{}: no such openSMILE configuration",
+            config.display()
+        )));
+    }
     let earlier = if !request.force && request.output.is_file() {
         Some(existing_output(request.output)?)
     } else {
@@ -484,6 +499,9 @@ pub fn extract(
             rows: kept,
             extracted: 0,
             kept,
+            features: earlier
+                .as_ref()
+                .map_or(0, |(header, _)| header_width(header)),
             skipped: Vec::new(),
         });
     }
@@ -561,13 +579,19 @@ pub fn extract(
         .collect();
     let outputs: Vec<PathBuf> = parts.into_iter().flat_map(|(outputs, _)| outputs).collect();
     let extracted = files.len() - skipped.len();
-    let rows = merge(&outputs, earlier.as_ref(), request.output, extracted)?;
+    let (rows, header) = merge(&outputs, earlier.as_ref(), request.output, extracted)?;
     Ok(ExtractReport {
         rows,
         extracted,
         kept,
+        features: header_width(&header),
         skipped,
     })
+}
+
+/// Features in a SMILExtract CSV header (`name;frameTime;<features>`).
+fn header_width(header: &str) -> usize {
+    header.split(';').count().saturating_sub(2)
 }
 
 /// Runs one Python child on `files` (listing, output and log named `name` in `work`): how many
@@ -604,7 +628,10 @@ fn run_child(
     let mut child = Command::new(request.python)
         .arg("-c")
         .arg(SCRIPT)
-        .arg(request.feature_set.config())
+        .arg(request.smile_config.map_or_else(
+            || PathBuf::from(request.feature_set.config()),
+            Path::to_path_buf,
+        ))
         .arg(sink)
         .arg(&listing)
         .arg(&output)
@@ -661,7 +688,7 @@ fn merge(
     earlier: Option<&(String, HashSet<String>)>,
     output: &Path,
     expected_rows: usize,
-) -> Result<usize> {
+) -> Result<(usize, String)> {
     let (atomic, mut file) = AtomicFile::create(output)?;
     let gzip = output
         .extension()
@@ -732,13 +759,13 @@ fn merge(
             "openSMILE wrote {rows} rows for {expected_rows} files"
         )));
     }
-    if header.is_none() {
+    let Some(header) = header else {
         return Err(FeatureError::Extraction(
             "openSMILE could read none of the files".to_string(),
         ));
-    }
+    };
     writer.flush().map_err(io_error(output))?;
     drop(writer);
     atomic.commit(file)?;
-    Ok(kept + rows)
+    Ok((kept + rows, header))
 }

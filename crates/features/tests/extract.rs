@@ -107,6 +107,7 @@ fn run_with(
             jobs,
             skip_unreadable,
             force: false,
+            smile_config: None,
         },
         &|_| {},
     )
@@ -224,6 +225,7 @@ fn egemaps_of_a_flat_directory_and_errors_that_name_the_file() {
             jobs: 1,
             skip_unreadable: false,
             force: false,
+            smile_config: None,
         },
         &|_| {},
     )
@@ -380,4 +382,56 @@ fn a_rerun_extracts_only_new_files_and_gzip_unreadable_and_mixed_sets_are_handle
     );
     let table = read_feature_file(&fresh, &ReadOptions::default()).unwrap();
     assert_eq!(table.ids, ["0", "a", "b", "c"]);
+}
+
+#[test]
+fn a_configuration_of_ones_own_is_run_like_the_built_in_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let wavs = dir.path().join("wavs");
+    write_wav(&wavs.join("a.wav"), 150.0, 1.0);
+    write_wav(&wavs.join("b.wav"), 240.0, 1.2);
+    let files = audio_files(&wavs).unwrap();
+    let python = default_python();
+    // The wheel's own IS10 configuration, given by its path as a user's would be.
+    let package = std::process::Command::new(&python)
+        .args([
+            "-c",
+            "import importlib.util; print(list(importlib.util.find_spec('opensmile').submodule_search_locations)[0])",
+        ])
+        .output()
+        .unwrap();
+    let package = PathBuf::from(String::from_utf8(package.stdout).unwrap().trim());
+    let config = package.join("core/config/is09-13/IS10_paraling_compat.conf");
+    let run = |output: &Path, smile_config: Option<&Path>| {
+        extract(
+            &ExtractRequest {
+                files: &files,
+                feature_set: FeatureSet::Egemaps,
+                smile_config,
+                output,
+                python: &python,
+                jobs: 1,
+                skip_unreadable: false,
+                force: false,
+            },
+            &|_| {},
+        )
+    };
+    let own = dir.path().join("own.csv");
+    let report = run(&own, Some(&config)).unwrap();
+    assert_eq!((report.rows, report.features), (2, 1582));
+    let built_in = dir.path().join("built_in.csv");
+    run_with(&wavs, &built_in, FeatureSet::Is10, 1, false).unwrap();
+    assert_eq!(
+        std::fs::read(&own).unwrap(),
+        std::fs::read(&built_in).unwrap()
+    );
+    let missing = dir.path().join("emobase2010.conf");
+    let message = run(&dir.path().join("x.csv"), Some(&missing))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("no such openSMILE configuration"),
+        "{message}"
+    );
 }

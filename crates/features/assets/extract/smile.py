@@ -8,7 +8,7 @@ layout (`name;frameTime;<features>`).
 
     python smile.py CONFIG SINK LIST OUTPUT
 
-CONFIG is the configuration's path below the wheel's `core/config/`, SINK the sink include,
+CONFIG is the configuration's path below the wheel's `core/config/` (or an absolute path), SINK the sink include,
 LIST a UTF-8 file of `<id>\t<path>\t<start>\t<end>` lines (start and end in seconds, empty
 for the whole file), OUTPUT the CSV to write (the header comes with the
 first file). One line `done <n>` per finished file goes to stdout. A file openSMILE cannot
@@ -71,7 +71,7 @@ def main():
     shared = os.path.join(root, "config", "shared")
     config_path = os.path.join(root, "config", config)
     if not os.path.isfile(config_path):
-        sys.exit(f"error: {config_path} is missing from the opensmile package")
+        sys.exit(f"error: the openSMILE configuration {config_path} does not exist")
     with open(listing, encoding="utf-8") as rows:
         files = [line.rstrip("\n").split("\t") for line in rows if line.strip()]
     for number, (utterance, path, start, end) in enumerate(files):
