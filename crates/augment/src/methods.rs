@@ -97,6 +97,23 @@ impl SyntheticRows {
         }
     }
 
+    /// Appends `parent + u * (neighbour - parent)`, with its provenance (SMOTE, mixup).
+    pub(crate) fn push_interpolated(
+        &mut self,
+        real: &RealRows,
+        emotion: Emotion,
+        parent: usize,
+        neighbour: usize,
+        u: f32,
+    ) {
+        let values = real
+            .row(parent)
+            .iter()
+            .zip(real.row(neighbour))
+            .map(|(&x, &n)| x + u * (n - x));
+        self.push(emotion, values, Some(parent), Some(neighbour), Some(u));
+    }
+
     /// Number of rows.
     pub fn rows(&self) -> usize {
         self.labels.len()
@@ -366,12 +383,7 @@ pub fn smote(
             let parent = members[which];
             let neighbour = neighbours[which][rng.below(k_used as u64) as usize];
             let u = uniform_f32(&mut rng);
-            let values = real
-                .row(parent)
-                .iter()
-                .zip(real.row(neighbour))
-                .map(|(&x, &n)| x + u * (n - x));
-            out.push(emotion, values, Some(parent), Some(neighbour), Some(u));
+            out.push_interpolated(real, emotion, parent, neighbour, u);
         }
     }
     Ok(out)
@@ -399,12 +411,7 @@ pub fn mixup(
             let parent = members[rng.below(members.len() as u64) as usize];
             let partner = members[rng.below(members.len() as u64) as usize];
             let u = (1.0 - beta_symmetric(&mut rng, alpha)) as f32;
-            let values = real
-                .row(parent)
-                .iter()
-                .zip(real.row(partner))
-                .map(|(&x, &y)| x + u * (y - x));
-            out.push(emotion, values, Some(parent), Some(partner), Some(u));
+            out.push_interpolated(real, emotion, parent, partner, u);
         }
     }
     Ok(out)

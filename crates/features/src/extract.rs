@@ -37,6 +37,7 @@ use emocycle_artifact::AtomicFile;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{FeatureError, Result};
+use crate::reader::segment_id;
 
 const SCRIPT: &str = include_str!("../assets/extract/smile.py");
 const SINK: &str = include_str!("../assets/extract/csv_sink.conf.inc");
@@ -242,7 +243,7 @@ fn segments(transcripts: &[PathBuf]) -> Result<Vec<AudioFile>> {
                         format!("no audio for talk {talk:?} (looked for ../sph/{talk}.sph, {talk}.sph and {talk}.wav)"),
                     )
                 })?;
-            let id = format!("{talk}@{}-{}", seconds_text(start), seconds_text(end));
+            let id = segment_id(talk, start, Some(end));
             if let Some((first, line)) = seen.insert(id.clone(), (stm.clone(), index + 1)) {
                 return Err(bad(
                     "start",
@@ -266,11 +267,6 @@ fn segments(transcripts: &[PathBuf]) -> Result<Vec<AudioFile>> {
         )));
     }
     Ok(audio)
-}
-
-/// Seconds as the shortest decimal text, to the millisecond (`17.82`, `0`).
-fn seconds_text(seconds: f64) -> String {
-    format!("{}", (seconds * 1e3).round() / 1e3)
 }
 
 /// Writes the samples of a NIST SPHERE file (TED-LIUM's `.sph`) as a 16-bit PCM WAV.

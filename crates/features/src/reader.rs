@@ -836,6 +836,14 @@ fn seconds_text(seconds: f64) -> String {
     format!("{}", (seconds * 1e6).round() / 1e6)
 }
 
+/// The id of a segment of an audio file: `<stem>@<start>-<end>` in seconds (`talk@2.5-4.75`;
+/// nothing after `-` for a segment without an end). opensmile-python's segments and TED-LIUM's
+/// are named alike.
+pub(crate) fn segment_id(stem: &str, start: f64, end: Option<f64>) -> String {
+    let end = end.map(seconds_text).unwrap_or_default();
+    format!("{stem}@{}-{end}", seconds_text(start))
+}
+
 /// The utterance id of a data line: the first field as written, or, in opensmile-python's
 /// layout, what [`UtteranceIds`] says from `file`, `start` and `end` (`skipped`: the two
 /// fields with the delimiter between them).
@@ -882,8 +890,7 @@ fn row_id(header: &Header, raw: &[u8], skipped: &[u8], path: &Path, line: u64) -
     if header.ids == UtteranceIds::Stem {
         return Ok(stem.to_string());
     }
-    let end = end.map(seconds_text).unwrap_or_default();
-    Ok(format!("{stem}@{}-{end}", seconds_text(start)))
+    Ok(segment_id(stem, start, end))
 }
 
 fn parse_piece(
