@@ -202,6 +202,36 @@ fn gan_scopes(pipeline: &Pipeline, only: Option<&str>) -> Result<Vec<Scope>> {
     }
 }
 
+/// The generator seeds to run: `--gan-seed` when given (checked against `gan.seeds`), else all.
+fn gan_seeds(pipeline: &Pipeline, only: Option<u32>) -> Result<Vec<u32>> {
+    let all = pipeline.gan_seeds();
+    match only {
+        None => Ok(all.collect()),
+        Some(seed) => {
+            anyhow::ensure!(
+                all.contains(&seed),
+                "--gan-seed {seed}: this pipeline trains gan.seeds = {} generator seeds, 0 to {}",
+                all.end,
+                all.end - 1
+            );
+            Ok(vec![seed])
+        }
+    }
+}
+
+/// `fold2`, `fold2 lambda_cls=2` or `fold2 lambda_cls=2 gan_seed=1`: how progress lines name a
+/// run (the seed only where the pipeline has several).
+fn run_label(pipeline: &Pipeline, scope: &Scope, lambda: Option<f64>, gan_seed: u32) -> String {
+    let mut label = scope.name();
+    if let Some(lambda) = lambda {
+        label.push_str(&format!(" lambda_cls={lambda}"));
+    }
+    if pipeline.config.gan.seeds > 1 {
+        label.push_str(&format!(" gan_seed={gan_seed}"));
+    }
+    label
+}
+
 fn progress_bar(length: u64, prefix: String) -> ProgressBar {
     let bar = ProgressBar::new(length).with_prefix(prefix);
     bar.set_style(
@@ -340,49 +370,59 @@ pub(crate) fn pretrain(config: &Path, run: &GanRunArgs) -> Result<()> {
         );
         return Ok(());
     };
-    let gan_config = pipeline.gan_config(first_lambda);
+    let seeds = gan_seeds(&pipeline, run.gan_seed)?;
     let mut todo = Vec::new();
     for scope in gan_scopes(&pipeline, run.scope.as_deref())? {
-        let dirs = pipeline.gan_dirs(&scope);
-        let expected = Expected {
-            code: emocycle_gan::CODE_FINGERPRINT,
-            config: serde_json::to_value(&gan_config)?,
-            inputs: scope_input_files(&pipeline, &scope),
-        };
-        let record = dirs.pretrain().join("loss_log.parquet");
-        if !run.force
-            && is_fresh(
-                &record,
-                &expected,
-                &[dirs.generators()],
-                gan_key(GanConfig::pretraining_key),
-            )?
-        {
-            eprintln!(
-                "pretrain: {} is up to date (skipped; --force reruns it)",
-                scope.name()
-            );
-            continue;
+        for &gan_seed in &seeds {
+            let dirs = pipeline.gan_dirs(&scope, gan_seed);
+            let expected = Expected {
+                code: emocycle_gan::CODE_FINGERPRINT,
+                config: serde_json::to_value(pipeline.gan_config(first_lambda, gan_seed))?,
+                inputs: scope_input_files(&pipeline, &scope),
+            };
+            let record = dirs.pretrain().join("loss_log.parquet");
+            if !run.force
+                && is_fresh(
+                    &record,
+                    &expected,
+                    &[dirs.generators()],
+                    gan_key(GanConfig::pretraining_key),
+                )?
+            {
+                eprintln!(
+                    "pretrain: {} is up to date (skipped; --force reruns it)",
+                    run_label(&pipeline, &scope, None, gan_seed)
+                );
+                continue;
+            }
+            todo.push((scope.clone(), gan_seed));
         }
-        todo.push(scope);
     }
     let workers = child_workers(run.jobs, device, todo.len());
     if workers > 1 {
         let jobs = todo
             .iter()
-            .map(|scope| ChildJob {
-                label: scope.name(),
-                args: child_args("pretrain", config, scope, &[], &run.into()),
+            .map(|(scope, gan_seed)| ChildJob {
+                label: run_label(&pipeline, scope, None, *gan_seed),
+                args: child_args(
+                    "pretrain",
+                    config,
+                    scope,
+                    &[("--gan-seed", gan_seed.to_string())],
+                    &run.into(),
+                ),
             })
             .collect();
         return run_in_children("pretrain", jobs, workers);
     }
-    for scope in todo {
-        let dirs = pipeline.gan_dirs(&scope);
+    for (scope, gan_seed) in todo {
+        let dirs = pipeline.gan_dirs(&scope, gan_seed);
+        let gan_config = pipeline.gan_config(first_lambda, gan_seed);
+        let label = run_label(&pipeline, &scope, None, gan_seed);
         let scope_started = Instant::now();
         let bar = progress_bar(
             gan_config.pretrain_epochs as u64,
-            format!("pretrain {}", scope.name()),
+            format!("pretrain {label}"),
         );
         record::worked();
         let outcome = run_pretrain(
@@ -394,15 +434,14 @@ pub(crate) fn pretrain(config: &Path, run: &GanRunArgs) -> Result<()> {
             stage_run(&pipeline, run),
             &mut on_epoch(&bar),
         )
-        .with_context(|| format!("pretraining scope {}", scope.name()))?;
+        .with_context(|| format!("pretraining {label}"))?;
         bar.finish_and_clear();
         let last: Vec<String> = (0..4)
             .filter_map(|pair| outcome.log.iter().rev().find(|record| record.pair == pair))
             .map(|record| format!("{:.4}", record.cycle))
             .collect();
         eprintln!(
-            "pretrain: {} on {} in {:.1} s; final cycle loss per pair {}",
-            scope.name(),
+            "pretrain: {label} on {} in {:.1} s; final cycle loss per pair {}",
             emocycle_torch::device_name(device),
             scope_started.elapsed().as_secs_f64(),
             last.join(" ")
@@ -415,92 +454,88 @@ pub(crate) fn pretrain(config: &Path, run: &GanRunArgs) -> Result<()> {
 pub(crate) fn train(config: &Path, lambda_cls: Option<f64>, run: &GanRunArgs) -> Result<()> {
     let pipeline = load_for_models(config)?;
     let device = run.device.unwrap_or(pipeline.config.device).resolve()?;
-    let lambdas = match lambda_cls {
-        Some(value) => vec![value],
-        None => pipeline.config.gan.lambda_cls.clone(),
-    };
+    let seeds = gan_seeds(&pipeline, run.gan_seed)?;
     let started = Instant::now();
     let mut todo = Vec::new();
     for scope in gan_scopes(&pipeline, run.scope.as_deref())? {
-        let dirs = pipeline.gan_dirs(&scope);
-        for &lambda in &lambdas {
-            let gan_config = pipeline.gan_config(lambda);
-            let mut inputs = scope_input_files(&pipeline, &scope);
-            inputs.push(dirs.generators());
-            let expected = Expected {
-                code: emocycle_gan::CODE_FINGERPRINT,
-                config: serde_json::to_value(&gan_config)?,
-                inputs,
-            };
-            let record = dirs.train(lambda).join("loss_log.parquet");
-            if !run.force
-                && dirs.generators().is_file()
-                && is_fresh(
-                    &record,
-                    &expected,
-                    &[dirs.model(lambda)],
-                    gan_key(GanConfig::training_key),
-                )?
-            {
-                eprintln!(
-                    "train: {} lambda_cls={lambda} is up to date (skipped; --force reruns it)",
-                    scope.name()
-                );
-                continue;
+        for lambda in lambdas(&pipeline, lambda_cls) {
+            for &gan_seed in &seeds {
+                let dirs = pipeline.gan_dirs(&scope, gan_seed);
+                let mut inputs = scope_input_files(&pipeline, &scope);
+                inputs.push(dirs.generators());
+                let expected = Expected {
+                    code: emocycle_gan::CODE_FINGERPRINT,
+                    config: serde_json::to_value(pipeline.gan_config(lambda, gan_seed))?,
+                    inputs,
+                };
+                let record = dirs.train(lambda).join("loss_log.parquet");
+                if !run.force
+                    && dirs.generators().is_file()
+                    && is_fresh(
+                        &record,
+                        &expected,
+                        &[dirs.model(lambda)],
+                        gan_key(GanConfig::training_key),
+                    )?
+                {
+                    eprintln!(
+                        "train: {} is up to date (skipped; --force reruns it)",
+                        run_label(&pipeline, &scope, Some(lambda), gan_seed)
+                    );
+                    continue;
+                }
+                todo.push((scope.clone(), lambda, gan_seed));
             }
-            todo.push((scope.clone(), lambda));
         }
     }
     let workers = child_workers(run.jobs, device, todo.len());
     if workers > 1 {
         let jobs = todo
             .iter()
-            .map(|(scope, lambda)| ChildJob {
-                label: format!("{} lambda_cls={lambda}", scope.name()),
+            .map(|(scope, lambda, gan_seed)| ChildJob {
+                label: run_label(&pipeline, scope, Some(*lambda), *gan_seed),
                 args: child_args(
                     "train",
                     config,
                     scope,
-                    &[("--lambda-cls", lambda.to_string())],
+                    &[
+                        ("--lambda-cls", lambda.to_string()),
+                        ("--gan-seed", gan_seed.to_string()),
+                    ],
                     &run.into(),
                 ),
             })
             .collect();
         return run_in_children("train", jobs, workers);
     }
-    for (scope, lambda) in todo {
-        let dirs = pipeline.gan_dirs(&scope);
-        let gan_config = pipeline.gan_config(lambda);
-        {
-            let run_started = Instant::now();
-            let bar = progress_bar(
-                gan_config.train_epochs as u64,
-                format!("train {} lambda_cls={lambda}", scope.name()),
-            );
-            record::worked();
-            let outcome = run_train(
-                &gan_config,
-                &pipeline.gan_inputs(&scope),
-                &scope,
-                &dirs,
-                device,
-                stage_run(&pipeline, run),
-                &mut on_epoch(&bar),
-            )
-            .with_context(|| format!("training scope {} with lambda_cls {lambda}", scope.name()))?;
-            bar.finish_and_clear();
-            let last = outcome.log.last();
-            eprintln!(
-                "train: {} lambda_cls={lambda} on {} in {:.1} s; final d {:.3} g {:.3} cycle {:.4} cls {:.3}",
-                scope.name(),
-                emocycle_torch::device_name(device),
-                run_started.elapsed().as_secs_f64(),
-                last.map_or(f64::NAN, |r| mean(&r.d)),
-                last.map_or(f64::NAN, |r| mean(&r.g)),
-                last.map_or(f64::NAN, |r| mean(&r.cycle)),
-                last.map_or(f64::NAN, |r| r.cls)
-            );
-        }
+    for (scope, lambda, gan_seed) in todo {
+        let dirs = pipeline.gan_dirs(&scope, gan_seed);
+        let gan_config = pipeline.gan_config(lambda, gan_seed);
+        let label = run_label(&pipeline, &scope, Some(lambda), gan_seed);
+        let run_started = Instant::now();
+        let bar = progress_bar(gan_config.train_epochs as u64, format!("train {label}"));
+        record::worked();
+        let outcome = run_train(
+            &gan_config,
+            &pipeline.gan_inputs(&scope),
+            &scope,
+            &dirs,
+            device,
+            stage_run(&pipeline, run),
+            &mut on_epoch(&bar),
+        )
+        .with_context(|| format!("training {label}"))?;
+        bar.finish_and_clear();
+        let last = outcome.log.last();
+        eprintln!(
+            "train: {label} on {} in {:.1} s; final d {:.3} g {:.3} cycle {:.4} cls {:.3}",
+            emocycle_torch::device_name(device),
+            run_started.elapsed().as_secs_f64(),
+            last.map_or(f64::NAN, |r| mean(&r.d)),
+            last.map_or(f64::NAN, |r| mean(&r.g)),
+            last.map_or(f64::NAN, |r| mean(&r.cycle)),
+            last.map_or(f64::NAN, |r| r.cls)
+        );
     }
     record::closing_line("train", started);
     Ok(())
@@ -513,70 +548,78 @@ fn lambdas(pipeline: &Pipeline, only: Option<f64>) -> Vec<f64> {
     }
 }
 
-fn generate_request(pipeline: &Pipeline, scope: &Scope, lambda: f64) -> GenerateRequest {
+fn generate_request(
+    pipeline: &Pipeline,
+    scope: &Scope,
+    lambda: f64,
+    gan_seed: u32,
+) -> GenerateRequest {
     let inputs = pipeline.gan_inputs(scope);
+    let gan = pipeline.gan_config(lambda, gan_seed);
     GenerateRequest {
         source: inputs.source.clone(),
         inputs,
-        model: pipeline.gan_dirs(scope).model(lambda),
-        gan: pipeline.gan_config(lambda),
+        model: pipeline.gan_dirs(scope, gan_seed).model(lambda),
+        // The generator seed also draws the source rows, so that its spread covers the whole
+        // making of a set; the first seed is the pipeline's, as before there were several.
+        seed: gan.seed,
+        gan,
         scope: scope.clone(),
         lambda_cls: lambda,
-        seed: pipeline.config.seed,
-        output: pipeline.synth_layout().synthetic(scope, lambda),
+        output: pipeline.synth_layout().synthetic(scope, lambda, gan_seed),
     }
 }
 
-pub(crate) fn generate(
-    config: &Path,
-    lambda_cls: Option<f64>,
-    scope: Option<&str>,
-    device: Option<DeviceChoice>,
-    force: bool,
-) -> Result<()> {
+/// `emocycle generate`'s selection and options.
+pub(crate) struct GenerateArgs<'a> {
+    pub(crate) lambda_cls: Option<f64>,
+    pub(crate) scope: Option<&'a str>,
+    pub(crate) gan_seed: Option<u32>,
+    pub(crate) device: Option<DeviceChoice>,
+    pub(crate) force: bool,
+}
+
+pub(crate) fn generate(config: &Path, args: &GenerateArgs) -> Result<()> {
     let pipeline = load_for_models(config)?;
-    let device = device.unwrap_or(pipeline.config.device).resolve()?;
+    let device = args.device.unwrap_or(pipeline.config.device).resolve()?;
     let synth = &pipeline.config.synth;
+    let seeds = gan_seeds(&pipeline, args.gan_seed)?;
     let started = Instant::now();
-    for scope in gan_scopes(&pipeline, scope)? {
-        for lambda in lambdas(&pipeline, lambda_cls) {
-            let request = generate_request(&pipeline, &scope, lambda);
-            anyhow::ensure!(
-                request.model.is_file(),
-                "{} does not exist: train scope {} with lambda_cls {lambda} first",
-                request.model.display(),
-                scope.name()
-            );
-            let expected = Expected {
-                code: emocycle_synth::CODE_FINGERPRINT,
-                config: request.recorded_config(synth),
-                inputs: request.input_files(synth),
-            };
-            if !force && is_fresh(&request.output, &expected, &[], whole)? {
-                eprintln!(
-                    "generate: {} lambda_cls={lambda} is up to date (skipped; --force reruns it)",
-                    scope.name()
+    for scope in gan_scopes(&pipeline, args.scope)? {
+        for lambda in lambdas(&pipeline, args.lambda_cls) {
+            for &gan_seed in &seeds {
+                let label = run_label(&pipeline, &scope, Some(lambda), gan_seed);
+                let request = generate_request(&pipeline, &scope, lambda, gan_seed);
+                anyhow::ensure!(
+                    request.model.is_file(),
+                    "{} does not exist: train {label} first",
+                    request.model.display(),
                 );
-                continue;
+                let expected = Expected {
+                    code: emocycle_synth::CODE_FINGERPRINT,
+                    config: request.recorded_config(synth),
+                    inputs: request.input_files(synth),
+                };
+                if !args.force && is_fresh(&request.output, &expected, &[], whole)? {
+                    eprintln!("generate: {label} is up to date (skipped; --force reruns it)");
+                    continue;
+                }
+                let run_started = Instant::now();
+                let bar = progress_bar(0, format!("generate {label}"));
+                record::worked();
+                let report = generate_set(&request, synth, device, &mut |progress| {
+                    bar.set_length(progress.rows_total as u64);
+                    bar.set_position(progress.rows_done as u64);
+                })
+                .with_context(|| format!("generating {label}"))?;
+                bar.finish_and_clear();
+                eprintln!(
+                    "generate: {label} -> {} synthetic vectors in {:.1} s ({})",
+                    report.rows,
+                    run_started.elapsed().as_secs_f64(),
+                    report.output.display()
+                );
             }
-            let run_started = Instant::now();
-            let bar = progress_bar(0, format!("generate {} lambda_cls={lambda}", scope.name()));
-            record::worked();
-            let report = generate_set(&request, synth, device, &mut |progress| {
-                bar.set_length(progress.rows_total as u64);
-                bar.set_position(progress.rows_done as u64);
-            })
-            .with_context(|| {
-                format!("generating scope {} with lambda_cls {lambda}", scope.name())
-            })?;
-            bar.finish_and_clear();
-            eprintln!(
-                "generate: {} lambda_cls={lambda} -> {} synthetic vectors in {:.1} s ({})",
-                scope.name(),
-                report.rows,
-                run_started.elapsed().as_secs_f64(),
-                report.output.display()
-            );
         }
     }
     record::closing_line("generate", started);
@@ -591,19 +634,22 @@ pub(crate) fn quality(config: &Path, device: Option<DeviceChoice>, force: bool) 
     let mut sets = Vec::new();
     for scope in pipeline.gan_scopes()? {
         for lambda in lambdas(&pipeline, None) {
-            let synthetic = layout.synthetic(&scope, lambda);
-            anyhow::ensure!(
-                synthetic.is_file(),
-                "{} does not exist: run `emocycle generate` first",
-                synthetic.display()
-            );
-            sets.push(QualitySet {
-                inputs: pipeline.gan_inputs(&scope),
-                scope: scope.clone(),
-                method: CYCLEGAN_METHOD.into(),
-                lambda_cls: Some(lambda),
-                synthetic,
-            });
+            for gan_seed in pipeline.gan_seeds() {
+                let synthetic = layout.synthetic(&scope, lambda, gan_seed);
+                anyhow::ensure!(
+                    synthetic.is_file(),
+                    "{} does not exist: run `emocycle generate` first",
+                    synthetic.display()
+                );
+                sets.push(QualitySet {
+                    inputs: pipeline.gan_inputs(&scope),
+                    scope: scope.clone(),
+                    method: CYCLEGAN_METHOD.into(),
+                    lambda_cls: Some(lambda),
+                    gan_seed: Some(gan_seed),
+                    synthetic,
+                });
+            }
         }
         for baseline in &pipeline.config.baselines {
             let synthetic = pipeline.baseline_request(&scope, baseline).output;
@@ -617,6 +663,7 @@ pub(crate) fn quality(config: &Path, device: Option<DeviceChoice>, force: bool) 
                 scope: scope.clone(),
                 method: baseline.name().to_string(),
                 lambda_cls: None,
+                gan_seed: None,
                 synthetic,
             });
         }

@@ -135,6 +135,9 @@ enum Command {
         /// Only this scope: `fold<k>` or `all`.
         #[arg(long)]
         scope: Option<String>,
+        /// Only this generator seed, 0 to `gan.seeds` - 1 (default: every one).
+        #[arg(long)]
+        gan_seed: Option<u32>,
         /// Where to run (auto, cpu, cuda, cuda:N); default: the pipeline's `device`.
         #[arg(long)]
         device: Option<DeviceChoice>,
@@ -238,6 +241,9 @@ pub struct GanRunArgs {
     /// Only this scope: `fold<k>` (trained without fold k's test session) or `all`.
     #[arg(long)]
     pub scope: Option<String>,
+    /// Only this generator seed, 0 to `gan.seeds` - 1 (default: every one).
+    #[arg(long)]
+    pub gan_seed: Option<u32>,
     /// Where to run (auto, cpu, cuda, cuda:N); default: the pipeline's `device`.
     #[arg(long)]
     pub device: Option<DeviceChoice>,
@@ -248,7 +254,7 @@ pub struct GanRunArgs {
     /// Rerun even when the outputs are up to date.
     #[arg(long)]
     pub force: bool,
-    /// Runs (scopes, lambda_cls values) trained at once, each in its own process with one
+    /// Runs (scopes, lambda_cls values, generator seeds) trained at once, each in its own process with one
     /// libtorch thread (or `--threads`); 0: one per core on a CPU, one on a GPU.
     #[arg(long, default_value_t = 0)]
     pub jobs: usize,
@@ -311,9 +317,19 @@ fn main() -> ExitCode {
             config,
             lambda_cls,
             scope,
+            gan_seed,
             device,
             force,
-        } => commands::generate(&config, lambda_cls, scope.as_deref(), device, force),
+        } => commands::generate(
+            &config,
+            &commands::GenerateArgs {
+                lambda_cls,
+                scope: scope.as_deref(),
+                gan_seed,
+                device,
+                force,
+            },
+        ),
         Command::Quality {
             config,
             device,

@@ -155,6 +155,57 @@ fn a_rerun_does_nothing_and_a_change_reruns_only_its_dependants() {
         stderr.contains("evaluate: 6 classifiers trained, 21 reused"),
         "{stderr}"
     );
+
+    // A second generator seed and a second repeat: the first seed's GANs, sets and classifiers
+    // stay; the new seed pretrains (3 folds), trains and generates (3 folds x 2 lambda_cls),
+    // and the classifiers new in seed or repeat train: 78 in all, 27 of them from before.
+    pipeline["gan"]["seeds"] = serde_json::json!(2);
+    pipeline["evaluation"]["repeats"] = serde_json::json!(2);
+    std::fs::write(&path, pipeline.to_string()).unwrap();
+    let stderr = stage(dir.path(), &["pretrain"]);
+    assert_eq!(
+        stderr.matches("gan_seed=0 is up to date").count(),
+        3,
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches(" gan_seed=1 on cpu in ").count(),
+        3,
+        "{stderr}"
+    );
+    let stderr = stage(dir.path(), &["train"]);
+    assert_eq!(
+        stderr.matches("gan_seed=0 is up to date").count(),
+        6,
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches(" gan_seed=1 on cpu in ").count(),
+        6,
+        "{stderr}"
+    );
+    let stderr = stage(dir.path(), &["generate"]);
+    assert_eq!(stderr.matches(" -> ").count(), 6, "{stderr}");
+    assert!(
+        run.join("synth/fold1/lambda_cls-2-seed-1/synthetic.parquet")
+            .is_file()
+    );
+    assert!(
+        run.join("gan/fold3/pretrain-seed-1/generators.safetensors")
+            .is_file()
+    );
+    stage(dir.path(), &["quality"]);
+    let stderr = stage(dir.path(), &["evaluate"]);
+    assert!(
+        stderr.contains("evaluate: 51 classifiers trained, 27 reused"),
+        "{stderr}"
+    );
+    let tables = std::fs::read_to_string(run.join("eval/tables.md")).unwrap();
+    assert!(tables.contains("± classifier | ± generator"), "{tables}");
+    stage(dir.path(), &["report"]);
+    let report = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(report.contains("pool 2 generator seeds"), "{report}");
+    assert!(report.contains("± classifier | ± generator"), "{report}");
 }
 
 /// Every file below `dir` whose name ends in `.tmp`.

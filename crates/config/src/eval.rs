@@ -257,6 +257,9 @@ impl Default for AdamParams {
 fn default_lambda_cls() -> Vec<f64> {
     vec![0.0, 2.0]
 }
+fn default_gan_seeds() -> u32 {
+    1
+}
 fn default_repeats() -> usize {
     5
 }
@@ -289,6 +292,10 @@ pub struct EvalConfig {
     /// The GAN runs to evaluate, one per value (the paper: 0 and 2).
     #[serde(default = "default_lambda_cls")]
     pub lambda_cls: Vec<f64>,
+    /// Generators trained per lambda_cls and scope, from different seeds (`gan.seeds`); each is
+    /// its own synthetic set, and the tables aggregate over them.
+    #[serde(default = "default_gan_seeds")]
+    pub gan_seeds: u32,
     /// Baseline synthetic sets evaluated next to the CycleGAN's, by name
     /// (`synth/<scope>/<name>/synthetic.parquet`).
     #[serde(default)]
@@ -343,6 +350,7 @@ impl Default for EvalConfig {
     fn default() -> Self {
         Self {
             lambda_cls: default_lambda_cls(),
+            gan_seeds: default_gan_seeds(),
             baselines: Vec::new(),
             setups: default_setups(),
             repeats: default_repeats(),
@@ -367,6 +375,9 @@ impl EvalConfig {
         let fail = |message: String| Err(ConfigError::new("evaluation", message));
         if self.repeats == 0 {
             return fail("repeats must be positive".into());
+        }
+        if self.gan_seeds == 0 {
+            return fail("gan_seeds must be positive".into());
         }
         if self.setups.is_empty() {
             return fail("setups must name at least one of real, syn, real+syn".into());
@@ -442,11 +453,14 @@ impl EvalConfig {
         }
     }
 
-    /// Every synthetic source: the CycleGAN of each lambda_cls, then the baselines.
+    /// Every synthetic source: the CycleGAN of each lambda_cls and generator seed, then the
+    /// baselines.
     pub fn sources(&self) -> Vec<SyntheticSource> {
         self.lambda_cls
             .iter()
-            .map(|&value| SyntheticSource::cyclegan(value))
+            .flat_map(|&value| {
+                (0..self.gan_seeds).map(move |seed| SyntheticSource::seeded(value, seed))
+            })
             .chain(self.baselines.iter().map(SyntheticSource::baseline))
             .collect()
     }
@@ -515,5 +529,36 @@ mod tests {
                 .contains("repeats")
         );
         assert!(EvalConfig::default().workers() >= 1);
+        let config = EvalConfig {
+            gan_seeds: 0,
+            ..EvalConfig::default()
+        };
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("gan_seeds")
+        );
+    }
+
+    #[test]
+    fn every_generator_seed_is_a_source() {
+        let config = EvalConfig {
+            lambda_cls: vec![0.0, 2.0],
+            gan_seeds: 2,
+            baselines: vec!["smote".into()],
+            ..EvalConfig::default()
+        };
+        assert_eq!(
+            config.sources(),
+            [
+                SyntheticSource::seeded(0.0, 0),
+                SyntheticSource::seeded(0.0, 1),
+                SyntheticSource::seeded(2.0, 0),
+                SyntheticSource::seeded(2.0, 1),
+                SyntheticSource::baseline("smote"),
+            ]
+        );
     }
 }

@@ -463,11 +463,17 @@ impl CrossData {
     }
 }
 
-/// `<gan_root>/<scope>/lambda_cls-<v>/manifest.json`, the GAN stage's layout.
-pub(crate) fn gan_manifest_path(gan_root: &Path, scope: &str, lambda_cls: f64) -> PathBuf {
+/// `<gan_root>/<scope>/lambda_cls-<v>[-seed-<s>]/manifest.json`: the GAN stage's directory
+/// of the run that made a CycleGAN set (named as the set's own directory).
+pub(crate) fn gan_manifest_path(
+    gan_root: &Path,
+    scope: &str,
+    lambda_cls: f64,
+    gan_seed: u32,
+) -> PathBuf {
     gan_root
         .join(scope)
-        .join(emocycle_config::layout::lambda_cls_dir(lambda_cls))
+        .join(emocycle_config::layout::cyclegan_dir(lambda_cls, gan_seed))
         .join("manifest.json")
 }
 
@@ -492,9 +498,12 @@ pub(crate) fn read_synthetic(
 ) -> Result<RawSet> {
     let path = (inputs.synthetic)(scope, source);
     let provenance = match source {
-        SyntheticSource::CycleGan { lambda_cls } => {
+        SyntheticSource::CycleGan {
+            lambda_cls,
+            gan_seed,
+        } => {
             if let Some(gan_root) = &inputs.gan_root {
-                let manifest_path = gan_manifest_path(gan_root, scope, *lambda_cls);
+                let manifest_path = gan_manifest_path(gan_root, scope, *lambda_cls, *gan_seed);
                 if manifest_path.is_file() {
                     check_manifest(&manifest_path, scope, held_out)?;
                 }
@@ -533,7 +542,7 @@ pub(crate) fn read_synthetic(
         ));
     }
     match source {
-        SyntheticSource::CycleGan { lambda_cls } => {
+        SyntheticSource::CycleGan { lambda_cls, .. } => {
             check_lambda_column(&frame, &path, *lambda_cls)?
         }
         SyntheticSource::Baseline { name } => {

@@ -10,13 +10,14 @@
 //!   `features/<target>.folds.parquet` (`utterance_id, session, fold`; footer `emocycle.folds`);
 //! - optionally the cross-corpus set `features/<cross>.parquet` and its split file
 //!   `features/<cross>.split.parquet` (`utterance_id, emotion, split` = `dev`/`test`);
-//! - the synthetic sets `synth/<scope>/lambda_cls-<v>/synthetic.parquet` (`synthetic_id,
+//! - the synthetic sets `synth/<scope>/lambda_cls-<v>[-seed-<s>]/synthetic.parquet` (`synthetic_id,
 //!   source_utterance_id, emotion, fold, lambda_cls, seed, checkpoint_sha256`, then the
-//!   features; footer `emocycle.features`), one per scope (`fold<k>`, `all`) and lambda_cls;
+//!   features; footer `emocycle.features`), one per scope (`fold<k>`, `all`), lambda_cls and
+//!   generator seed ([`EvalConfig::gan_seeds`]);
 //! - the baselines' sets `synth/<scope>/<name>/synthetic.parquet` (the same layout with a
 //!   `method` column instead of `lambda_cls`; footer `emocycle.held_out_session`), one per
 //!   scope and name in [`EvalConfig::baselines`];
-//! - where present, the GAN manifests `gan/<scope>/lambda_cls-<v>/manifest.json` (`scope`,
+//! - where present, the GAN manifests `gan/<scope>/lambda_cls-<v>[-seed-<s>]/manifest.json` (`scope`,
 //!   `held_out_session`), and optionally min-max statistics to map synthetic vectors back to
 //!   feature units ([`EvalInputs::synthetic_minmax`]).
 //!
@@ -40,8 +41,8 @@
 //! Below [`EvalInputs::output_dir`] (a run's `eval/`), atomically:
 //! - `results.parquet`: one row per experiment (`within`, `cross-test`, `cross-dev`) x fold x
 //!   setup x source x repeat: `experiment, fold (u32, null for cross-corpus), test_session,
-//!   setup, method (cyclegan or a baseline's name; null for real), lambda_cls (CycleGAN rows
-//!   only), synthetic_scope, repeat, seed, run_seed, train_rows, test_rows, uar, accuracy,
+//!   setup, method (cyclegan or a baseline's name; null for real), lambda_cls and gan_seed
+//!   (CycleGAN rows only), synthetic_scope, repeat, seed, run_seed, train_rows, test_rows, uar, accuracy,
 //!   recall_<emotion> (null when the class is absent), cm_<true>_<predicted> (16 counts),
 //!   final_loss, seconds, run_key`; footer: config, seeds, input hashes, code version;
 //! - `tables.md`: Table 2 and Table 3 analogues with the paper's numbers beside ours, the
@@ -60,7 +61,9 @@
 //! # Aggregation
 //!
 //! For each repeat the UAR is averaged over folds; the tables show the mean and population
-//! standard deviation of these per-repeat values ([`Summary`]).
+//! standard deviation of these per-repeat values ([`Summary`]). The generator seeds of a
+//! lambda_cls share one row: their repeats pooled, and the spread split into a classifier and
+//! a generator part ([`SpreadParts`]).
 //!
 //! # Reproducibility and parallelism
 //!
@@ -113,6 +116,6 @@ pub use metrics::{CLASSES, ConfusionMatrix, confusion, mean_counts, mean_std, ro
 pub use report::{
     confusion_file_name, draw_confusion, paper_uar, read_results, results_frame, tables_markdown,
 };
-pub use results::{Experiment, RunResult, Summary, summarise};
+pub use results::{Experiment, RunResult, SpreadParts, Summary, summarise};
 pub use run::{EvalProgress, EvalReport, run_evaluation};
 pub use source::{CYCLEGAN, SyntheticSource};

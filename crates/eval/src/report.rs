@@ -105,6 +105,13 @@ pub fn results_frame(results: &[RunResult]) -> Result<DataFrame> {
                 .collect::<Vec<_>>(),
         ),
         Column::new(
+            "gan_seed".into(),
+            results
+                .iter()
+                .map(|r| r.source.as_ref().and_then(SyntheticSource::gan_seed))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
             "synthetic_scope".into(),
             strings(&|r| r.synthetic_scope.clone()),
         ),
@@ -250,11 +257,30 @@ pub fn tables_markdown(
         let folds = rows.iter().map(|s| s.folds).max().unwrap_or(0);
         let _ = writeln!(out, "## {title}\n");
         let _ = writeln!(out, "Folds per repeat: {folds}.\n");
+        // The split of the spread only where several generator seeds were trained.
+        let split = rows.iter().any(|s| s.spread_parts.is_some());
+        if split {
+            let _ = writeln!(
+                out,
+                "Rows of a CycleGAN trained from {} generator seeds pool every seed's repeats; \
+                 \"± classifier\" and \"± generator\" split their spread by a one-way \
+                 random-effects analysis of variance over the seeds.\n",
+                rows.iter().map(|s| s.gan_seeds).max().unwrap_or(1)
+            );
+        }
+        let (split_head, split_rule) = if split {
+            (" ± classifier | ± generator |", "---|---|")
+        } else {
+            ("", "")
+        };
         let _ = writeln!(
             out,
-            "| setup | method | lambda_cls | UAR (ours) | ± per session | UAR (paper) | accuracy (ours) | recall angry | recall happy | recall neutral | recall sad | figure |"
+            "| setup | method | lambda_cls | UAR (ours) | ± per session |{split_head} UAR (paper) | accuracy (ours) | recall angry | recall happy | recall neutral | recall sad | figure |"
         );
-        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(
+            out,
+            "|---|---|---|---|---|{split_rule}---|---|---|---|---|---|---|"
+        );
         for summary in rows {
             let paper = paper_uar(experiment, summary.setup, summary.source.as_ref())
                 .map_or("–".to_string(), |(m, s)| format!("{m:.2} ± {s:.2}"));
@@ -265,9 +291,18 @@ pub fn tables_markdown(
                 .collect();
             let figure = confusion_file_name(experiment, summary.setup, summary.source.as_ref());
             let (method, lambda) = source_cells(summary.source.as_ref());
+            let parts = match (split, summary.spread_parts) {
+                (false, _) => String::new(),
+                (true, None) => " – | – |".to_string(),
+                (true, Some(parts)) => format!(
+                    " ± {} | ± {} |",
+                    percent(parts.classifier),
+                    percent(parts.generator)
+                ),
+            };
             let _ = writeln!(
                 out,
-                "| {} | {method} | {lambda} | {} ± {} | ± {} | {paper} | {} ± {} | {} | [png](<{figure}>) |",
+                "| {} | {method} | {lambda} | {} ± {} | ± {} |{parts} {paper} | {} ± {} | {} | [png](<{figure}>) |",
                 summary.setup,
                 percent(summary.uar_mean),
                 percent(summary.uar_std),
@@ -281,8 +316,8 @@ pub fn tables_markdown(
     }
 
     // Per fold: where the variance between sessions hides.
-    type FoldKey = (usize, String, Setup, Option<(u8, u64, String)>);
-    let mut per_fold: BTreeMap<FoldKey, (Option<&SyntheticSource>, Vec<f64>)> = BTreeMap::new();
+    type FoldKey = (usize, String, Setup, Option<(u8, u64, u32, String)>);
+    let mut per_fold: BTreeMap<FoldKey, (Option<SyntheticSource>, Vec<f64>)> = BTreeMap::new();
     for result in results
         .iter()
         .filter(|r| r.experiment == Experiment::Within)
@@ -292,9 +327,17 @@ pub fn tables_markdown(
                 result.fold.unwrap_or(0),
                 result.test_session.clone().unwrap_or_default(),
                 result.setup,
-                result.source.as_ref().map(SyntheticSource::sort_key),
+                result
+                    .source
+                    .as_ref()
+                    .map(|source| source.family().sort_key()),
             ))
-            .or_insert_with(|| (result.source.as_ref(), Vec::new()))
+            .or_insert_with(|| {
+                (
+                    result.source.as_ref().map(SyntheticSource::family),
+                    Vec::new(),
+                )
+            })
             .1
             .push(result.uar());
     }
@@ -310,7 +353,7 @@ pub fn tables_markdown(
         let _ = writeln!(out, "|---|---|---|---|---|---|");
         for ((fold, session, setup, _), (source, values)) in per_fold {
             let (mean, std) = crate::metrics::mean_std(&values);
-            let (method, lambda) = source_cells(source);
+            let (method, lambda) = source_cells(source.as_ref());
             let _ = writeln!(
                 out,
                 "| {fold} | {session} | {setup} | {method} | {lambda} | {} ± {} |",
@@ -449,7 +492,7 @@ pub(crate) fn write_all(
             summary.source.as_ref(),
         ));
         let title = match &summary.source {
-            Some(SyntheticSource::CycleGan { lambda_cls }) => format!(
+            Some(SyntheticSource::CycleGan { lambda_cls, .. }) => format!(
                 "{} · {} · λcls = {lambda_cls} · UAR {}%",
                 summary.experiment.as_str(),
                 summary.setup,
@@ -534,6 +577,12 @@ fn parse_results(path: &Path) -> std::result::Result<Vec<RunResult>, String> {
     let setups = strings("setup")?;
     let methods = strings("method")?;
     let lambdas = f64s("lambda_cls")?;
+    // Results written before `gan.seeds` existed have no column: every set was seed 0.
+    let gan_seeds = if frame.column("gan_seed").is_ok() {
+        u64s("gan_seed")?
+    } else {
+        vec![None; frame.height()]
+    };
     let synthetic_scopes = strings("synthetic_scope")?;
     let repeats = u64s("repeat")?;
     let seeds = u64s("seed")?;
@@ -562,7 +611,9 @@ fn parse_results(path: &Path) -> std::result::Result<Vec<RunResult>, String> {
         let source = match (&methods[row], lambdas[row]) {
             (None, _) => None,
             (Some(method), Some(lambda_cls)) if method == crate::source::CYCLEGAN => {
-                Some(SyntheticSource::cyclegan(lambda_cls))
+                let gan_seed = u32::try_from(gan_seeds[row].unwrap_or(0))
+                    .map_err(|_| format!("row {}: gan_seed out of range", row + 1))?;
+                Some(SyntheticSource::seeded(lambda_cls, gan_seed))
             }
             (Some(method), _) => Some(SyntheticSource::baseline(method.clone())),
         };

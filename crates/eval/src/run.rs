@@ -252,7 +252,14 @@ pub(crate) fn run_seed(
     // FNV-1a over the identity: stable across platforms and versions.
     let source = match source {
         None => "-".to_string(),
-        Some(SyntheticSource::CycleGan { lambda_cls }) => lambda_cls.to_string(),
+        Some(SyntheticSource::CycleGan {
+            lambda_cls,
+            gan_seed: 0,
+        }) => lambda_cls.to_string(),
+        Some(SyntheticSource::CycleGan {
+            lambda_cls,
+            gan_seed,
+        }) => format!("{lambda_cls}|gan_seed:{gan_seed}"),
         Some(SyntheticSource::Baseline { name }) => format!("baseline:{name}"),
     };
     let identity = format!("{scope}|{}|{source}", setup.as_str());
@@ -370,8 +377,16 @@ pub fn run_evaluation(
             if let Some(minmax) = &inputs.synthetic_minmax {
                 files.push(minmax(&scope.synthetic_scope));
             }
-            if let (Some(lambda_cls), Some(root)) = (source.lambda_cls(), &inputs.gan_root) {
-                let manifest = gan_manifest_path(root, &scope.synthetic_scope, lambda_cls);
+            if let (
+                SyntheticSource::CycleGan {
+                    lambda_cls,
+                    gan_seed,
+                },
+                Some(root),
+            ) = (source, &inputs.gan_root)
+            {
+                let manifest =
+                    gan_manifest_path(root, &scope.synthetic_scope, *lambda_cls, *gan_seed);
                 if manifest.is_file() {
                     files.push(manifest);
                 }

@@ -12,7 +12,7 @@ use emocycle_config::device::DeviceChoice;
 use emocycle_config::eval::EvalConfig;
 pub use emocycle_config::fidelity::Fidelity;
 use emocycle_config::gan::GanConfig;
-use emocycle_config::layout::{Scope, ScopeDirs, StageInputs, SynthLayout};
+use emocycle_config::layout::{Scope, ScopeDirs, StageInputs, SynthLayout, gan_seed_value};
 use emocycle_config::synth::SynthConfig;
 use emocycle_features::{CorpusSpec, FeatureLayout, FeaturesConfig, FoldScheme};
 use serde::{Deserialize, Serialize};
@@ -73,6 +73,10 @@ fn default_lambda_cls() -> Vec<f64> {
     vec![0.0, 0.5, 1.0, 2.0, 4.0]
 }
 
+fn default_gan_seeds() -> u32 {
+    1
+}
+
 /// The GAN stage's part of a pipeline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -81,6 +85,12 @@ pub struct GanStageConfig {
     /// Empty: no CycleGAN at all, only the baselines (which must then be given).
     #[serde(default = "default_lambda_cls")]
     pub lambda_cls: Vec<f64>,
+    /// Generators trained per scope and lambda_cls, each from its own seed (pretraining
+    /// included), so that the tables can split their spread into a classifier part and a
+    /// generator part. Default 1 (the paper). The first seed is the pipeline's `seed`; raising
+    /// this keeps every run already trained.
+    #[serde(default = "default_gan_seeds")]
+    pub seeds: u32,
     /// Per-fold (default) or all-sessions CycleGANs for within-corpus folds.
     #[serde(default)]
     pub synthetic_scope: SyntheticScope,
@@ -100,6 +110,7 @@ impl Default for GanStageConfig {
     fn default() -> Self {
         Self {
             lambda_cls: default_lambda_cls(),
+            seeds: default_gan_seeds(),
             synthetic_scope: SyntheticScope::default(),
             network: GanConfig::default(),
             keep_checkpoints: false,
@@ -282,6 +293,12 @@ impl Pipeline {
                 return Err(self.invalid("gan.lambda_cls", format!("lists {value} twice")));
             }
         }
+        if gan.seeds == 0 {
+            return Err(self.invalid(
+                "gan.seeds",
+                "must be at least 1 (the generators trained per scope and lambda_cls)",
+            ));
+        }
         gan.network
             .validate()
             .map_err(|error| self.invalid("gan.network", error.to_string()))?;
@@ -290,6 +307,10 @@ impl Pipeline {
             (
                 "evaluation.lambda_cls",
                 config.evaluation.lambda_cls != eval_defaults.lambda_cls,
+            ),
+            (
+                "evaluation.gan_seeds",
+                config.evaluation.gan_seeds != eval_defaults.gan_seeds,
             ),
             (
                 "evaluation.synthetic_scope",
@@ -307,8 +328,8 @@ impl Pipeline {
             if differs {
                 return Err(self.invalid(
                     key,
-                    "set gan.lambda_cls, gan.synthetic_scope, baselines or the pipeline's seed \
-                     instead",
+                    "set gan.lambda_cls, gan.seeds, gan.synthetic_scope, baselines or the \
+                     pipeline's seed instead",
                 ));
             }
         }
@@ -368,13 +389,19 @@ impl Pipeline {
             .unwrap_or_else(|| Path::new("runs").join(&self.config.name))
     }
 
-    /// The GAN configuration for one `lambda_cls`, seeded from the pipeline.
-    pub fn gan_config(&self, lambda_cls: f64) -> GanConfig {
+    /// The GAN configuration for one `lambda_cls` and generator seed (0-based), seeded from
+    /// the pipeline ([`gan_seed_value`]).
+    pub fn gan_config(&self, lambda_cls: f64, gan_seed: u32) -> GanConfig {
         self.config.fidelity.gan(&GanConfig {
             lambda_cls,
-            seed: self.config.seed,
+            seed: gan_seed_value(self.config.seed, gan_seed),
             ..self.config.gan.network.clone()
         })
+    }
+
+    /// The generator seeds every (scope, lambda_cls) trains: `0..gan.seeds`.
+    pub fn gan_seeds(&self) -> std::ops::Range<u32> {
+        0..self.config.gan.seeds
     }
 
     /// The GAN scopes the pipeline needs: one per fold of the target corpus (per-fold synthetic
@@ -424,9 +451,9 @@ impl Pipeline {
         }
     }
 
-    /// Where a GAN scope's outputs go.
-    pub fn gan_dirs(&self, scope: &Scope) -> ScopeDirs {
-        ScopeDirs::new(&self.output_dir().join("gan"), scope)
+    /// Where a GAN scope's outputs of one generator seed go.
+    pub fn gan_dirs(&self, scope: &Scope, gan_seed: u32) -> ScopeDirs {
+        ScopeDirs::seeded(&self.output_dir().join("gan"), scope, gan_seed)
     }
 
     /// The evaluation configuration, with the pipeline-wide settings filled in.
@@ -435,6 +462,7 @@ impl Pipeline {
         let evaluation = config.fidelity.evaluation(&config.evaluation);
         EvalConfig {
             lambda_cls: config.gan.lambda_cls.clone(),
+            gan_seeds: config.gan.seeds,
             synthetic_scope: config.gan.synthetic_scope,
             baselines: config
                 .baselines
@@ -583,6 +611,12 @@ mod tests {
         let sweep = shipped("sweep.json");
         assert_eq!(sweep.config.gan.lambda_cls, [0.0, 0.5, 1.0, 2.0, 4.0]);
         assert_eq!(sweep.config.gan.network, demo.config.gan.network);
+        // The generator-seed run is the demo with three seeds.
+        let mut seeds = shipped("seeds.json").config;
+        assert_eq!(seeds.gan.seeds, 3);
+        seeds.gan.seeds = 1;
+        seeds.name = demo.config.name.clone();
+        assert_eq!(seeds, demo.config);
         // paper.json needs real corpora: with the variables pointing at the demo corpus files,
         // everything but the corpus contents is checked.
         let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/corpus");
@@ -616,6 +650,11 @@ mod tests {
             ),
             (r#", "gan": {"network": {"seed": 4}}"#, "gan.network.seed"),
             (r#", "gan": {"lambda_cls": []}"#, "gan.lambda_cls"),
+            (r#", "gan": {"seeds": 0}"#, "gan.seeds"),
+            (
+                r#", "evaluation": {"gan_seeds": 2}"#,
+                "evaluation.gan_seeds",
+            ),
             (r#", "gan": {"network": {"batch_size": 0}}"#, "gan.network"),
             (
                 r#", "gan": {"network": {"epochs": 3}}"#,
@@ -667,6 +706,27 @@ mod tests {
     }
 
     #[test]
+    fn generator_seeds_reach_the_gan_and_the_evaluation() {
+        let one = Pipeline::from_json(&fixtures(), &pipeline_text("")).unwrap();
+        assert_eq!(one.gan_seeds(), 0..1);
+        assert_eq!(one.gan_config(2.0, 0).seed, one.config.seed);
+        let three =
+            Pipeline::from_json(&fixtures(), &pipeline_text(r#", "gan": {"seeds": 3}"#)).unwrap();
+        assert_eq!(three.gan_seeds(), 0..3);
+        assert_eq!(three.eval_config().gan_seeds, 3);
+        let seeds: Vec<u64> = three
+            .gan_seeds()
+            .map(|s| three.gan_config(0.0, s).seed)
+            .collect();
+        assert_eq!(seeds[0], three.config.seed);
+        assert!(seeds[1] != seeds[0] && seeds[2] != seeds[1] && seeds[2] != seeds[0]);
+        assert_eq!(
+            three.gan_dirs(&Scope::All, 1).train(2.0),
+            three.output_dir().join("gan/all/lambda_cls-2-seed-1")
+        );
+    }
+
+    #[test]
     fn the_published_code_fidelity_reaches_every_stage() {
         let paper = Pipeline::from_json(&fixtures(), &pipeline_text("")).unwrap();
         let code = Pipeline::from_json(
@@ -675,7 +735,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(paper.config.fidelity, Fidelity::Paper);
-        let (a, b) = (paper.gan_config(2.0), code.gan_config(2.0));
+        let (a, b) = (paper.gan_config(2.0, 0), code.gan_config(2.0, 0));
         assert_eq!(b.train_epochs, a.train_epochs + 1);
         assert_eq!(b.pretrain_epochs, a.pretrain_epochs + 1);
         assert_eq!((b.lambda_cls, b.seed), (a.lambda_cls, a.seed));

@@ -10,7 +10,8 @@
 //!   sweep), `synth/figure2*.png`;
 //! - `synth/<scope>/<lambda_cls-<v> or baseline>/synthetic.parquet`, footers only (the number
 //!   of synthetic vectors per class, the seeds);
-//! - `gan/<scope>/pretrain/loss_log.parquet` and `gan/<scope>/lambda_cls-<v>/loss_log.parquet`;
+//! - `gan/<scope>/pretrain/loss_log.parquet` and `gan/<scope>/lambda_cls-<v>/loss_log.parquet`
+//!   (the first generator seed's);
 //! - `stages/<stage>.json` ([`StageRecord`]), written by the command line after each stage.
 //!
 //! Only `results.parquet` is required. A missing or unreadable optional input leaves its

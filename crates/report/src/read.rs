@@ -107,6 +107,8 @@ pub(crate) struct QualityRecord {
     pub scope: String,
     pub method: String,
     pub lambda_cls: Option<f64>,
+    /// The CycleGAN set's generator seed (`None` for baselines and older files).
+    pub gan_seed: Option<f64>,
     pub comparison: String,
     pub emotion: String,
     pub mean_abs_diff: f64,
@@ -142,12 +144,14 @@ pub(crate) fn read_quality(path: &Path) -> Result<Vec<QualityRecord>, String> {
         }
     };
     let (dcr, copies) = (optional("dcr_ratio")?, optional("copied_share")?);
+    let gan_seed = optional("gan_seed")?;
     let value = |column: &[Option<f64>], row: usize| column[row].unwrap_or(f64::NAN);
     Ok((0..frame.height())
         .map(|row| QualityRecord {
             scope: scope[row].clone().unwrap_or_default(),
             method: method[row].clone().unwrap_or_default(),
             lambda_cls: lambda_cls[row],
+            gan_seed: gan_seed[row],
             comparison: comparison[row].clone().unwrap_or_default(),
             emotion: emotion[row].clone().unwrap_or_default(),
             mean_abs_diff: value(&mad, row),
@@ -236,39 +240,67 @@ pub(crate) fn scope_metrics(
     key: SetKey,
 ) -> Option<SetMetrics> {
     let in_scope = rows.iter().filter(|row| row.scope == scope);
-    let group: Vec<&QualityRecord> =
-        match key {
-            SetKey::Source | SetKey::Reference => {
-                // The target-source and target-halves rows repeat once per set of the scope:
-                // take one copy.
-                let comparison = if key == SetKey::Source {
-                    "target-source"
-                } else {
-                    "target-halves"
-                };
-                let mut rows = in_scope.filter(|row| row.comparison == comparison);
-                let first = rows.next()?;
-                std::iter::once(first)
-                    .chain(rows.filter(|row| {
-                        row.method == first.method && row.lambda_cls == first.lambda_cls
-                    }))
-                    .collect()
-            }
-            SetKey::CycleGan(lambda_cls) => in_scope
-                .filter(|row| {
-                    row.comparison == "target-synthetic"
-                        && row.method == emocycle_eval::CYCLEGAN
-                        && row.lambda_cls == Some(lambda_cls)
-                })
-                .collect(),
-            SetKey::Baseline(name) => in_scope
-                .filter(|row| {
-                    row.comparison == "target-synthetic"
-                        && row.method == name
-                        && row.lambda_cls.is_none()
-                })
-                .collect(),
-        };
+    let group: Vec<&QualityRecord> = match key {
+        SetKey::Source | SetKey::Reference => {
+            // The target-source and target-halves rows repeat once per set of the scope:
+            // take one copy.
+            let comparison = if key == SetKey::Source {
+                "target-source"
+            } else {
+                "target-halves"
+            };
+            let mut rows = in_scope.filter(|row| row.comparison == comparison);
+            let first = rows.next()?;
+            std::iter::once(first)
+                .chain(rows.filter(|row| {
+                    row.method == first.method
+                        && row.lambda_cls == first.lambda_cls
+                        && row.gan_seed == first.gan_seed
+                }))
+                .collect()
+        }
+        SetKey::CycleGan(lambda_cls) => in_scope
+            .filter(|row| {
+                row.comparison == "target-synthetic"
+                    && row.method == emocycle_eval::CYCLEGAN
+                    && row.lambda_cls == Some(lambda_cls)
+            })
+            .collect(),
+        SetKey::Baseline(name) => in_scope
+            .filter(|row| {
+                row.comparison == "target-synthetic"
+                    && row.method == name
+                    && row.lambda_cls.is_none()
+            })
+            .collect(),
+    };
+    // A CycleGAN trained from several generator seeds: each seed's set measured on its own,
+    // then averaged.
+    let mut seeds: Vec<Option<u64>> = group
+        .iter()
+        .map(|row| row.gan_seed.map(|s| s as u64))
+        .collect();
+    seeds.sort_unstable();
+    seeds.dedup();
+    let per_seed: Vec<SetMetrics> = seeds
+        .iter()
+        .filter_map(|&seed| {
+            let rows: Vec<&QualityRecord> = group
+                .iter()
+                .copied()
+                .filter(|row| row.gan_seed.map(|s| s as u64) == seed)
+                .collect();
+            set_metrics(&rows)
+        })
+        .collect();
+    if per_seed.len() < seeds.len() {
+        return None;
+    }
+    SetMetrics::mean(&per_seed)
+}
+
+/// One set's metrics from its rows of one scope.
+fn set_metrics(group: &[&QualityRecord]) -> Option<SetMetrics> {
     let emotions: Vec<f64> = group
         .iter()
         .filter(|row| row.emotion != "pooled")
@@ -436,7 +468,8 @@ fn sorted_entries(dir: &Path) -> Vec<(String, PathBuf)> {
 }
 
 /// Every scope below `gan/` with a loss log, in [`scope_order`]; the joint trainings by
-/// lambda_cls.
+/// lambda_cls. Only the first generator seed's logs: the curves show how one training went,
+/// and the tables carry the spread over seeds.
 pub(crate) fn read_gan_logs(gan_dir: &Path, notes: &mut Vec<String>) -> Vec<ScopeLogs> {
     let mut scopes = Vec::new();
     for (scope, dir) in sorted_entries(gan_dir) {
@@ -453,10 +486,7 @@ pub(crate) fn read_gan_logs(gan_dir: &Path, notes: &mut Vec<String>) -> Vec<Scop
             }
         }
         for (name, run) in sorted_entries(&dir) {
-            let Some(lambda_cls) = name
-                .strip_prefix("lambda_cls-")
-                .and_then(|value| value.parse::<f64>().ok())
-            else {
+            let Some((lambda_cls, 0)) = emocycle_config::layout::parse_cyclegan_dir(&name) else {
                 continue;
             };
             let path = run.join("loss_log.parquet");

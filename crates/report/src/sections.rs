@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use emocycle_artifact::{keys, read_parquet_metadata};
 use emocycle_config::fidelity::Fidelity;
 use emocycle_config::gan::GanConfig;
-use emocycle_config::layout::lambda_cls_dir;
+use emocycle_config::layout::cyclegan_dir;
 use emocycle_eval::{EvalConfig, Experiment, Setup, Summary, SyntheticSource, paper_uar};
 use emocycle_features::Emotion;
 
@@ -179,9 +179,17 @@ pub(crate) fn header(context: &Context, out: &mut String) {
     seeds.sort_unstable();
     seeds.dedup();
     let seeds: Vec<String> = seeds.iter().map(u64::to_string).collect();
+    let generators = if config.gan.seeds > 1 {
+        let values: Vec<String> = (0..config.gan.seeds)
+            .map(|s| emocycle_config::layout::gan_seed_value(config.seed, s).to_string())
+            .collect();
+        format!("; generator seeds {}", values.join(", "))
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "| seeds | pipeline seed {}; evaluation repeat seeds {} |",
+        "| seeds | pipeline seed {}; evaluation repeat seeds {}{generators} |",
         config.seed,
         seeds.join(", ")
     );
@@ -450,12 +458,23 @@ pub(crate) fn findings(context: &Context) -> Vec<Finding> {
     };
     type Side = (Setup, Option<SyntheticSource>);
     let uar = |claim: String, experiment, (setup_a, source_a): Side, (setup_b, source_b): Side| {
+        // A CycleGAN trained from several generator seeds enters each (fold, repeat) pair with
+        // its mean over the seeds: the pair still compares classifiers on the same test data.
         let values = |setup, source: &Option<SyntheticSource>| -> BTreeMap<_, f64> {
-            context
-                .results
-                .iter()
-                .filter(|r| r.experiment == experiment && r.setup == setup && &r.source == source)
-                .map(|r| ((r.fold, r.repeat), r.uar() * 100.0))
+            let mut units: BTreeMap<_, Vec<f64>> = BTreeMap::new();
+            for r in context.results.iter().filter(|r| {
+                r.experiment == experiment
+                    && r.setup == setup
+                    && &r.source.as_ref().map(SyntheticSource::family) == source
+            }) {
+                units
+                    .entry((r.fold, r.repeat))
+                    .or_default()
+                    .push(r.uar() * 100.0);
+            }
+            units
+                .into_iter()
+                .map(|(unit, uars)| (unit, uars.iter().sum::<f64>() / uars.len() as f64))
                 .collect()
         };
         let (a, b) = (values(setup_a, &source_a), values(setup_b, &source_b));
@@ -767,7 +786,7 @@ pub(crate) fn tables_2_and_3(context: &Context, out: &mut String) {
             .filter(|s| s.experiment == experiment);
         let repeats = shown
             .clone()
-            .map(|s| s.uar_per_repeat.len())
+            .map(|s| s.uar_per_repeat.len() / s.gan_seeds.max(1))
             .max()
             .unwrap_or(0);
         let folds = shown.map(|s| s.folds).max().unwrap_or(0);
@@ -789,10 +808,35 @@ pub(crate) fn tables_2_and_3(context: &Context, out: &mut String) {
              compare with the paper's ±. Paper: the published Table {table}; it reports λcls 0 \
              and 2 only.\n"
         );
+        let gan_seeds = context
+            .summaries
+            .iter()
+            .filter(|s| s.experiment == experiment)
+            .map(|s| s.gan_seeds)
+            .max()
+            .unwrap_or(1);
+        let split = gan_seeds > 1;
+        if split {
+            let _ = writeln!(
+                out,
+                "The CycleGAN rows pool {gan_seeds} generator seeds (`gan.seeds`), each \
+                 evaluated over the same repeats: their ± is the total spread over seeds and \
+                 repeats, and \"± classifier\" and \"± generator\" split it by a one-way \
+                 random-effects analysis of variance with the seed as the group (the generator \
+                 part is 0 when the seeds differ no more than the classifiers' noise \
+                 explains).\n"
+            );
+        }
         let _ = writeln!(
             out,
-            "| setup | λcls | UAR (ours) | ± per session | UAR (paper) | ours − paper |\n\
-             |---|---|---|---|---|---|"
+            "| setup | λcls | UAR (ours) | ± per session |{} UAR (paper) | ours − paper |\n\
+             |---|---|---|---|{}---|---|",
+            if split {
+                " ± classifier | ± generator |"
+            } else {
+                ""
+            },
+            if split { "---|---|" } else { "" },
         );
         let mut rows: Vec<(Setup, Option<SyntheticSource>)> = vec![(Setup::Real, None)];
         for setup in [Setup::Syn, Setup::RealSyn] {
@@ -821,9 +865,18 @@ pub(crate) fn tables_2_and_3(context: &Context, out: &mut String) {
                 .map_or("–".to_string(), |s| {
                     format!("± {:.2}", s.uar_std_per_session * 100.0)
                 });
+            let parts = match (split, summary.and_then(|s| s.spread_parts)) {
+                (false, _) => String::new(),
+                (true, None) => " – | – |".to_string(),
+                (true, Some(parts)) => format!(
+                    " ± {:.2} | ± {:.2} |",
+                    parts.classifier * 100.0,
+                    parts.generator * 100.0
+                ),
+            };
             let _ = writeln!(
                 out,
-                "| {setup} | {} | {} | {per_session} | {} | {difference} |",
+                "| {setup} | {} | {} | {per_session} |{parts} {} | {difference} |",
                 source
                     .as_ref()
                     .and_then(SyntheticSource::lambda_cls)
@@ -933,7 +986,7 @@ pub(crate) fn methods(context: &Context, out: &mut String, notes: &mut Vec<Strin
     let mut footnotes: Vec<String> = Vec::new();
     for source in &sources {
         let mut cells = vec![match source {
-            SyntheticSource::CycleGan { lambda_cls } => format!("CycleGAN λcls={lambda_cls}"),
+            SyntheticSource::CycleGan { lambda_cls, .. } => format!("CycleGAN λcls={lambda_cls}"),
             SyntheticSource::Baseline { name } => name.clone(),
         }];
         for experiment in experiments {
@@ -1281,7 +1334,7 @@ pub(crate) fn configuration(context: &Context, out: &mut String) {
             files.push(format!(
                 "gan/{}/{}/loss_log.parquet",
                 first.scope,
-                lambda_cls_dir(run.lambda_cls)
+                cyclegan_dir(run.lambda_cls, 0)
             ));
         }
     }

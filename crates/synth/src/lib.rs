@@ -6,12 +6,14 @@
 //!
 //! [`generate_set`] reads the source corpus `features/<source>.parquet`, its min-max statistics
 //! `features/norm/<source>.all.parquet`, a trained model
-//! `gan/<scope>/lambda_cls-<value>/model.safetensors` and, for raw-unit output, the target
-//! training part's statistics `features/norm/<target>.<all|fold<k>-train>.parquet`. It writes
-//! `synth/<scope>/lambda_cls-<value>/synthetic.parquet` ([`SynthLayout::synthetic`]): one row
+//! `gan/<scope>/lambda_cls-<value>[-seed-<s>]/model.safetensors` and, for raw-unit output, the
+//! target training part's statistics `features/norm/<target>.<all|fold<k>-train>.parquet`. It
+//! writes `synth/<scope>/lambda_cls-<value>[-seed-<s>]/synthetic.parquet`
+//! ([`SynthLayout::synthetic`]; `-seed-<s>` for the later generator seeds of `gan.seeds`): one row
 //! per synthetic vector, `synthetic_id` (`<source_utterance_id>@<emotion>`),
 //! `source_utterance_id`, `emotion`, `fold` (the scope: `fold<k>` or `all`), `lambda_cls`
-//! (f64), `seed` (u64), `checkpoint_sha256`, then the features as float32 under the corpus's
+//! (f64), `seed` (u64: the seed that drew the source rows, the generator's own seed),
+//! `checkpoint_sha256`, then the features as float32 under the corpus's
 //! names and order. The footer holds the stage (`generate`), config, seeds, inputs with their
 //! sha256, `emocycle.features` (the feature names as JSON, so that
 //! `emocycle_features::FeatureMatrix::read` reads the set) and `emocycle.feature_space`

@@ -39,6 +39,8 @@ pub struct QualitySet {
     pub method: String,
     /// The CycleGAN's classification-loss weight; `None` for a baseline.
     pub lambda_cls: Option<f64>,
+    /// The CycleGAN's generator seed (0-based, `gan.seeds`); `None` for a baseline.
+    pub gan_seed: Option<u32>,
     /// The set, written by [`crate::generate_set`].
     pub synthetic: PathBuf,
     /// The scope's feature-stage files (target training part, source, normalisations).
@@ -79,6 +81,8 @@ pub struct QualityRow {
     pub method: String,
     /// The CycleGAN set's lambda_cls; `None` for a baseline.
     pub lambda_cls: Option<f64>,
+    /// The CycleGAN set's generator seed; `None` for a baseline.
+    pub gan_seed: Option<u32>,
     /// Which sets are compared.
     pub comparison: Comparison,
     /// `angry`, `happy`, `neutral`, `sad` or `pooled`.
@@ -373,6 +377,7 @@ fn row(
         scope: set.scope.name(),
         method: set.method.clone(),
         lambda_cls: set.lambda_cls,
+        gan_seed: set.gan_seed,
         comparison,
         emotion: emotion.to_string(),
         target_rows: target_rows as u64,
@@ -641,10 +646,11 @@ fn summarise_synthetic(
 
 /// Measures every synthetic set against its scope's target training part (and the source
 /// against the target, for reference) and writes, below `layout`'s root:
-/// - `quality.parquet`: one row per set x comparison (`target-source`, `target-synthetic`) x
-///   emotion (`angry`..`sad`, `pooled`), columns `scope, lambda_cls, comparison, emotion,
-///   target_rows, other_rows, mean_abs_diff, std_abs_diff, frechet_distance, c2st_accuracy,
-///   knn_precision, knn_recall, sample_rows`;
+/// - `quality.parquet`: one row per set x comparison (`target-source`, `target-halves`,
+///   `target-synthetic`) x emotion (`angry`..`sad`, `pooled`), columns `scope, method,
+///   lambda_cls, gan_seed, comparison, emotion, target_rows, other_rows, mean_abs_diff,
+///   std_abs_diff, frechet_distance, c2st_accuracy, knn_precision, knn_recall, sample_rows,
+///   dcr_median, dcr_ratio, copied_share` ([`QualityRow`]);
 /// - `quality.md`: the paper's Table 1 figure per scope and set beside the paper's values;
 /// - `figure2.png` (pooled) and `figure2_<emotion>.png`: mean +- std of the configured
 ///   features for the source, the target and each set of one scope (`all` when measured,
@@ -744,8 +750,9 @@ pub fn quality_report(
                     metrics,
                 ));
             }
-            // Figure 2 shows the CycleGAN's sets, as the paper's does.
-            if let Some(lambda_cls) = set.lambda_cls {
+            // Figure 2 shows the CycleGAN's sets, as the paper's does: the first generator
+            // seed's, one curve per lambda_cls.
+            if let (Some(lambda_cls), Some(0)) = (set.lambda_cls, set.gan_seed) {
                 let moments: Option<Vec<ColumnMoments>> = synthetic
                     .into_iter()
                     .map(|s| s.map(|s| s.moments))
@@ -757,7 +764,7 @@ pub fn quality_report(
             progress(&format!(
                 "{} {}: synthetic set measured",
                 scope.name(),
-                set_label(set.lambda_cls, &set.method)
+                set_label(set.lambda_cls, set.gan_seed, &set.method)
             ));
         }
         if *scope == figure_scope {
@@ -838,6 +845,7 @@ pub fn recorded_config(sets: &[QualitySet], config: &SynthConfig) -> serde_json:
                 "scope": set.scope.name(),
                 "method": set.method,
                 "lambda_cls": set.lambda_cls,
+                "gan_seed": set.gan_seed,
                 "synthetic": set.synthetic.display().to_string(),
             })
         })
@@ -863,6 +871,10 @@ fn quality_frame(rows: &[QualityRow]) -> Result<DataFrame, SynthError> {
             Column::new(
                 "lambda_cls".into(),
                 rows.iter().map(|r| r.lambda_cls).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "gan_seed".into(),
+                rows.iter().map(|r| r.gan_seed).collect::<Vec<_>>(),
             ),
             Column::new(
                 "comparison".into(),
@@ -900,9 +912,14 @@ fn paper_value(comparison: Comparison, lambda_cls: Option<f64>) -> String {
     }
 }
 
-/// `lcls=<v>` for a CycleGAN set, the name for a baseline's.
-fn set_label(lambda_cls: Option<f64>, method: &str) -> String {
-    lambda_cls.map_or(method.to_string(), |value| format!("lcls={value}"))
+/// `lcls=<v>` for a CycleGAN set (`lcls=<v> seed <s>` for a later generator seed), the name
+/// for a baseline's.
+fn set_label(lambda_cls: Option<f64>, gan_seed: Option<u32>, method: &str) -> String {
+    match (lambda_cls, gan_seed) {
+        (None, _) => method.to_string(),
+        (Some(value), None | Some(0)) => format!("lcls={value}"),
+        (Some(value), Some(seed)) => format!("lcls={value} seed {seed}"),
+    }
 }
 
 /// The markdown summary: per scope the target-source line once, then one line per synthetic
@@ -927,20 +944,21 @@ pub(crate) fn markdown(rows: &[QualityRow]) -> String {
          |---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     let mut seen_reference: Vec<String> = Vec::new();
-    type Key = (String, String, Option<f64>, Comparison);
+    type Key = (String, String, Option<f64>, Option<u32>, Comparison);
     let mut keys: Vec<Key> = Vec::new();
     for row in rows {
         let key = (
             row.scope.clone(),
             row.method.clone(),
             row.lambda_cls,
+            row.gan_seed,
             row.comparison,
         );
         if !keys.contains(&key) {
             keys.push(key);
         }
     }
-    for (scope, method, lambda_cls, comparison) in keys {
+    for (scope, method, lambda_cls, gan_seed, comparison) in keys {
         if comparison != Comparison::TargetSynthetic {
             let once = format!("{scope} {}", comparison.as_str());
             if seen_reference.contains(&once) {
@@ -954,6 +972,7 @@ pub(crate) fn markdown(rows: &[QualityRow]) -> String {
                 r.scope == scope
                     && r.method == method
                     && r.lambda_cls == lambda_cls
+                    && r.gan_seed == gan_seed
                     && r.comparison == comparison
             })
             .collect();
@@ -970,7 +989,10 @@ pub(crate) fn markdown(rows: &[QualityRow]) -> String {
             Comparison::TargetSource => "\\|target - source\\|".to_string(),
             Comparison::TargetHalves => "\\|half - half\\| (reference)".to_string(),
             Comparison::TargetSynthetic => {
-                format!("\\|target - syn({})\\|", set_label(lambda_cls, &method))
+                format!(
+                    "\\|target - syn({})\\|",
+                    set_label(lambda_cls, gan_seed, &method)
+                )
             }
         };
         text.push_str(&format!(

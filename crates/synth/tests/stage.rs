@@ -128,7 +128,7 @@ fn figure_config() -> SynthConfig {
 fn generation_is_traceable_deterministic_and_exactly_g_of_the_source() {
     let run = Run::new();
     let synth = run.synth();
-    let output = synth.synthetic(&Scope::All, 2.0);
+    let output = synth.synthetic(&Scope::All, 2.0, 0);
     assert!(output.ends_with("synth/all/lambda_cls-2/synthetic.parquet"));
     let request = run.request(Scope::All, 2.0, output.clone());
     let config = SynthConfig {
@@ -369,7 +369,7 @@ fn the_quality_report_measures_every_set_and_draws_figure_2() {
         (Scope::All, 0.0, FeatureSpace::Raw),
         (Scope::All, 2.0, FeatureSpace::MinMax),
     ] {
-        let output = synth.synthetic(&scope, lambda_cls);
+        let output = synth.synthetic(&scope, lambda_cls, 0);
         let config = SynthConfig {
             feature_space: space,
             ..figure_config()
@@ -386,6 +386,7 @@ fn the_quality_report_measures_every_set_and_draws_figure_2() {
             scope,
             method: CYCLEGAN_METHOD.into(),
             lambda_cls: Some(lambda_cls),
+            gan_seed: Some(0),
             synthetic: output,
         });
     }
@@ -475,6 +476,7 @@ fn the_quality_report_measures_every_set_and_draws_figure_2() {
             scope: Scope::All,
             method: CYCLEGAN_METHOD.into(),
             lambda_cls: Some(0.0),
+            gan_seed: Some(0),
             synthetic: minmax_twin.clone(),
             inputs: inputs(&run.layout, &Scope::All),
         }],
@@ -516,6 +518,7 @@ fn the_quality_report_measures_every_set_and_draws_figure_2() {
             scope: Scope::All,
             method: "random-oversampling".into(),
             lambda_cls: None,
+            gan_seed: None,
             synthetic: balance_set,
             inputs: inputs(&run.layout, &Scope::All),
         }],
