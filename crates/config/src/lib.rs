@@ -18,6 +18,7 @@
 //! | [`device`] | where a model runs (`device`, `--device`) |
 //! | [`fidelity`] | the paper's text or the published code, where they differ (`fidelity`) |
 //! | [`layout`] | the run directory: scopes and the names of their parts |
+//! | [`slurm`] | the Slurm jobs of `emocycle submit` (`slurm`) |
 
 pub mod augment;
 pub mod device;
@@ -25,6 +26,7 @@ pub mod eval;
 pub mod fidelity;
 pub mod gan;
 pub mod layout;
+pub mod slurm;
 pub mod synth;
 
 mod error;

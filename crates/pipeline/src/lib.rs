@@ -13,6 +13,7 @@ use emocycle_config::eval::EvalConfig;
 pub use emocycle_config::fidelity::Fidelity;
 use emocycle_config::gan::GanConfig;
 use emocycle_config::layout::{Scope, ScopeDirs, StageInputs, SynthLayout, gan_seed_value};
+use emocycle_config::slurm::SlurmConfig;
 use emocycle_config::synth::SynthConfig;
 use emocycle_features::{CorpusSpec, FeatureLayout, FeaturesConfig, FoldScheme};
 use serde::{Deserialize, Serialize};
@@ -160,6 +161,9 @@ pub struct PipelineConfig {
     /// from `gan.lambda_cls`, `baselines`, `gan.synthetic_scope` and the pipeline's `seed`.
     #[serde(default)]
     pub evaluation: EvalConfig,
+    /// Resources of the Slurm jobs of `emocycle submit`; no effect on local runs.
+    #[serde(default)]
+    pub slurm: SlurmConfig,
 }
 
 /// A validated pipeline and where it came from.
@@ -363,6 +367,10 @@ impl Pipeline {
             .synth
             .validate()
             .map_err(|error| self.invalid("synth", error.to_string()))?;
+        config
+            .slurm
+            .validate()
+            .map_err(|error| self.invalid("slurm", error.to_string()))?;
         Ok(())
     }
 
@@ -651,6 +659,7 @@ mod tests {
             (r#", "gan": {"network": {"seed": 4}}"#, "gan.network.seed"),
             (r#", "gan": {"lambda_cls": []}"#, "gan.lambda_cls"),
             (r#", "gan": {"seeds": 0}"#, "gan.seeds"),
+            (r#", "slurm": {"time": "soon"}"#, "slurm"),
             (
                 r#", "evaluation": {"gan_seeds": 2}"#,
                 "evaluation.gan_seeds",
