@@ -76,6 +76,14 @@ evaluate pipeline=demo *flags: build
 report pipeline=demo: build
     {{emocycle}} report --config {{pipeline}}
 
+# Slurm: the pipeline as job arrays, one per stage, chained (--dry-run: write and print the scripts only)
+submit pipeline=demo *flags: build
+    {{emocycle}} submit --config {{pipeline}} {{flags}}
+
+# Slurm: per stage, the tasks done, running, queued or failed, and the failed tasks' logs
+status pipeline=demo: build
+    {{emocycle}} status --config {{pipeline}}
+
 # Show an artifact's schema and footer metadata
 inspect file: build
     {{emocycle}} inspect {{file}}

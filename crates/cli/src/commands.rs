@@ -972,3 +972,96 @@ pub(crate) fn report(config: &Path) -> Result<()> {
     );
     Ok(())
 }
+
+pub(crate) fn submit(config: &Path, dry_run: bool, from: &str) -> Result<()> {
+    let pipeline = Pipeline::load(config)?;
+    let launch = emocycle_cluster::Launch::current(&pipeline)?;
+    let outcome = emocycle_cluster::submit(&pipeline, &launch, from, dry_run)
+        .context("submitting the pipeline to Slurm")?;
+    for (job, script) in outcome.submission.jobs.iter().zip(&outcome.scripts) {
+        let after = if job.after.is_empty() {
+            String::new()
+        } else {
+            format!(", after {}", job.after.join(" and "))
+        };
+        match &job.job_id {
+            Some(id) => eprintln!(
+                "submit: {} as job {id}: {} task(s){after} ({})",
+                job.stage,
+                job.tasks.len(),
+                job.script.display()
+            ),
+            None => {
+                eprintln!(
+                    "submit: {} would be {} task(s){after}: {}",
+                    job.stage,
+                    job.tasks.len(),
+                    job.script.display()
+                );
+                println!("{script}");
+            }
+        }
+    }
+    if dry_run {
+        eprintln!("submit: dry run, nothing submitted");
+    } else {
+        eprintln!(
+            "submit: follow it with `emocycle status --config {}`",
+            config.display()
+        );
+    }
+    Ok(())
+}
+
+pub(crate) fn status(config: &Path) -> Result<()> {
+    let pipeline = Pipeline::load(config)?;
+    let launch = emocycle_cluster::Launch::current(&pipeline)?;
+    let stages = emocycle_cluster::status(&pipeline, &launch)?;
+    if stages.is_empty() {
+        println!(
+            "Nothing submitted for pipeline {} (no {}): run `emocycle submit --config {}`.",
+            pipeline.config.name,
+            emocycle_cluster::SlurmDir::new(&launch.run_dir(&pipeline))
+                .jobs()
+                .display(),
+            config.display()
+        );
+        return Ok(());
+    }
+    println!(
+        "{:<10} {:>8} {:>6} {:>6} {:>8} {:>7} {:>7} {:>8}",
+        "stage", "job", "tasks", "done", "running", "queued", "failed", "unknown"
+    );
+    for stage in &stages {
+        let [done, running, queued, failed, unknown] = stage.counts();
+        println!(
+            "{:<10} {:>8} {:>6} {done:>6} {running:>8} {queued:>7} {failed:>7} {unknown:>8}",
+            stage.stage,
+            stage.job_id,
+            stage.tasks.len()
+        );
+    }
+    for stage in &stages {
+        for task in &stage.tasks {
+            match &task.state {
+                emocycle_cluster::TaskState::Failed(why) => println!(
+                    "failed: {} task {} ({}): {why}; log {}",
+                    stage.stage,
+                    task.index,
+                    task.label,
+                    task.log.display()
+                ),
+                emocycle_cluster::TaskState::Unknown => println!(
+                    "unknown: {} task {} ({}): not queued and no exit recorded (cancelled, or \
+                     killed before it could record one); log {}",
+                    stage.stage,
+                    task.index,
+                    task.label,
+                    task.log.display()
+                ),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}

@@ -179,6 +179,29 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Slurm: write one sbatch job array per stage (below `runs/<name>/slurm/`), chained with
+    /// `afterok`, and submit them; the tasks run this binary from the current directory, so
+    /// both must be on a file system the nodes share. Resubmitting redoes only what is not up
+    /// to date.
+    Submit {
+        /// The pipeline file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Write and print the scripts without submitting them.
+        #[arg(long)]
+        dry_run: bool,
+        /// Submit the stages from this one on (features, augment, pretrain, train, generate,
+        /// quality, evaluate, report).
+        #[arg(long, default_value = emocycle_cluster::FIRST_STAGE)]
+        from: String,
+    },
+    /// Slurm: what the latest submission of each stage has done, runs, waits for or failed at,
+    /// with the log of every failed task.
+    Status {
+        /// The pipeline file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Show a parquet artifact's shape, columns and footer metadata.
     Inspect {
         /// The parquet file.
@@ -210,6 +233,8 @@ impl Command {
             Self::Quality { config, .. } => Some(("quality", config.clone(), 1)),
             Self::Evaluate { config, .. } => Some(("evaluate", config.clone(), 0)),
             Self::Report { .. }
+            | Self::Submit { .. }
+            | Self::Status { .. }
             | Self::Inspect { .. }
             | Self::Doctor { .. }
             | Self::Extract { .. } => None,
@@ -341,6 +366,12 @@ fn main() -> ExitCode {
             force,
         } => commands::evaluate(&config, device, force),
         Command::Report { config } => commands::report(&config),
+        Command::Submit {
+            config,
+            dry_run,
+            from,
+        } => commands::submit(&config, dry_run, &from),
+        Command::Status { config } => commands::status(&config),
         Command::Inspect { file, rows } => commands::inspect(&file, rows),
         Command::Doctor { device } => commands::doctor(device),
     };
