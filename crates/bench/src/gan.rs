@@ -1,4 +1,4 @@
-//! GAN benchmark (issue 5): milliseconds per joint-training iteration in both layouts, the
+//! GAN benchmark: milliseconds per joint-training iteration in both layouts, the
 //! PyTorch-eager loop, and the roofline floor from this machine's measured matmul speed and
 //! memory bandwidth.
 
@@ -280,7 +280,7 @@ pub(crate) fn bench(repo: &Path, warmup: usize, iterations: usize) -> Result<Str
             table.render()
         ));
         if device == Device::Cpu {
-            let mut targets = Table::new(&["target (issue 5, CPU)", "measured", "verdict"]);
+            let mut targets = Table::new(&["target (CPU)", "measured", "verdict"]);
             if let Some(eager) = eager {
                 let ratio = eager / auto_ms;
                 targets.row(vec![

@@ -4,10 +4,8 @@
 //! Each column is summed in eight lanes, each lane in row order, and the lanes are added up in
 //! lane order: the compiler turns the lanes into vector instructions, which a single running
 //! sum (one dependent addition per value) forbids. The arithmetic is fixed by that order alone,
-//! so the results are the same bits with or without AVX2 and whether a column is summed alone
-//! or beside another. Two columns side by side give the CPU two independent chains of
-//! additions to overlap: on 4096-row columns in cache that took 0.35 ns per value with AVX2,
-//! against 1.0 ns for one column at a time without it (the fifth round in docs/benchmarks.md's history).
+//! so the results are the same bits whether a column is summed alone or beside another. Two
+//! columns side by side give the CPU two independent chains of additions to overlap.
 //!
 //! Values are finite here (the reader rejects the rest), so min and max need no NaN handling.
 
@@ -17,7 +15,7 @@ const LANES: usize = 8;
 
 /// The statistics of `column`.
 pub(crate) fn column_stats(column: &[f32]) -> RunningStats {
-    let [stats] = dispatch([column]);
+    let [stats] = stats_of([column]);
     stats
 }
 
@@ -28,29 +26,10 @@ pub(crate) fn column_pair_stats(first: &[f32], second: &[f32]) -> [RunningStats;
         second.len(),
         "a column pair must be of one length"
     );
-    dispatch([first, second])
-}
-
-fn dispatch<const K: usize>(columns: [&[f32]; K]) -> [RunningStats; K] {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2.
-        #[allow(unsafe_code)]
-        unsafe {
-            return stats_avx2(columns);
-        }
-    }
-    stats_of(columns)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn stats_avx2<const K: usize>(columns: [&[f32]; K]) -> [RunningStats; K] {
-    stats_of(columns)
+    stats_of([first, second])
 }
 
 /// Columns must be of one length (the callers check).
-#[inline(always)]
 fn stats_of<const K: usize>(columns: [&[f32]; K]) -> [RunningStats; K] {
     let len = columns[0].len();
     if len == 0 {
@@ -200,10 +179,6 @@ mod tests {
             assert_eq!(bits(&a), bits(&reference(&first)), "length {len}");
             assert_eq!(bits(&b), bits(&reference(&second)), "length {len}");
             assert_eq!(bits(&column_stats(&first)), bits(&a), "length {len}");
-            // Without the AVX2 wrapper: the route every other CPU takes.
-            let [c, d] = stats_of([&first[..], &second[..]]);
-            assert_eq!((bits(&c), bits(&d)), (bits(&a), bits(&b)), "length {len}");
-            assert_eq!(bits(&stats_of([&first[..]])[0]), bits(&a), "length {len}");
         }
     }
 

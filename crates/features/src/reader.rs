@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{FeatureError, Result};
 use crate::mapped::{MappedHasher, MappedText};
-use crate::number::{Value, parse_fast_prefix, parse_field, parse_printf_e, parse_printf_e_run};
+use crate::number::{Value, parse_field, parse_prefix};
 use crate::tile::{TILE, append_columns};
 
 /// The file layouts the reader recognises.
@@ -721,12 +721,12 @@ struct ParsedPiece {
 }
 
 /// One data line in a single pass, for the common case: an unquoted or simply quoted id,
-/// skipped fields that do not start with a quote, feature fields that are plain numbers (see
-/// [`parse_fast_prefix`]) separated by exactly the delimiter and, in an ARFF file with a
-/// nominal class, a class field without the delimiter in it. Returns the raw id and class
-/// fields, or `None` for anything else (spaces, NaN, missing values, long mantissas, ragged
-/// rows, ...): such lines go through the general path, which parses the same numbers to the
-/// same bits and is the one that reports errors.
+/// skipped fields that do not start with a quote, feature fields that are finite numbers (see
+/// [`parse_prefix`]) separated by exactly the delimiter and, in an ARFF file with a nominal
+/// class, a class field without the delimiter in it. Returns the raw id and class fields, or
+/// `None` for anything else (spaces, NaN, missing values, ragged rows, ...): such lines go
+/// through the general path, which parses the same numbers to the same bits and is the one
+/// that reports errors.
 #[inline]
 fn parse_row_fast<'l>(line: &'l [u8], header: &Header, row: &mut [f32]) -> Option<FastRow<'l>> {
     let delimiter = header.delimiter;
@@ -747,35 +747,13 @@ fn parse_row_fast<'l>(line: &'l [u8], header: &Header, row: &mut [f32]) -> Optio
     // Without skipped fields this is empty; with them, the fields and the delimiters between.
     let skipped = &line[id_end + 1..position.saturating_sub(1).max(id_end + 1)];
     let last = row.len().checked_sub(1)?;
-    let mut feature = 0;
-    while feature <= last {
-        // SMILExtract's `%e` fields and frame positions, as many as follow each other, in a
-        // loop with nothing else in it; the loop below takes the field that ends the run.
-        let (parsed, next) = parse_printf_e_run(line, position, &mut row[feature..last], delimiter);
-        feature += parsed;
-        position = next;
-        let slot = &mut row[feature];
+    for (feature, slot) in row.iter_mut().enumerate() {
         let rest = line.get(position..)?;
-        let (value, used) = match parse_printf_e(rest).or_else(|| parse_fast_prefix(rest)) {
-            Some(parsed) => parsed,
-            // Numbers the fast paths do not cover (more than nine digits, powers of ten beyond
-            // 10^+-22, `nan`) go through the general parser on the same field the general path
-            // would cut out.
-            None => {
-                if matches!(rest.first(), Some(b'\'' | b'"')) {
-                    return None;
-                }
-                let used = if feature < last {
-                    memchr::memchr(delimiter, rest)?
-                } else {
-                    rest.len()
-                };
-                match parse_field(&rest[..used]) {
-                    Some(Value::Number(value)) if value.is_finite() => (value, used),
-                    _ => return None,
-                }
-            }
-        };
+        // A quoted field, an empty one or text goes the general way, which says what it is.
+        let (value, used) = parse_prefix(rest)?;
+        if !value.is_finite() {
+            return None;
+        }
         *slot = value;
         position += used;
         if feature < last {
@@ -784,7 +762,6 @@ fn parse_row_fast<'l>(line: &'l [u8], header: &Header, row: &mut [f32]) -> Optio
             }
             position += 1;
         }
-        feature += 1;
     }
     let id = &line[..id_end];
     if !header.has_class {
