@@ -2,23 +2,14 @@
 //! so, deleting one synthetic set remakes only that set, and changing one lambda_cls reruns
 //! only what depends on it.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
-use emocycle_features::testing::tiny_corpora;
-
-/// Runs one stage and returns its error output, which carries the progress lines.
+/// Runs one stage on `pipeline.json` and returns its output, which carries the progress lines.
 fn stage(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_emocycle"))
-        .args(args)
-        .args(["--config", "pipeline.json"])
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(output.status.success(), "{args:?}: {stderr}");
-    stderr
+    common::emocycle(dir, &[args, &["--config", "pipeline.json"]].concat())
 }
 
 const STAGES: [&str; 7] = [
@@ -26,40 +17,12 @@ const STAGES: [&str; 7] = [
 ];
 
 fn write_pipeline(dir: &Path) {
-    let corpora = tiny_corpora(dir);
-    let small = serde_json::json!({
-        "hidden": [6], "batch_size": 8, "dropout": 0.1, "learning_rate": 0.01, "epochs": 2
-    });
-    let pipeline = serde_json::json!({
-        "name": "tiny",
-        "seed": 3,
-        "device": "cpu",
-        "corpora": corpora.corpora,
-        "roles": {"target": "labelled", "source": "source"},
-        "gan": {
-            "lambda_cls": [0, 1],
-            "network": {
-                "generator_hidden": [8], "discriminator_hidden": [8], "classifier_hidden": [8],
-                "batch_size": 4, "pretrain_epochs": 2, "train_epochs": 2, "checkpoint_every": 2
-            }
-        },
-        "synth": {"figure_features": ["f0", "f1"], "metric_rows": 20},
-        "baselines": [
-            {"method": "smote", "k": 2, "size": {"per_class": 4}},
-            {"method": "cgan", "epochs": 2, "noise_dim": 3, "generator_hidden": [8],
-             "discriminator_hidden": [8], "batch_size": 4, "size": {"per_class": 4}}
-        ],
-        "evaluation": {
-            "repeats": 1,
-            "within": {"real": small, "syn": small, "real+syn": small},
-            "cross": {"real": small, "syn": small, "real+syn": small}
-        }
-    });
-    std::fs::write(
-        dir.join("pipeline.json"),
-        serde_json::to_string_pretty(&pipeline).unwrap(),
-    )
-    .unwrap();
+    common::write(dir, &common::tiny_pipeline(dir));
+}
+
+/// Asserts that `output` holds `needle` exactly `count` times.
+fn count(output: &str, needle: &str, count: usize) {
+    assert_eq!(output.matches(needle).count(), count, "{needle}: {output}");
 }
 
 #[test]
@@ -163,27 +126,11 @@ fn a_rerun_does_nothing_and_a_change_reruns_only_its_dependants() {
     pipeline["evaluation"]["repeats"] = serde_json::json!(2);
     std::fs::write(&path, pipeline.to_string()).unwrap();
     let stderr = stage(dir.path(), &["pretrain"]);
-    assert_eq!(
-        stderr.matches("gan_seed=0 is up to date").count(),
-        3,
-        "{stderr}"
-    );
-    assert_eq!(
-        stderr.matches(" gan_seed=1 on cpu in ").count(),
-        3,
-        "{stderr}"
-    );
+    count(&stderr, "gan_seed=0 is up to date", 3);
+    count(&stderr, " gan_seed=1 on cpu in ", 3);
     let stderr = stage(dir.path(), &["train"]);
-    assert_eq!(
-        stderr.matches("gan_seed=0 is up to date").count(),
-        6,
-        "{stderr}"
-    );
-    assert_eq!(
-        stderr.matches(" gan_seed=1 on cpu in ").count(),
-        6,
-        "{stderr}"
-    );
+    count(&stderr, "gan_seed=0 is up to date", 6);
+    count(&stderr, " gan_seed=1 on cpu in ", 6);
     let stderr = stage(dir.path(), &["generate"]);
     assert_eq!(stderr.matches(" -> ").count(), 6, "{stderr}");
     assert!(

@@ -3,63 +3,26 @@
 //! tasks is requeued while it trains, and the tables and weights must equal those of the same
 //! pipeline run locally.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use emocycle_features::testing::tiny_corpora;
+use common::emocycle;
 
-fn emocycle(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_emocycle"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success(), "{args:?}: {text}");
-    text
-}
-
-/// A tiny pipeline whose training runs long enough (400 epochs, a checkpoint after each) to be
-/// interrupted.
+/// The tiny pipeline with one lambda_cls and one baseline, and a training long enough (400
+/// epochs, a checkpoint after each) to be interrupted.
 fn write_pipeline(dir: &Path) {
-    let corpora = tiny_corpora(dir);
-    let small = serde_json::json!({
-        "hidden": [6], "batch_size": 8, "dropout": 0.1, "learning_rate": 0.01, "epochs": 2
-    });
-    let pipeline = serde_json::json!({
-        "name": "tiny",
-        "seed": 3,
-        "device": "cpu",
-        "threads": 1,
-        "corpora": corpora.corpora,
-        "roles": {"target": "labelled", "source": "source"},
-        "gan": {
-            "lambda_cls": [1],
-            "network": {
-                "generator_hidden": [8], "discriminator_hidden": [8], "classifier_hidden": [8],
-                "batch_size": 4, "pretrain_epochs": 2, "train_epochs": 400, "checkpoint_every": 1
-            }
-        },
-        "synth": {"figure_features": ["f0", "f1"], "metric_rows": 20},
-        "baselines": [{"method": "smote", "k": 2, "size": {"per_class": 4}}],
-        "evaluation": {
-            "repeats": 1,
-            "within": {"real": small, "syn": small, "real+syn": small},
-            "cross": {"real": small, "syn": small, "real+syn": small}
-        },
-        "slurm": {"cpus": 1, "time": "30:00"}
-    });
-    std::fs::write(
-        dir.join("pipeline.json"),
-        serde_json::to_string_pretty(&pipeline).unwrap(),
-    )
-    .unwrap();
+    let mut pipeline = common::tiny_pipeline(dir);
+    pipeline["threads"] = serde_json::json!(1);
+    pipeline["gan"]["lambda_cls"] = serde_json::json!([1]);
+    pipeline["gan"]["network"]["train_epochs"] = serde_json::json!(400);
+    pipeline["gan"]["network"]["checkpoint_every"] = serde_json::json!(1);
+    pipeline["baselines"] =
+        serde_json::json!([{"method": "smote", "k": 2, "size": {"per_class": 4}}]);
+    pipeline["slurm"] = serde_json::json!({"cpus": 1, "time": "30:00"});
+    common::write(dir, &pipeline);
 }
 
 /// A stand-in for Slurm's commands in `dir/bin`: `sbatch` records its arguments in

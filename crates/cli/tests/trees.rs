@@ -4,20 +4,11 @@
 //! corpora's own label files (IEMOCAP's `EmoEvaluation` directory, MSP-IMPROV's
 //! `Evaluation.txt`), no converter in between.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-fn emocycle(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_emocycle"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(output.status.success(), "{args:?}: {text}");
-    text
-}
+use std::path::{Path, PathBuf};
+
+use common::emocycle;
 
 fn tree(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -512,34 +512,34 @@ mod tests {
         config.within.syn.dropout = 1.0;
         let message = config.validate().unwrap_err().to_string();
         assert!(message.contains("within.syn"), "{message}");
-        let config = EvalConfig {
-            lambda_cls: vec![2.0, 2.0],
-            ..EvalConfig::default()
-        };
-        assert!(config.validate().unwrap_err().to_string().contains("twice"));
-        let config = EvalConfig {
-            repeats: 0,
-            ..EvalConfig::default()
-        };
-        assert!(
-            config
-                .validate()
-                .unwrap_err()
-                .to_string()
-                .contains("repeats")
-        );
+        let cases = [
+            (
+                EvalConfig {
+                    lambda_cls: vec![2.0, 2.0],
+                    ..EvalConfig::default()
+                },
+                "twice",
+            ),
+            (
+                EvalConfig {
+                    repeats: 0,
+                    ..EvalConfig::default()
+                },
+                "repeats",
+            ),
+            (
+                EvalConfig {
+                    gan_seeds: 0,
+                    ..EvalConfig::default()
+                },
+                "gan_seeds",
+            ),
+        ];
+        for (config, key) in cases {
+            let message = config.validate().unwrap_err().to_string();
+            assert!(message.contains(key), "{key}: {message}");
+        }
         assert!(EvalConfig::default().workers() >= 1);
-        let config = EvalConfig {
-            gan_seeds: 0,
-            ..EvalConfig::default()
-        };
-        assert!(
-            config
-                .validate()
-                .unwrap_err()
-                .to_string()
-                .contains("gan_seeds")
-        );
     }
 
     #[test]
