@@ -359,10 +359,108 @@ fn stage_run(pipeline: &Pipeline, run: &GanRunArgs) -> StageRun {
     }
 }
 
+/// One run of the GAN stage: the pretraining of a scope (no lambda_cls) or a joint training of
+/// a scope and lambda_cls, for one generator seed.
+struct GanRun {
+    scope: Scope,
+    lambda_cls: Option<f64>,
+    gan_seed: u32,
+}
+
+impl GanRun {
+    fn label(&self, pipeline: &Pipeline) -> String {
+        run_label(pipeline, &self.scope, self.lambda_cls, self.gan_seed)
+    }
+
+    /// The flags that name this run within its scope, for a child process.
+    fn flags(&self) -> Vec<(&'static str, String)> {
+        let mut flags = Vec::new();
+        if let Some(lambda) = self.lambda_cls {
+            flags.push(("--lambda-cls", lambda.to_string()));
+        }
+        flags.push(("--gan-seed", self.gan_seed.to_string()));
+        flags
+    }
+}
+
+/// What the GAN stage's driver needs of pretraining or joint training.
+struct GanStep<'a> {
+    /// `pretrain` or `train`.
+    stage: &'static str,
+    /// Whether a run's outputs are up to date.
+    fresh: &'a dyn Fn(&GanRun) -> Result<bool>,
+    /// Epochs of a run, for its progress bar.
+    epochs: &'a dyn Fn(&GanRun) -> usize,
+    /// Trains a run here; returns the end of its summary line.
+    execute: &'a dyn Fn(&GanRun, &ProgressBar) -> Result<String>,
+}
+
+/// The GAN stage's one driver: says which runs are up to date, trains the others in child
+/// processes when more than one can run at once (each child is this driver with one run), else
+/// here with a progress bar, and prints each run's summary.
+fn drive_gan_runs(
+    config: &Path,
+    pipeline: &Pipeline,
+    run: &GanRunArgs,
+    device: tch::Device,
+    runs: Vec<GanRun>,
+    step: &GanStep,
+) -> Result<()> {
+    let started = Instant::now();
+    let mut todo = Vec::new();
+    for gan_run in runs {
+        if !run.force && (step.fresh)(&gan_run)? {
+            eprintln!(
+                "{}: {} is up to date (skipped; --force reruns it)",
+                step.stage,
+                gan_run.label(pipeline)
+            );
+            continue;
+        }
+        todo.push(gan_run);
+    }
+    let workers = child_workers(run.jobs, device, todo.len());
+    if workers > 1 {
+        let jobs = todo
+            .iter()
+            .map(|gan_run| ChildJob {
+                label: gan_run.label(pipeline),
+                args: child_args(
+                    step.stage,
+                    config,
+                    &gan_run.scope,
+                    &gan_run.flags(),
+                    &run.into(),
+                ),
+            })
+            .collect();
+        return run_in_children(step.stage, jobs, workers);
+    }
+    for gan_run in todo {
+        let label = gan_run.label(pipeline);
+        let run_started = Instant::now();
+        let bar = progress_bar(
+            (step.epochs)(&gan_run) as u64,
+            format!("{} {label}", step.stage),
+        );
+        record::worked();
+        let summary =
+            (step.execute)(&gan_run, &bar).with_context(|| format!("{} {label}", step.stage))?;
+        bar.finish_and_clear();
+        eprintln!(
+            "{}: {label} on {} in {:.1} s; {summary}",
+            step.stage,
+            emocycle_torch::device_name(device),
+            run_started.elapsed().as_secs_f64(),
+        );
+    }
+    record::closing_line(step.stage, started);
+    Ok(())
+}
+
 pub(crate) fn pretrain(config: &Path, run: &GanRunArgs) -> Result<()> {
     let pipeline = load_for_models(config)?;
     let device = run.device.unwrap_or(pipeline.config.device).resolve()?;
-    let started = Instant::now();
     // Pretraining is cycle-only: it does not depend on lambda_cls.
     let Some(&first_lambda) = pipeline.config.gan.lambda_cls.first() else {
         eprintln!(
@@ -371,174 +469,131 @@ pub(crate) fn pretrain(config: &Path, run: &GanRunArgs) -> Result<()> {
         return Ok(());
     };
     let seeds = gan_seeds(&pipeline, run.gan_seed)?;
-    let mut todo = Vec::new();
+    let mut runs = Vec::new();
     for scope in gan_scopes(&pipeline, run.scope.as_deref())? {
         for &gan_seed in &seeds {
-            let dirs = pipeline.gan_dirs(&scope, gan_seed);
-            let expected = Expected {
-                code: emocycle_gan::CODE_FINGERPRINT,
-                config: serde_json::to_value(pipeline.gan_config(first_lambda, gan_seed))?,
-                inputs: scope_input_files(&pipeline, &scope),
-            };
-            let record = dirs.pretrain().join("loss_log.parquet");
-            if !run.force
-                && is_fresh(
-                    &record,
-                    &expected,
-                    &[dirs.generators()],
-                    gan_key(GanConfig::pretraining_key),
-                )?
-            {
-                eprintln!(
-                    "pretrain: {} is up to date (skipped; --force reruns it)",
-                    run_label(&pipeline, &scope, None, gan_seed)
-                );
-                continue;
-            }
-            todo.push((scope.clone(), gan_seed));
+            runs.push(GanRun {
+                scope: scope.clone(),
+                lambda_cls: None,
+                gan_seed,
+            });
         }
     }
-    let workers = child_workers(run.jobs, device, todo.len());
-    if workers > 1 {
-        let jobs = todo
-            .iter()
-            .map(|(scope, gan_seed)| ChildJob {
-                label: run_label(&pipeline, scope, None, *gan_seed),
-                args: child_args(
-                    "pretrain",
-                    config,
-                    scope,
-                    &[("--gan-seed", gan_seed.to_string())],
-                    &run.into(),
-                ),
-            })
-            .collect();
-        return run_in_children("pretrain", jobs, workers);
-    }
-    for (scope, gan_seed) in todo {
-        let dirs = pipeline.gan_dirs(&scope, gan_seed);
-        let gan_config = pipeline.gan_config(first_lambda, gan_seed);
-        let label = run_label(&pipeline, &scope, None, gan_seed);
-        let scope_started = Instant::now();
-        let bar = progress_bar(
-            gan_config.pretrain_epochs as u64,
-            format!("pretrain {label}"),
-        );
-        record::worked();
+    let gan_config = |gan_run: &GanRun| pipeline.gan_config(first_lambda, gan_run.gan_seed);
+    let dirs = |gan_run: &GanRun| pipeline.gan_dirs(&gan_run.scope, gan_run.gan_seed);
+    let fresh = |gan_run: &GanRun| -> Result<bool> {
+        let dirs = dirs(gan_run);
+        let expected = Expected {
+            code: emocycle_gan::CODE_FINGERPRINT,
+            config: serde_json::to_value(gan_config(gan_run))?,
+            inputs: scope_input_files(&pipeline, &gan_run.scope),
+        };
+        is_fresh(
+            &dirs.pretrain().join("loss_log.parquet"),
+            &expected,
+            &[dirs.generators()],
+            gan_key(GanConfig::pretraining_key),
+        )
+    };
+    let execute = |gan_run: &GanRun, bar: &ProgressBar| -> Result<String> {
         let outcome = run_pretrain(
-            &gan_config,
-            &pipeline.gan_inputs(&scope),
-            &scope,
-            &dirs,
+            &gan_config(gan_run),
+            &pipeline.gan_inputs(&gan_run.scope),
+            &gan_run.scope,
+            &dirs(gan_run),
             device,
             stage_run(&pipeline, run),
-            &mut on_epoch(&bar),
-        )
-        .with_context(|| format!("pretraining {label}"))?;
-        bar.finish_and_clear();
+            &mut on_epoch(bar),
+        )?;
         let last: Vec<String> = (0..4)
             .filter_map(|pair| outcome.log.iter().rev().find(|record| record.pair == pair))
             .map(|record| format!("{:.4}", record.cycle))
             .collect();
-        eprintln!(
-            "pretrain: {label} on {} in {:.1} s; final cycle loss per pair {}",
-            emocycle_torch::device_name(device),
-            scope_started.elapsed().as_secs_f64(),
-            last.join(" ")
-        );
-    }
-    record::closing_line("pretrain", started);
-    Ok(())
+        Ok(format!("final cycle loss per pair {}", last.join(" ")))
+    };
+    drive_gan_runs(
+        config,
+        &pipeline,
+        run,
+        device,
+        runs,
+        &GanStep {
+            stage: "pretrain",
+            fresh: &fresh,
+            epochs: &|gan_run| gan_config(gan_run).pretrain_epochs,
+            execute: &execute,
+        },
+    )
 }
 
 pub(crate) fn train(config: &Path, lambda_cls: Option<f64>, run: &GanRunArgs) -> Result<()> {
     let pipeline = load_for_models(config)?;
     let device = run.device.unwrap_or(pipeline.config.device).resolve()?;
     let seeds = gan_seeds(&pipeline, run.gan_seed)?;
-    let started = Instant::now();
-    let mut todo = Vec::new();
+    let mut runs = Vec::new();
     for scope in gan_scopes(&pipeline, run.scope.as_deref())? {
         for lambda in lambdas(&pipeline, lambda_cls) {
             for &gan_seed in &seeds {
-                let dirs = pipeline.gan_dirs(&scope, gan_seed);
-                let mut inputs = scope_input_files(&pipeline, &scope);
-                inputs.push(dirs.generators());
-                let expected = Expected {
-                    code: emocycle_gan::CODE_FINGERPRINT,
-                    config: serde_json::to_value(pipeline.gan_config(lambda, gan_seed))?,
-                    inputs,
-                };
-                let record = dirs.train(lambda).join("loss_log.parquet");
-                if !run.force
-                    && dirs.generators().is_file()
-                    && is_fresh(
-                        &record,
-                        &expected,
-                        &[dirs.model(lambda)],
-                        gan_key(GanConfig::training_key),
-                    )?
-                {
-                    eprintln!(
-                        "train: {} is up to date (skipped; --force reruns it)",
-                        run_label(&pipeline, &scope, Some(lambda), gan_seed)
-                    );
-                    continue;
-                }
-                todo.push((scope.clone(), lambda, gan_seed));
+                runs.push(GanRun {
+                    scope: scope.clone(),
+                    lambda_cls: Some(lambda),
+                    gan_seed,
+                });
             }
         }
     }
-    let workers = child_workers(run.jobs, device, todo.len());
-    if workers > 1 {
-        let jobs = todo
-            .iter()
-            .map(|(scope, lambda, gan_seed)| ChildJob {
-                label: run_label(&pipeline, scope, Some(*lambda), *gan_seed),
-                args: child_args(
-                    "train",
-                    config,
-                    scope,
-                    &[
-                        ("--lambda-cls", lambda.to_string()),
-                        ("--gan-seed", gan_seed.to_string()),
-                    ],
-                    &run.into(),
-                ),
-            })
-            .collect();
-        return run_in_children("train", jobs, workers);
-    }
-    for (scope, lambda, gan_seed) in todo {
-        let dirs = pipeline.gan_dirs(&scope, gan_seed);
-        let gan_config = pipeline.gan_config(lambda, gan_seed);
-        let label = run_label(&pipeline, &scope, Some(lambda), gan_seed);
-        let run_started = Instant::now();
-        let bar = progress_bar(gan_config.train_epochs as u64, format!("train {label}"));
-        record::worked();
+    let lambda = |gan_run: &GanRun| gan_run.lambda_cls.expect("joint trainings have one");
+    let gan_config = |gan_run: &GanRun| pipeline.gan_config(lambda(gan_run), gan_run.gan_seed);
+    let dirs = |gan_run: &GanRun| pipeline.gan_dirs(&gan_run.scope, gan_run.gan_seed);
+    let fresh = |gan_run: &GanRun| -> Result<bool> {
+        let dirs = dirs(gan_run);
+        let mut inputs = scope_input_files(&pipeline, &gan_run.scope);
+        inputs.push(dirs.generators());
+        let expected = Expected {
+            code: emocycle_gan::CODE_FINGERPRINT,
+            config: serde_json::to_value(gan_config(gan_run))?,
+            inputs,
+        };
+        Ok(dirs.generators().is_file()
+            && is_fresh(
+                &dirs.train(lambda(gan_run)).join("loss_log.parquet"),
+                &expected,
+                &[dirs.model(lambda(gan_run))],
+                gan_key(GanConfig::training_key),
+            )?)
+    };
+    let execute = |gan_run: &GanRun, bar: &ProgressBar| -> Result<String> {
         let outcome = run_train(
-            &gan_config,
-            &pipeline.gan_inputs(&scope),
-            &scope,
-            &dirs,
+            &gan_config(gan_run),
+            &pipeline.gan_inputs(&gan_run.scope),
+            &gan_run.scope,
+            &dirs(gan_run),
             device,
             stage_run(&pipeline, run),
-            &mut on_epoch(&bar),
-        )
-        .with_context(|| format!("training {label}"))?;
-        bar.finish_and_clear();
+            &mut on_epoch(bar),
+        )?;
         let last = outcome.log.last();
-        eprintln!(
-            "train: {label} on {} in {:.1} s; final d {:.3} g {:.3} cycle {:.4} cls {:.3}",
-            emocycle_torch::device_name(device),
-            run_started.elapsed().as_secs_f64(),
+        Ok(format!(
+            "final d {:.3} g {:.3} cycle {:.4} cls {:.3}",
             last.map_or(f64::NAN, |r| mean(&r.d)),
             last.map_or(f64::NAN, |r| mean(&r.g)),
             last.map_or(f64::NAN, |r| mean(&r.cycle)),
             last.map_or(f64::NAN, |r| r.cls)
-        );
-    }
-    record::closing_line("train", started);
-    Ok(())
+        ))
+    };
+    drive_gan_runs(
+        config,
+        &pipeline,
+        run,
+        device,
+        runs,
+        &GanStep {
+            stage: "train",
+            fresh: &fresh,
+            epochs: &|gan_run| gan_config(gan_run).train_epochs,
+            execute: &execute,
+        },
+    )
 }
 
 fn lambdas(pipeline: &Pipeline, only: Option<f64>) -> Vec<f64> {
