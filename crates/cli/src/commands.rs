@@ -22,6 +22,27 @@ use crate::freshness::{Expected, is_fresh, is_fresh_by_record, whole};
 use crate::parallel::{self, ChildJob};
 use crate::record;
 
+/// What a stage command did: made or replaced some of its outputs, or found them all up to
+/// date. Only a stage that worked writes its record (`stages/<stage>.json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StageOutcome {
+    /// Some output was made or replaced.
+    Worked,
+    /// Every output was up to date.
+    UpToDate,
+}
+
+impl StageOutcome {
+    fn from_worked(worked: bool) -> Self {
+        if worked { Self::Worked } else { Self::UpToDate }
+    }
+
+    /// Whether it made or replaced an output.
+    pub(crate) fn worked(self) -> bool {
+        self == Self::Worked
+    }
+}
+
 /// Compares recorded and expected GAN settings through `key` (one of [`GanConfig`]'s freshness
 /// keys). A record whose settings no longer parse maps to `null`, which no expected key equals.
 fn gan_key(
@@ -77,7 +98,7 @@ fn spinner(message: String) -> ProgressBar {
     bar
 }
 
-pub(crate) fn features(config: &Path, nan: Option<NanPolicy>, force: bool) -> Result<()> {
+pub(crate) fn features(config: &Path, nan: Option<NanPolicy>, force: bool) -> Result<StageOutcome> {
     let pipeline = Pipeline::load(config)?;
     let layout = pipeline.feature_layout();
     let started = Instant::now();
@@ -89,6 +110,7 @@ pub(crate) fn features(config: &Path, nan: Option<NanPolicy>, force: bool) -> Re
     }
     // Feature lists are compared before anything is written.
     emocycle_features::check_corpora(&features)?;
+    let mut worked = false;
     for corpus in &features.corpora {
         let mut also = vec![layout.normalisation(&corpus.name, "all")];
         if corpus.folds != FoldScheme::None {
@@ -117,7 +139,7 @@ pub(crate) fn features(config: &Path, nan: Option<NanPolicy>, force: bool) -> Re
         }
         let bar = spinner(format!("features: {}", corpus.name));
         let corpus_started = Instant::now();
-        record::worked();
+        worked = true;
         let report = ingest_corpus(corpus, &layout, DEFAULT_CHUNK_ROWS)
             .with_context(|| format!("feature stage, corpus {:?}", corpus.name))?;
         bar.finish_and_clear();
@@ -129,8 +151,8 @@ pub(crate) fn features(config: &Path, nan: Option<NanPolicy>, force: bool) -> Re
             corpus_started.elapsed().as_secs_f64()
         );
     }
-    record::closing_line("features", started);
-    Ok(())
+    record::closing_line("features", started, worked);
+    Ok(StageOutcome::from_worked(worked))
 }
 
 /// The options of `emocycle extract`.
@@ -333,16 +355,15 @@ fn child_args(
 }
 
 /// Runs `jobs` as child processes, `workers` at a time, and says how long they took.
-fn run_in_children(stage: &str, jobs: Vec<ChildJob>, workers: usize) -> Result<()> {
+fn run_in_children(stage: &str, jobs: Vec<ChildJob>, workers: usize) -> Result<StageOutcome> {
     let started = Instant::now();
     let runs = jobs.len();
-    record::worked();
     parallel::run_children(stage, jobs, workers, child_threads())?;
     eprintln!(
         "{stage}: {runs} runs done in {:.1} s, {workers} at a time",
         started.elapsed().as_secs_f64()
     );
-    Ok(())
+    Ok(StageOutcome::Worked)
 }
 
 /// libtorch threads of each child: `--threads` when given, else one.
@@ -405,7 +426,7 @@ fn drive_gan_runs(
     device: tch::Device,
     runs: Vec<GanRun>,
     step: &GanStep,
-) -> Result<()> {
+) -> Result<StageOutcome> {
     let started = Instant::now();
     let mut todo = Vec::new();
     for gan_run in runs {
@@ -436,6 +457,7 @@ fn drive_gan_runs(
             .collect();
         return run_in_children(step.stage, jobs, workers);
     }
+    let worked = !todo.is_empty();
     for gan_run in todo {
         let label = gan_run.label(pipeline);
         let run_started = Instant::now();
@@ -443,7 +465,6 @@ fn drive_gan_runs(
             (step.epochs)(&gan_run) as u64,
             format!("{} {label}", step.stage),
         );
-        record::worked();
         let summary =
             (step.execute)(&gan_run, &bar).with_context(|| format!("{} {label}", step.stage))?;
         bar.finish_and_clear();
@@ -454,11 +475,11 @@ fn drive_gan_runs(
             run_started.elapsed().as_secs_f64(),
         );
     }
-    record::closing_line(step.stage, started);
-    Ok(())
+    record::closing_line(step.stage, started, worked);
+    Ok(StageOutcome::from_worked(worked))
 }
 
-pub(crate) fn pretrain(config: &Path, run: &GanRunArgs) -> Result<()> {
+pub(crate) fn pretrain(config: &Path, run: &GanRunArgs) -> Result<StageOutcome> {
     let pipeline = load_for_models(config)?;
     let device = run.device.unwrap_or(pipeline.config.device).resolve()?;
     // Pretraining is cycle-only: it does not depend on lambda_cls.
@@ -466,7 +487,7 @@ pub(crate) fn pretrain(config: &Path, run: &GanRunArgs) -> Result<()> {
         eprintln!(
             "pretrain: gan.lambda_cls is empty: the pipeline trains no CycleGAN (nothing to do)"
         );
-        return Ok(());
+        return Ok(StageOutcome::UpToDate);
     };
     let seeds = gan_seeds(&pipeline, run.gan_seed)?;
     let mut runs = Vec::new();
@@ -526,7 +547,11 @@ pub(crate) fn pretrain(config: &Path, run: &GanRunArgs) -> Result<()> {
     )
 }
 
-pub(crate) fn train(config: &Path, lambda_cls: Option<f64>, run: &GanRunArgs) -> Result<()> {
+pub(crate) fn train(
+    config: &Path,
+    lambda_cls: Option<f64>,
+    run: &GanRunArgs,
+) -> Result<StageOutcome> {
     let pipeline = load_for_models(config)?;
     let device = run.device.unwrap_or(pipeline.config.device).resolve()?;
     let seeds = gan_seeds(&pipeline, run.gan_seed)?;
@@ -634,12 +659,13 @@ pub(crate) struct GenerateArgs<'a> {
     pub(crate) force: bool,
 }
 
-pub(crate) fn generate(config: &Path, args: &GenerateArgs) -> Result<()> {
+pub(crate) fn generate(config: &Path, args: &GenerateArgs) -> Result<StageOutcome> {
     let pipeline = load_for_models(config)?;
     let device = args.device.unwrap_or(pipeline.config.device).resolve()?;
     let synth = &pipeline.config.synth;
     let seeds = gan_seeds(&pipeline, args.gan_seed)?;
     let started = Instant::now();
+    let mut worked = false;
     for scope in gan_scopes(&pipeline, args.scope)? {
         for lambda in lambdas(&pipeline, args.lambda_cls) {
             for &gan_seed in &seeds {
@@ -661,7 +687,7 @@ pub(crate) fn generate(config: &Path, args: &GenerateArgs) -> Result<()> {
                 }
                 let run_started = Instant::now();
                 let bar = progress_bar(0, format!("generate {label}"));
-                record::worked();
+                worked = true;
                 let report = generate_set(&request, synth, device, &mut |progress| {
                     bar.set_length(progress.rows_total as u64);
                     bar.set_position(progress.rows_done as u64);
@@ -677,11 +703,15 @@ pub(crate) fn generate(config: &Path, args: &GenerateArgs) -> Result<()> {
             }
         }
     }
-    record::closing_line("generate", started);
-    Ok(())
+    record::closing_line("generate", started, worked);
+    Ok(StageOutcome::from_worked(worked))
 }
 
-pub(crate) fn quality(config: &Path, device: Option<DeviceChoice>, force: bool) -> Result<()> {
+pub(crate) fn quality(
+    config: &Path,
+    device: Option<DeviceChoice>,
+    force: bool,
+) -> Result<StageOutcome> {
     let pipeline = load_for_models(config)?;
     let device = device.unwrap_or(pipeline.config.device).resolve()?;
     let started = Instant::now();
@@ -733,10 +763,9 @@ pub(crate) fn quality(config: &Path, device: Option<DeviceChoice>, force: bool) 
         )?
     {
         eprintln!("quality: up to date (skipped; --force reruns it)");
-        return Ok(());
+        return Ok(StageOutcome::UpToDate);
     }
     let bar = spinner("quality".to_string());
-    record::worked();
     let report = quality_report(
         &sets,
         &layout,
@@ -753,10 +782,14 @@ pub(crate) fn quality(config: &Path, device: Option<DeviceChoice>, force: bool) 
         started.elapsed().as_secs_f64(),
         layout.quality_markdown().display()
     );
-    Ok(())
+    Ok(StageOutcome::Worked)
 }
 
-pub(crate) fn evaluate(config: &Path, device: Option<DeviceChoice>, force: bool) -> Result<()> {
+pub(crate) fn evaluate(
+    config: &Path,
+    device: Option<DeviceChoice>,
+    force: bool,
+) -> Result<StageOutcome> {
     let pipeline = load_for_models(config)?;
     let device = device.unwrap_or(pipeline.config.device).resolve()?;
     let eval_config = pipeline.eval_config();
@@ -787,11 +820,10 @@ pub(crate) fn evaluate(config: &Path, device: Option<DeviceChoice>, force: bool)
         )?
     {
         eprintln!("evaluate: up to date (skipped; --force reruns it)");
-        return Ok(());
+        return Ok(StageOutcome::UpToDate);
     }
     let started = Instant::now();
     let bar = progress_bar(0, "evaluate".to_string());
-    record::worked();
     let report = run_evaluation(&inputs, &eval_config, device, &mut |progress| {
         bar.set_length(progress.total as u64);
         bar.set_position(progress.done as u64);
@@ -820,7 +852,7 @@ pub(crate) fn evaluate(config: &Path, device: Option<DeviceChoice>, force: bool)
         started.elapsed().as_secs_f64(),
         inputs.output_dir.join("tables.md").display()
     );
-    Ok(())
+    Ok(StageOutcome::Worked)
 }
 
 pub(crate) fn inspect(file: &Path, rows: usize) -> Result<()> {
@@ -907,7 +939,7 @@ pub(crate) struct AugmentArgs<'a> {
     pub jobs: usize,
 }
 
-pub(crate) fn augment(config: &Path, args: &AugmentArgs) -> Result<()> {
+pub(crate) fn augment(config: &Path, args: &AugmentArgs) -> Result<StageOutcome> {
     let pipeline = load_for_models(config)?;
     let device = args.device.unwrap_or(pipeline.config.device).resolve()?;
     let started = Instant::now();
@@ -928,8 +960,9 @@ pub(crate) fn augment(config: &Path, args: &AugmentArgs) -> Result<()> {
     };
     if baselines.is_empty() {
         eprintln!("augment: the pipeline has no baselines (nothing to do)");
-        return Ok(());
+        return Ok(StageOutcome::UpToDate);
     }
+    let mut worked = false;
     let mut todo = Vec::new();
     for scope in gan_scopes(&pipeline, args.scope)? {
         for &baseline in &baselines {
@@ -975,14 +1008,14 @@ pub(crate) fn augment(config: &Path, args: &AugmentArgs) -> Result<()> {
                 ),
             })
             .collect();
-        run_in_children("augment", jobs, workers)?;
+        worked = run_in_children("augment", jobs, workers)?.worked();
     } else {
         in_process.extend(trained);
     }
     for request in in_process {
         let label = format!("{} {}", request.scope.name(), request.config.name());
         let bar = progress_bar(0, format!("augment {label}"));
-        record::worked();
+        worked = true;
         let report = run_baseline(&request, device, &mut |progress| match progress {
             BaselineProgress::Epoch { record, epochs } => {
                 bar.set_length(epochs as u64);
@@ -1004,15 +1037,14 @@ pub(crate) fn augment(config: &Path, args: &AugmentArgs) -> Result<()> {
             report.seconds
         );
     }
-    record::closing_line("augment", started);
-    Ok(())
+    record::closing_line("augment", started, worked);
+    Ok(StageOutcome::from_worked(worked))
 }
 
 pub(crate) fn report(config: &Path) -> Result<()> {
     let pipeline = Pipeline::load(config)?;
     let started = Instant::now();
     let outcome = write_report(&ReportInputs::for_pipeline(pipeline)).context("report")?;
-    record::worked();
     for note in &outcome.notes {
         eprintln!("report: {note}");
     }

@@ -293,7 +293,9 @@ fn main() -> ExitCode {
     let started = std::time::Instant::now();
     let stage = cli.command.stage();
     let outcome = match cli.command {
-        Command::Features { config, nan, force } => commands::features(&config, nan, force),
+        Command::Features { config, nan, force } => {
+            commands::features(&config, nan, force).map(Some)
+        }
         Command::Extract {
             input,
             output,
@@ -314,7 +316,8 @@ fn main() -> ExitCode {
                 skip_unreadable,
                 force,
             },
-        ),
+        )
+        .map(|()| None),
         Command::Augment {
             config,
             name,
@@ -331,13 +334,14 @@ fn main() -> ExitCode {
                 force,
                 jobs,
             },
-        ),
-        Command::Pretrain { config, run } => commands::pretrain(&config, &run),
+        )
+        .map(Some),
+        Command::Pretrain { config, run } => commands::pretrain(&config, &run).map(Some),
         Command::Train {
             config,
             lambda_cls,
             run,
-        } => commands::train(&config, lambda_cls, &run),
+        } => commands::train(&config, lambda_cls, &run).map(Some),
         Command::Generate {
             config,
             lambda_cls,
@@ -354,30 +358,31 @@ fn main() -> ExitCode {
                 device,
                 force,
             },
-        ),
+        )
+        .map(Some),
         Command::Quality {
             config,
             device,
             force,
-        } => commands::quality(&config, device, force),
+        } => commands::quality(&config, device, force).map(Some),
         Command::Evaluate {
             config,
             device,
             force,
-        } => commands::evaluate(&config, device, force),
-        Command::Report { config } => commands::report(&config),
+        } => commands::evaluate(&config, device, force).map(Some),
+        Command::Report { config } => commands::report(&config).map(|()| None),
         Command::Submit {
             config,
             dry_run,
             from,
-        } => commands::submit(&config, dry_run, &from),
-        Command::Status { config } => commands::status(&config),
-        Command::Inspect { file, rows } => commands::inspect(&file, rows),
-        Command::Doctor { device } => commands::doctor(device),
+        } => commands::submit(&config, dry_run, &from).map(|()| None),
+        Command::Status { config } => commands::status(&config).map(|()| None),
+        Command::Inspect { file, rows } => commands::inspect(&file, rows).map(|()| None),
+        Command::Doctor { device } => commands::doctor(device).map(|()| None),
     };
     // A stage that did work leaves a record of its wall time for the report.
-    let outcome = outcome.and_then(|()| match stage {
-        Some((stage, config, jobs)) => {
+    let outcome = outcome.and_then(|done| match (stage, done) {
+        (Some((stage, config, jobs)), Some(done)) if done.worked() => {
             // Parallel runs are child processes with one thread each unless --threads says.
             let threads = match cli.threads {
                 Some(threads) => usize::from(threads),
@@ -391,9 +396,8 @@ fn main() -> ExitCode {
                 jobs,
                 threads,
             })
-            .map(|_| ())
         }
-        None => Ok(()),
+        _ => Ok(()),
     });
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

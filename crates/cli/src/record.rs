@@ -5,28 +5,15 @@
 //! run that made the current artifacts.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use emocycle_pipeline::Pipeline;
 use emocycle_torch::ResolveDevice;
 
-static WORKED: AtomicBool = AtomicBool::new(false);
-
-/// Marks that the current command made or replaced an artifact.
-pub(crate) fn worked() {
-    WORKED.store(true, Ordering::Relaxed);
-}
-
-/// Whether the current command made or replaced an artifact so far.
-pub(crate) fn did_work() -> bool {
-    WORKED.load(Ordering::Relaxed)
-}
-
 /// The closing line of a stage: its time, or that everything was up to date.
-pub(crate) fn closing_line(stage: &str, started: Instant) {
-    if did_work() {
+pub(crate) fn closing_line(stage: &str, started: Instant, worked: bool) {
+    if worked {
         eprintln!("{stage}: done in {:.1} s", started.elapsed().as_secs_f64());
     } else {
         eprintln!("{stage}: nothing to do, every output is up to date");
@@ -47,12 +34,9 @@ pub(crate) struct StageRun<'a> {
     pub threads: usize,
 }
 
-/// Writes `stages/<stage>.json` below the pipeline's output directory if the command did
-/// work; returns whether it wrote.
-pub(crate) fn finish(run: &StageRun) -> Result<bool> {
-    if !did_work() {
-        return Ok(false);
-    }
+/// Writes `stages/<stage>.json` below the pipeline's output directory, for a stage command
+/// that made or replaced outputs.
+pub(crate) fn finish(run: &StageRun) -> Result<()> {
     let pipeline = Pipeline::load(run.config)?;
     let device = pipeline
         .config
@@ -91,5 +75,5 @@ pub(crate) fn finish(run: &StageRun) -> Result<bool> {
         .join(format!("{}.json", run.stage));
     emocycle_artifact::write_bytes_atomic(&path, serde_json::to_string_pretty(&record)?.as_bytes())
         .with_context(|| format!("writing {}", path.display()))?;
-    Ok(true)
+    Ok(())
 }
