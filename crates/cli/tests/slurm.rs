@@ -104,6 +104,12 @@ fn submit_chains_one_array_per_stage_and_status_reads_them_back() {
     let script = std::fs::read_to_string(run.join("slurm/continue.sbatch")).unwrap();
     assert!(script.contains("submit --config"), "{script}");
     assert!(script.contains("args=(--from augment)"), "{script}");
+    // Requeued after it submitted, it would submit the rest twice.
+    assert!(script.contains("#SBATCH --no-requeue"), "{script}");
+    let features = std::fs::read_to_string(run.join("slurm/features.sbatch")).unwrap();
+    assert!(features.contains("#SBATCH --requeue"), "{features}");
+    // The feature stage's task has no arguments of its own.
+    assert!(features.contains("  0) args=() ;;"), "{features}");
 
     // After it: every later stage, one task per share, chained.
     emocycle(dir.path(), &["features", "--config", "pipeline.json"]);
@@ -147,26 +153,12 @@ fn submit_chains_one_array_per_stage_and_status_reads_them_back() {
     );
 
     // Status: train task 0 done, 1 running, 2 failed; generate pending as an unsplit array.
-    std::fs::write(
-        slurm.join("queue"),
-        "102_1|RUNNING
-103_[0-2]|PENDING
-",
-    )
-    .unwrap();
+    std::fs::write(slurm.join("queue"), "102_1|RUNNING\n103_[0-2]|PENDING\n").unwrap();
     let tasks = run.join("slurm/tasks");
-    std::fs::write(
-        tasks.join("train.0.exit"),
-        "0
-",
-    )
-    .unwrap();
-    std::fs::write(
-        tasks.join("train.2.exit"),
-        "1
-",
-    )
-    .unwrap();
+    std::fs::write(tasks.join("train.102_0.exit"), "0\n").unwrap();
+    std::fs::write(tasks.join("train.102_2.exit"), "1\n").unwrap();
+    // An earlier submission's record of a task does not speak for this submission's.
+    std::fs::write(tasks.join("report.90_0.exit"), "0\n").unwrap();
     let output = with_path(dir.path(), &bin, &["status", "--config", "pipeline.json"]);
     assert!(output.status.success(), "{output:?}");
     let status = String::from_utf8_lossy(&output.stdout);

@@ -5,10 +5,11 @@
 //!
 //! # What it reads and writes
 //!
-//! [`submit`] reads the pipeline and, for the stages after the feature stage, the feature
-//! stage's fold file `features/<target>.folds.parquet` (its scopes decide the GAN and baseline
-//! arrays; when it does not exist yet, a one-task `continue` job after the feature stage
-//! submits the rest). It writes, below the run directory (`runs/<name>/`):
+//! [`submit`] reads the pipeline and, when it starts after the feature stage, the feature
+//! stage's fold file `features/<target>.folds.parquet`, whose scopes decide the GAN and
+//! baseline arrays. A submission that includes the feature stage cannot know them yet: it is
+//! the feature stage and a one-task `continue` job after it, which submits the rest
+//! (`emocycle submit --from augment`). It writes, below the run directory (`runs/<name>/`):
 //! - `slurm/<stage>.sbatch`: one script per stage (and `continue.sbatch`), its `#SBATCH` lines
 //!   from the pipeline's `slurm` section ([`emocycle_config::slurm::SlurmConfig`]);
 //! - `slurm/jobs.json`: every submission's job ids, stages, dependencies and task labels
@@ -16,8 +17,9 @@
 //!
 //! The array tasks themselves write:
 //! - `slurm/logs/<stage>-<job>_<task>.out`: the task's output, every attempt appended;
-//! - `slurm/tasks/<stage>.<task>.exit`: the exit status of its last attempt (removed when an
-//!   attempt starts);
+//! - `slurm/tasks/<stage>.<job>_<task>.exit`: the exit status of its last attempt (removed
+//!   when an attempt starts; named by the array's job id, so a record of an earlier
+//!   submission never speaks for a later one);
 //! - the stage's outputs, as a local run does: every task writes only its own share,
 //!   atomically, so tasks never collide, and each stage's freshness checks make a task whose
 //!   share is up to date exit at once, so resubmitting a pipeline redoes only what is missing.
@@ -27,10 +29,13 @@
 //!
 //! # Preemption and time limits
 //!
-//! Every array is requeueable, and the GAN tasks run with `--resume`: a task that is preempted
-//! or requeued continues from its last checkpoint (`gan.network.checkpoint_every`) and ends
-//! with the weights of an uninterrupted run. Other stages are short or restart from their
-//! freshness checks.
+//! Every array but `continue` (which would submit twice) is requeueable, and the GAN tasks run
+//! with `--resume`: a task that is preempted or requeued continues from its last checkpoint
+//! (`gan.network.checkpoint_every`) and ends with the weights of an uninterrupted run. Other
+//! stages are short or restart from their freshness checks.
+//!
+//! The scripts are plain bash (an empty argument list is spelled so that bash before 4.4
+//! accepts it under `set -u`); `#SBATCH` values are quoted for sbatch's own parser.
 
 mod plan;
 mod script;

@@ -68,6 +68,9 @@ pub struct StageJob {
     pub tasks: Vec<Task>,
     /// Stages of the same submission that must finish first (`afterok`).
     pub after: Vec<String>,
+    /// Whether Slurm may requeue a task (preemption, `scontrol requeue`): every stage's, as
+    /// each reruns to the same outputs, but not `continue`'s, which would submit again.
+    pub requeue: bool,
     /// What each task asks for.
     pub resources: SlurmResources,
 }
@@ -100,9 +103,10 @@ fn runs_models(stage: &str) -> bool {
 /// The job arrays that bring the pipeline up to date from stage `from` on (`features`: all).
 ///
 /// The GAN and baseline stages have one task per scope, and the scopes come from the feature
-/// stage's fold file. When that file does not exist yet, the plan is the feature stage and a
-/// one-task `continue` job after it, which runs `emocycle submit --from augment` to send the
-/// rest once the scopes are known.
+/// stage's fold file, which the feature stage may be about to write or rewrite. So a plan
+/// from `features` is the feature stage and a one-task `continue` job after it, which runs
+/// `emocycle submit --from augment` to send the rest once the scopes are known; a plan from a
+/// later stage reads the fold file at once, and its absence is an error.
 pub fn plan(pipeline: &Pipeline, from: &str) -> Result<Vec<StageJob>> {
     let stages: Vec<&str> = std::iter::once(FIRST_STAGE)
         .chain(LATER_STAGES)
@@ -124,14 +128,10 @@ pub fn plan(pipeline: &Pipeline, from: &str) -> Result<Vec<StageJob>> {
         label: stage.to_string(),
         args: Vec::new(),
     };
-    let scopes = if stages.iter().any(|stage| *stage != FIRST_STAGE) {
-        match pipeline.gan_scopes() {
-            Ok(scopes) => Some(scopes),
-            Err(_) if stages[0] == FIRST_STAGE => None,
-            Err(error) => return Err(error.into()),
-        }
-    } else {
+    let scopes = if stages[0] == FIRST_STAGE {
         None
+    } else {
+        Some(pipeline.gan_scopes()?)
     };
     let mut jobs: Vec<StageJob> = Vec::new();
     let mut add = |stage: &str, command: &str, tasks: Vec<Task>| {
@@ -143,6 +143,7 @@ pub fn plan(pipeline: &Pipeline, from: &str) -> Result<Vec<StageJob>> {
             command: command.to_string(),
             tasks,
             after: Vec::new(),
+            requeue: stage != "continue",
             resources: resources(stage),
         });
     };

@@ -39,14 +39,15 @@ impl SlurmDir {
         self.logs().join(format!("{stage}-{job}_{task}.out"))
     }
 
-    /// `tasks/`: `<stage>.<task>.exit`, the exit status of a task's last attempt.
+    /// `tasks/`: `<stage>.<job>_<task>.exit`, the exit status of a task's last attempt.
     pub fn tasks(&self) -> PathBuf {
         self.root.join("tasks")
     }
 
-    /// The exit-status file of task `task` of `stage`.
-    pub fn exit_file(&self, stage: &str, task: usize) -> PathBuf {
-        self.tasks().join(format!("{stage}.{task}.exit"))
+    /// The exit-status file of task `task` of `stage`'s array job `job` (named by the job, so
+    /// that an earlier submission's record never speaks for a later one).
+    pub fn exit_file(&self, stage: &str, job: &str, task: usize) -> PathBuf {
+        self.tasks().join(format!("{stage}.{job}_{task}.exit"))
     }
 
     /// `jobs.json`: every submission's job ids.
@@ -69,6 +70,23 @@ pub fn shell_quote(text: &str) -> String {
 
 fn path_word(path: &Path) -> String {
     shell_quote(&path.display().to_string())
+}
+
+/// A path for the inside of a double-quoted `#SBATCH` value, which sbatch reads itself, not
+/// bash: `\` and `"` escaped, and `%` doubled (sbatch expands `%A`, `%a`, ... in file names).
+fn sbatch_escape(path: &Path) -> String {
+    let mut out = String::new();
+    for c in path.display().to_string().chars() {
+        match c {
+            '\\' | '"' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '%' => out.push_str("%%"),
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// The script: `#SBATCH` lines from the job's resources, an array of its tasks, requeueable,
@@ -95,12 +113,20 @@ pub fn render(job: &StageJob, launch: &Launch, dir: &SlurmDir, pipeline_name: &s
             shell_quote(&format!("emocycle-{pipeline_name}-{}", job.stage))
         ),
         format!("--array=0-{}", tasks.saturating_sub(1)),
+        // One log per array task (`%A` the array's job id, `%a` the task), every attempt
+        // appended.
         format!(
-            "--output={}",
-            path_word(&dir.logs().join(format!("{}-%A_%a.out", job.stage)))
+            "--output=\"{}/{}-%A_%a.out\"",
+            sbatch_escape(&dir.logs()),
+            job.stage
         ),
         "--open-mode=append".to_string(),
-        "--requeue".to_string(),
+        if job.requeue {
+            "--requeue"
+        } else {
+            "--no-requeue"
+        }
+        .to_string(),
     ];
     let optional = [
         ("partition", &resources.partition),
@@ -128,7 +154,7 @@ pub fn render(job: &StageJob, launch: &Launch, dir: &SlurmDir, pipeline_name: &s
     let _ = writeln!(out, "task=\"${{SLURM_ARRAY_TASK_ID:-0}}\"");
     let _ = writeln!(
         out,
-        "status_file={}/{}.\"$task\".exit",
+        "status_file={}/{}.\"${{SLURM_ARRAY_JOB_ID:-${{SLURM_JOB_ID:-0}}}}_$task\".exit",
         path_word(&dir.tasks()),
         job.stage
     );
@@ -161,7 +187,8 @@ pub fn render(job: &StageJob, launch: &Launch, dir: &SlurmDir, pipeline_name: &s
         .map_or(String::new(), |cpus| format!(" --threads {cpus}"));
     let _ = writeln!(
         out,
-        "{}{threads} {} --config {} \"${{args[@]}}\"",
+        // `${args[@]+...}`: an empty array under `set -u` is an error before bash 4.4.
+        "{}{threads} {} --config {} ${{args[@]+\"${{args[@]}}\"}}",
         path_word(&launch.executable),
         job.command,
         path_word(&launch.config)
@@ -183,6 +210,10 @@ mod tests {
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
         assert_eq!(shell_quote(""), "''");
         assert_eq!(shell_quote("$HOME"), "'$HOME'");
+        assert_eq!(
+            sbatch_escape(Path::new(r#"/a b/50%"q\"#)),
+            r#"/a b/50%%\"q\\"#
+        );
     }
 
     #[test]
@@ -201,6 +232,7 @@ mod tests {
                 },
             ],
             after: vec!["pretrain".into()],
+            requeue: true,
             resources: SlurmResources {
                 partition: Some("gpu".into()),
                 time: Some("2:00:00".into()),
@@ -220,7 +252,7 @@ mod tests {
         for line in [
             "#SBATCH --job-name=emocycle-demo-train",
             "#SBATCH --array=0-1",
-            "#SBATCH --output='/home/me/my project/runs/demo/slurm/logs/train-%A_%a.out'",
+            "#SBATCH --output=\"/home/me/my project/runs/demo/slurm/logs/train-%A_%a.out\"",
             "#SBATCH --requeue",
             "#SBATCH --open-mode=append",
             "#SBATCH --partition=gpu",
@@ -230,7 +262,7 @@ mod tests {
             "#SBATCH --qos=short",
             "cd '/home/me/my project' || exit 1",
             "  1) args=(--scope fold2 --resume) ;; # fold2 lambda_cls=0",
-            "/opt/emocycle/bin/emocycle --threads 4 train --config '/home/me/my project/pipelines/demo.json' \"${args[@]}\"",
+            "/opt/emocycle/bin/emocycle --threads 4 train --config '/home/me/my project/pipelines/demo.json' ${args[@]+\"${args[@]}\"}",
         ] {
             assert!(script.contains(line), "{line}\n{script}");
         }

@@ -174,9 +174,19 @@ pub fn status(pipeline: &Pipeline, launch: &Launch) -> Result<Vec<StageStatus>> 
     }
     let ids: Vec<&str> = latest.iter().filter_map(|j| j.job_id.as_deref()).collect();
     let id_list = ids.join(",");
-    let queued = query("squeue", &["-h", "-r", "--me", "-o", "%i|%T"])
-        .map(|text| parse_states(&text))
-        .unwrap_or_default();
+    // This user's jobs (`--me` exists only from Slurm 20.11 on); not `-j`, which fails
+    // outright once one of the ids has left the controller's memory.
+    let user = std::env::var("USER").ok().filter(|user| !user.is_empty());
+    let mine = match &user {
+        Some(user) => vec!["-u", user.as_str()],
+        None => vec!["--me"],
+    };
+    let queued = query(
+        "squeue",
+        &[&["-h", "-r"], &mine[..], &["-o", "%i|%T"]].concat(),
+    )
+    .map(|text| parse_states(&text))
+    .unwrap_or_default();
     let accounted = query(
         "sacct",
         &["-n", "-P", "-X", "-j", &id_list, "-o", "JobID,State"],
@@ -193,9 +203,10 @@ pub fn status(pipeline: &Pipeline, launch: &Launch) -> Result<Vec<StageStatus>> 
                 .enumerate()
                 .map(|(index, label)| {
                     let key = format!("{job_id}_{index}");
-                    let recorded = std::fs::read_to_string(dir.exit_file(&job.stage, index))
-                        .ok()
-                        .map(|text| text.trim().to_string());
+                    let recorded =
+                        std::fs::read_to_string(dir.exit_file(&job.stage, &job_id, index))
+                            .ok()
+                            .map(|text| text.trim().to_string());
                     let state = match (queued.get(&key).and_then(|s| queue_state(s)), recorded) {
                         (Some(state), _) => state,
                         (None, Some(code)) if code == "0" => TaskState::Done,

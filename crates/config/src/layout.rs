@@ -88,8 +88,8 @@ fn seed_suffix(gan_seed: u32) -> String {
 
 /// The seed of generator seed `gan_seed` (0-based) of a pipeline whose seed is `base`: the base
 /// itself for the first, so that `gan.seeds: 1` trains what it always trained; the others are
-/// spread by the golden-ratio increment that SplitMix64 itself uses, so that no two of them
-/// (nor a classifier repeat's `base + r`) share a seed.
+/// spread by the golden-ratio increment that SplitMix64 itself uses, which puts them far from
+/// each other and from the classifier repeats' seeds `base + r`.
 pub fn gan_seed_value(base: u64, gan_seed: u32) -> u64 {
     base.wrapping_add(u64::from(gan_seed).wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }

@@ -72,9 +72,17 @@ impl SlurmResources {
             ("memory", &self.memory),
         ] {
             if let Some(value) = value
-                && (value.is_empty() || value.chars().any(|c| c.is_whitespace() || c == '\''))
+                && (value.is_empty()
+                    || value
+                        .chars()
+                        .any(|c| c.is_whitespace() || matches!(c, '\'' | '"' | '\\' | '#')))
             {
-                return fail(name, format!("{value:?} must be one word without quotes"));
+                // sbatch reads `#SBATCH` lines itself: quotes and backslashes would be
+                // unquoted, and `#` would start a comment.
+                return fail(
+                    name,
+                    format!("{value:?} must be one word without quotes, backslashes or #"),
+                );
             }
         }
         if let Some(time) = &self.time
@@ -169,6 +177,7 @@ mod tests {
             (r#"{"time": "two hours"}"#, "time"),
             (r#"{"time": "2h"}"#, "time"),
             (r#"{"cpus": 0}"#, "cpus"),
+            (r#"{"partition": "gpu#a100"}"#, "partition"),
             (r#"{"extra": ["qos=short"]}"#, "extra"),
             (r#"{"stages": {"training": {}}}"#, "stages.training"),
             (

@@ -120,13 +120,15 @@ pub struct Summary {
     /// Population std of `uar_per_repeat`: the total spread of the fold-averaged UAR over
     /// repeats (and generator seeds).
     pub uar_std: f64,
-    /// With several generator seeds of at least two repeats each: the spread of the
-    /// fold-averaged UAR split into its classifier and generator parts.
+    /// With two generator seeds or more and more values than seeds (some seed with two repeats
+    /// or more): the spread of the fold-averaged UAR split into its classifier and generator
+    /// parts.
     pub spread_parts: Option<SpreadParts>,
     /// Mean over folds of each fold's population std of the UAR over repeats: the ± of the
     /// authors' combining code (it averages the per-session stds), the one the paper's ± is
     /// comparable with. About sqrt(folds) larger than `uar_std` when the folds vary
-    /// independently; equal to it with one fold (cross corpus).
+    /// independently; equal to it with one fold (cross corpus). With several generator seeds
+    /// each fold's std is over all of them and their repeats, the generator's spread included.
     pub uar_std_per_session: f64,
     /// Mean over repeats of the fold-averaged accuracy.
     pub accuracy_mean: f64,

@@ -815,16 +815,26 @@ pub(crate) fn tables_2_and_3(context: &Context, out: &mut String) {
             .map(|s| s.gan_seeds)
             .max()
             .unwrap_or(1);
-        let split = gan_seeds > 1;
-        if split {
+        // The columns only where a split exists (two seeds, and more than one repeat).
+        let split = context
+            .summaries
+            .iter()
+            .any(|s| s.experiment == experiment && s.spread_parts.is_some());
+        if gan_seeds > 1 {
             let _ = writeln!(
                 out,
                 "The CycleGAN rows pool {gan_seeds} generator seeds (`gan.seeds`), each \
                  evaluated over the same repeats: their ± is the total spread over seeds and \
-                 repeats, and \"± classifier\" and \"± generator\" split it by a one-way \
-                 random-effects analysis of variance with the seed as the group (the generator \
-                 part is 0 when the seeds differ no more than the classifiers' noise \
-                 explains).\n"
+                 repeats{}.\n",
+                if split {
+                    ", and \"± classifier\" and \"± generator\" split it by a one-way \
+                     random-effects analysis of variance with the seed as the group (the \
+                     generator part is 0 when the seeds differ no more than the classifiers' \
+                     noise explains)"
+                } else {
+                    "; with one repeat per seed it cannot be split into a classifier and a \
+                     generator part"
+                }
             );
         }
         let _ = writeln!(
