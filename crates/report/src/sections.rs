@@ -249,6 +249,13 @@ pub(crate) fn changes(context: &Context, out: &mut String) {
         &EvalConfig::default(),
         &context.eval_config,
     ));
+    // The evaluated configuration carries the generator seeds, but the pipeline's key is
+    // `gan.seeds`: name the key the user sets.
+    for change in &mut changes {
+        if change.key == "evaluation.gan_seeds" {
+            change.key = "gan.seeds".to_string();
+        }
+    }
     let mut lines: Vec<String> = changes.iter().map(change_line).collect();
     if config.fidelity != Fidelity::Paper {
         lines.insert(
