@@ -2,14 +2,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use common::run as emocycle;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures/formats")
-        .join(name)
+    common::repo_path("fixtures/formats").join(name)
 }
 
 #[test]

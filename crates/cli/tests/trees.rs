@@ -6,14 +6,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use common::emocycle;
 
 fn tree(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures/trees")
-        .join(name)
+    common::repo_path("fixtures/trees").join(name)
 }
 
 #[test]

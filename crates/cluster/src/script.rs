@@ -19,11 +19,6 @@ impl SlurmDir {
         }
     }
 
-    /// The directory.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     /// `<stage>.sbatch`.
     pub fn script(&self, stage: &str) -> PathBuf {
         self.root.join(format!("{stage}.sbatch"))

@@ -9,6 +9,13 @@ use std::process::{Command, Output};
 
 use emocycle_features::testing::tiny_corpora;
 
+/// `relative` below the repository root (`fixtures/formats/...`).
+pub(crate) fn repo_path(relative: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(relative)
+}
+
 /// Runs `emocycle args` in `dir`.
 pub(crate) fn run(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_emocycle"))
