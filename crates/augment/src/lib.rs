@@ -32,6 +32,7 @@
 mod cgan;
 mod error;
 mod methods;
+mod plan;
 mod stage;
 
 /// The code part of this stage's freshness keys: a sha256 over the sources that shape its
@@ -48,4 +49,5 @@ pub use methods::{
     RealRows, SyntheticRows, class_counts, feature_std, gaussian_noise, mixup, nearest_neighbours,
     random_oversampling, smote, synthetic_counts,
 };
+pub use plan::{BaselineUnit, plan};
 pub use stage::{BaselineProgress, BaselineReport, run_baseline};

@@ -1,7 +1,7 @@
 //! `emocycle`: the command line of the emocycle pipeline, one subcommand per stage.
 
 mod commands;
-mod freshness;
+mod drive;
 mod logging;
 mod parallel;
 mod record;

@@ -11,15 +11,6 @@ use anyhow::{Context, Result};
 use emocycle_pipeline::Pipeline;
 use emocycle_torch::ResolveDevice;
 
-/// The closing line of a stage: its time, or that everything was up to date.
-pub(crate) fn closing_line(stage: &str, started: Instant, worked: bool) {
-    if worked {
-        eprintln!("{stage}: done in {:.1} s", started.elapsed().as_secs_f64());
-    } else {
-        eprintln!("{stage}: nothing to do, every output is up to date");
-    }
-}
-
 /// What a stage command ran with.
 pub(crate) struct StageRun<'a> {
     /// `features`, `train`, ...

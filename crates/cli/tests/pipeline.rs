@@ -142,7 +142,7 @@ fn a_rerun_does_nothing_and_a_change_reruns_only_its_dependants() {
     assert!(!stderr.contains("all lambda_cls"), "{stderr}");
     // Each run's own summary reaches the log, whether it ran here or in a child process.
     assert_eq!(
-        stderr.matches(" lambda_cls=2 on cpu in ").count(),
+        stderr.matches(" lambda_cls=2 on cpu: ").count(),
         3,
         "{stderr}"
     );
@@ -164,10 +164,10 @@ fn a_rerun_does_nothing_and_a_change_reruns_only_its_dependants() {
     std::fs::write(&path, pipeline.to_string()).unwrap();
     let stderr = stage(dir.path(), &["pretrain"]);
     count(&stderr, "gan_seed=0 is up to date", 3);
-    count(&stderr, " gan_seed=1 on cpu in ", 3);
+    count(&stderr, " gan_seed=1 on cpu: ", 3);
     let stderr = stage(dir.path(), &["train"]);
     count(&stderr, "gan_seed=0 is up to date", 6);
-    count(&stderr, " gan_seed=1 on cpu in ", 6);
+    count(&stderr, " gan_seed=1 on cpu: ", 6);
     let stderr = stage(dir.path(), &["generate"]);
     assert_eq!(stderr.matches(" -> ").count(), 6, "{stderr}");
     assert!(
@@ -264,7 +264,7 @@ fn a_training_killed_mid_run_resumes_to_the_same_weights() {
     assert!(checkpoint.is_file());
 
     let stderr = stage(killed.path(), &[&train[..], &["--resume"]].concat());
-    assert!(stderr.contains("lambda_cls=1 on cpu in "), "{stderr}");
+    assert!(stderr.contains("lambda_cls=1 on cpu: "), "{stderr}");
     let model = |dir: &Path| std::fs::read(run_dir(dir).join("model.safetensors")).unwrap();
     assert!(
         model(killed.path()) == model(straight.path()),

@@ -86,6 +86,20 @@ fn seed_suffix(gan_seed: u32) -> String {
     }
 }
 
+/// How progress lines and errors name one GAN run or its synthetic set: `fold2`,
+/// `fold2 lambda_cls=2`, or `fold2 lambda_cls=2 gan_seed=1` where `name_seed` (pipelines with
+/// several generator seeds).
+pub fn run_label(scope: &Scope, lambda_cls: Option<f64>, gan_seed: u32, name_seed: bool) -> String {
+    let mut label = scope.name();
+    if let Some(lambda_cls) = lambda_cls {
+        label.push_str(&format!(" lambda_cls={lambda_cls}"));
+    }
+    if name_seed {
+        label.push_str(&format!(" gan_seed={gan_seed}"));
+    }
+    label
+}
+
 /// The seed of generator seed `gan_seed` (0-based) of a pipeline whose seed is `base`: the base
 /// itself for the first, so that `gan.seeds: 1` trains what it always trained; the others are
 /// spread by the golden-ratio increment that SplitMix64 itself uses, which puts them far from

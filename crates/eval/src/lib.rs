@@ -96,6 +96,7 @@ mod classifier;
 mod data;
 mod error;
 mod metrics;
+mod plan;
 mod report;
 mod results;
 mod run;
@@ -113,6 +114,7 @@ pub use emocycle_config::eval::{
 };
 pub use error::{EvalError, Result};
 pub use metrics::{CLASSES, ConfusionMatrix, confusion, mean_counts, mean_std, row_normalise, uar};
+pub use plan::{EvalUnit, plan};
 pub use report::{
     confusion_file_name, draw_confusion, paper_uar, read_results, results_frame, tables_markdown,
 };

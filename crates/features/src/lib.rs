@@ -41,6 +41,7 @@ mod matrix;
 mod msp_improv;
 mod normalise;
 mod number;
+mod plan;
 mod reader;
 mod stage;
 #[cfg(feature = "testing")]
@@ -62,6 +63,7 @@ pub use folds::{Fold, Part, leave_one_session_out, stratified_split};
 pub use manifest::{LabelRow, Manifest, label_files, read_manifest};
 pub use matrix::FeatureMatrix;
 pub use normalise::{Normaliser, RunningStats, Scaling};
+pub use plan::{CorpusUnit, plan};
 pub use reader::{
     ColumnChunk, FeatureReader, FeatureTable, Layout, NanPolicy, ReadOptions, ReadSummary,
     RowChunk, RowValues, UtteranceIds, read_feature_file, read_header,

@@ -85,6 +85,7 @@ mod data;
 mod error;
 mod mlp;
 mod model;
+mod plan;
 mod stage;
 mod train;
 
@@ -108,9 +109,10 @@ pub const CODE_FINGERPRINT: &str = env!("EMOCYCLE_CODE_FINGERPRINT");
 pub use data::{DataShape, TrainingData};
 pub use emocycle_config::ConfigError;
 pub use emocycle_config::gan::{GanConfig, ModelLayout};
-pub use emocycle_config::layout::{Scope, ScopeDirs, StageInputs};
+pub use emocycle_config::layout::{Scope, ScopeDirs, StageInputs, run_label};
 pub use error::GanError;
 pub use model::{CycleGanModel, ParameterCounts, PretrainedGenerators};
+pub use plan::{GanRun, GanUnit, Phase, plan};
 pub use stage::{
     ScopeData, StageError, StageManifest, StageRun, load_scope_data, run_pretrain, run_train,
 };

@@ -33,6 +33,7 @@ mod error;
 mod figure;
 mod generate;
 mod metrics;
+mod plan;
 mod quality;
 
 /// The code part of this stage's freshness keys: a sha256 over the sources that shape its
@@ -54,6 +55,7 @@ pub use metrics::{
     ColumnMoments, KnnPrecisionRecall, Memorisation, Rows, c2st_accuracy, frechet_distance,
     knn_precision_recall, mean_abs_difference, memorisation, std_abs_difference,
 };
+pub use plan::{GenerateUnit, QualityUnit, plan_generate, plan_quality};
 pub use quality::{
     CYCLEGAN_METHOD, Comparison, QualityReport, QualityRow, QualitySet, quality_report,
     recorded_config as quality_config,

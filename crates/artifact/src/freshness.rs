@@ -9,11 +9,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
-use emocycle_artifact::{keys, read_parquet_metadata, sha256_file};
+use crate::{Result, keys, read_parquet_metadata, sha256_file};
 
 /// What a stage run would record.
-pub(crate) struct Expected {
+pub struct Expected {
     /// The stage crate's code fingerprint, compared with `emocycle.code_fingerprint`.
     pub code: &'static str,
     /// The config the stage records under `emocycle.config`.
@@ -23,7 +22,7 @@ pub(crate) struct Expected {
 }
 
 /// Hashes the inputs (missing inputs are an error: the stage could not run either).
-pub(crate) fn input_hashes(inputs: &[PathBuf]) -> Result<BTreeMap<String, String>> {
+pub fn input_hashes(inputs: &[PathBuf]) -> Result<BTreeMap<String, String>> {
     inputs
         .iter()
         .map(|path| Ok((path.display().to_string(), sha256_file(path)?)))
@@ -32,7 +31,7 @@ pub(crate) fn input_hashes(inputs: &[PathBuf]) -> Result<BTreeMap<String, String
 
 /// Whether `record` (a parquet file with the stage's footer) matches `expected` and every path
 /// in `also` exists. Any unreadable or absent record means "not fresh".
-pub(crate) fn is_fresh(
+pub fn is_fresh(
     record: &Path,
     expected: &Expected,
     also: &[PathBuf],
@@ -61,11 +60,7 @@ pub(crate) fn is_fresh(
 
 /// Like [`is_fresh`] for stages whose input list is worked out inside the stage: the record's
 /// own list of inputs is hashed again, so any changed, missing or deleted input makes it stale.
-pub(crate) fn is_fresh_by_record(
-    record: &Path,
-    config: &serde_json::Value,
-    code: &str,
-) -> Result<bool> {
+pub fn is_fresh_by_record(record: &Path, config: &serde_json::Value, code: &str) -> Result<bool> {
     let Ok(metadata) = read_parquet_metadata(record) else {
         return Ok(false);
     };
@@ -94,14 +89,14 @@ pub(crate) fn is_fresh_by_record(
 }
 
 /// The identity projection: the whole config matters.
-pub(crate) fn whole(value: serde_json::Value) -> serde_json::Value {
+pub fn whole(value: serde_json::Value) -> serde_json::Value {
     value
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use emocycle_artifact::{Metadata, write_parquet};
+    use crate::{Metadata, write_parquet};
     use polars::prelude::*;
 
     fn record(dir: &Path, config: serde_json::Value, input: &Path) -> PathBuf {
