@@ -6,17 +6,21 @@
 //! SplitMix64 streams derived from the seed, never from libtorch's process-wide generator, so a
 //! run is reproducible however many other models the process trains at the same time.
 
+use emocycle_config::gan::ModelLayout;
 use emocycle_features::Emotion;
 use emocycle_rng::SplitMix64;
+use emocycle_torch::{Adam, Init, MlpStack};
 use serde::{Deserialize, Serialize};
-use tch::nn::{self, OptimizerConfig};
 use tch::{Device, Kind, Reduction, Tensor};
 
-use crate::methods::{RealRows, SyntheticRows, fill_normal, stream, tags, uniform_f64};
+use crate::methods::{RealRows, SyntheticRows, fill_normal, stream, tags};
 use crate::{AugmentError, CganConfig, CganOutput};
 
 /// LeakyReLU slope of every hidden layer, as in the project's other networks.
 const LEAKY_SLOPE: f64 = 0.2;
+
+/// Adam's epsilon (TensorFlow's epsilon hat, as every optimiser of the project).
+const ADAM_EPSILON: f64 = 1e-8;
 
 /// Generated rows per forward pass when generating, to bound memory on large sets.
 const GENERATE_CHUNK: usize = 4096;
@@ -30,81 +34,6 @@ pub struct CganEpoch {
     pub d_loss: f64,
     /// Generator loss (non-saturating): BCE(D(G(z, y), y), 1).
     pub g_loss: f64,
-}
-
-/// An MLP whose parameters live in their own VarStore, so each network has its own optimiser.
-struct Network {
-    store: nn::VarStore,
-    layers: Vec<(Tensor, Tensor)>,
-}
-
-impl Network {
-    /// Glorot-uniform weights and zero biases, drawn from `rng` layer by layer.
-    fn new(sizes: &[usize], rng: &mut SplitMix64, device: Device) -> Result<Self, AugmentError> {
-        let store = nn::VarStore::new(device);
-        let root = store.root();
-        let mut layers = Vec::with_capacity(sizes.len() - 1);
-        for (index, pair) in sizes.windows(2).enumerate() {
-            let (inputs, outputs) = (pair[0], pair[1]);
-            let limit = (6.0 / (inputs + outputs) as f64).sqrt();
-            let weights: Vec<f32> = (0..inputs * outputs)
-                .map(|_| ((2.0 * uniform_f64(rng) - 1.0) * limit) as f32)
-                .collect();
-            let weight = Tensor::from_slice(&weights).reshape([outputs as i64, inputs as i64]);
-            let bias = Tensor::zeros([outputs as i64], (Kind::Float, Device::Cpu));
-            let layer = root.sub(index.to_string());
-            let weight = layer
-                .f_var_copy("weight", &weight)
-                .map_err(AugmentError::torch("creating a cGAN weight"))?;
-            let bias = layer
-                .f_var_copy("bias", &bias)
-                .map_err(AugmentError::torch("creating a cGAN bias"))?;
-            layers.push((weight, bias));
-        }
-        Ok(Self { store, layers })
-    }
-
-    /// `dropout(leaky_relu(x W^T + b))` after every hidden layer; the last layer is affine.
-    fn forward(&self, x: &Tensor, mut dropout: Option<&mut Dropout>) -> Tensor {
-        let last = self.layers.len() - 1;
-        let mut h = x.shallow_clone();
-        for (index, (weight, bias)) in self.layers.iter().enumerate() {
-            h = h.linear(weight, Some(bias));
-            if index < last {
-                h = h.maximum(&(&h * LEAKY_SLOPE));
-                if let Some(dropout) = dropout.as_deref_mut() {
-                    h = dropout.apply(&h);
-                }
-            }
-        }
-        h
-    }
-}
-
-/// Inverted dropout with masks from a SplitMix64 stream.
-struct Dropout {
-    rate: f64,
-    rng: SplitMix64,
-}
-
-impl Dropout {
-    fn apply(&mut self, h: &Tensor) -> Tensor {
-        let keep = 1.0 / (1.0 - self.rate);
-        let size = h.size();
-        let count: i64 = size.iter().product();
-        let mask: Vec<f32> = (0..count)
-            .map(|_| {
-                if uniform_f64(&mut self.rng) < self.rate {
-                    0.0
-                } else {
-                    keep as f32
-                }
-            })
-            .collect();
-        h * Tensor::from_slice(&mask)
-            .reshape(size)
-            .to_device(h.device())
-    }
 }
 
 /// One-hot rows of the four emotions.
@@ -132,8 +61,29 @@ pub struct Cgan {
     config: CganConfig,
     width: usize,
     device: Device,
-    generator: Network,
-    discriminator: Network,
+    generator: MlpStack,
+    discriminator: MlpStack,
+}
+
+/// Glorot-uniform weights from `init`, zero biases; LeakyReLU and dropout after every hidden
+/// layer.
+fn network(
+    name: &str,
+    sizes: &[usize],
+    dropout: f64,
+    init: &mut SplitMix64,
+    device: Device,
+) -> MlpStack {
+    MlpStack::new(
+        name,
+        None,
+        sizes.iter().map(|&size| size as i64).collect(),
+        dropout,
+        LEAKY_SLOPE,
+        ModelLayout::Separate,
+        Init::Stream(init),
+        device,
+    )
 }
 
 impl Cgan {
@@ -157,16 +107,20 @@ impl Cgan {
         let mut discriminator_sizes = vec![width + classes];
         discriminator_sizes.extend(&config.discriminator_hidden);
         discriminator_sizes.push(1);
-        let generator = Network::new(
+        let generator = network(
+            "g",
             &generator_sizes,
+            config.dropout,
             &mut stream(seed, tags::CGAN_INIT, 0),
             device,
-        )?;
-        let discriminator = Network::new(
+        );
+        let discriminator = network(
+            "d",
             &discriminator_sizes,
+            config.dropout,
             &mut stream(seed, tags::CGAN_INIT, 1),
             device,
-        )?;
+        );
         Ok(Self {
             config: config.clone(),
             width,
@@ -189,15 +143,10 @@ impl Cgan {
             .to_device(self.device)
     }
 
-    fn generate_batch(
-        &self,
-        noise: &Tensor,
-        condition: &Tensor,
-        dropout: Option<&mut Dropout>,
-    ) -> Tensor {
+    fn generate_batch(&self, noise: &Tensor, condition: &Tensor, train: bool) -> Tensor {
         let output = self
             .generator
-            .forward(&Tensor::cat(&[noise, condition], 1), dropout);
+            .forward_one(0, &Tensor::cat(&[noise, condition], 1), train);
         match self.config.output {
             CganOutput::Sigmoid => output.sigmoid(),
             CganOutput::Linear => output,
@@ -229,33 +178,29 @@ impl Cgan {
                 "the cGAN has no rows to train on".into(),
             ));
         }
-        let adam = nn::Adam {
-            beta1: self.config.beta1,
-            beta2: self.config.beta2,
-            wd: 0.0,
-            eps: 1e-8,
-            amsgrad: false,
-        };
-        let mut g_optimiser = adam
-            .build(&self.generator.store, self.config.learning_rate)
-            .map_err(AugmentError::torch("building the generator's Adam"))?;
-        let mut d_optimiser = adam
-            .build(&self.discriminator.store, self.config.learning_rate)
-            .map_err(AugmentError::torch("building the discriminator's Adam"))?;
+        let (beta1, beta2, learning_rate) = (
+            self.config.beta1,
+            self.config.beta2,
+            self.config.learning_rate,
+        );
+        let mut g_optimiser = Adam::new(self.generator.leaves(), beta1, beta2, ADAM_EPSILON);
+        let mut d_optimiser = Adam::new(self.discriminator.leaves(), beta1, beta2, ADAM_EPSILON);
         let x_all = Tensor::from_slice(real.values())
             .reshape([rows as i64, self.width as i64])
             .to_device(self.device);
         let y_all = one_hot(real.labels(), self.device);
         let batch_size = self.config.batch_size.min(rows);
-        let rate = self.config.dropout;
         let mut log = Vec::with_capacity(self.config.epochs);
         for epoch in 1..=self.config.epochs {
             // A stream per epoch: an epoch's draws do not depend on how many the last one took.
             let mut rng = stream(seed, tags::CGAN_TRAIN, epoch);
-            let mut dropout = (rate > 0.0).then(|| Dropout {
-                rate,
-                rng: stream(seed, tags::CGAN_DROPOUT, epoch),
-            });
+            self.generator
+                .set_dropout_streams(vec![stream(seed, tags::CGAN_DROPOUT, 2 * epoch)]);
+            self.discriminator.set_dropout_streams(vec![stream(
+                seed,
+                tags::CGAN_DROPOUT,
+                2 * epoch + 1,
+            )]);
             let mut order: Vec<i64> = (0..rows as i64).collect();
             rng.shuffle(&mut order);
             let mut d_sum = Tensor::zeros([], (Kind::Float, self.device));
@@ -267,23 +212,24 @@ impl Cgan {
                 let count = batch.len();
 
                 let noise = self.noise(&mut rng, count);
-                let fake = self.generate_batch(&noise, &y, dropout.as_mut()).detach();
+                let fake = self.generate_batch(&noise, &y, true).detach();
                 let d_real = self
                     .discriminator
-                    .forward(&Tensor::cat(&[&x, &y], 1), dropout.as_mut());
+                    .forward_one(0, &Tensor::cat(&[&x, &y], 1), true);
                 let d_fake = self
                     .discriminator
-                    .forward(&Tensor::cat(&[&fake, &y], 1), dropout.as_mut());
+                    .forward_one(0, &Tensor::cat(&[&fake, &y], 1), true);
                 let d_loss = bce(&d_real, 1.0) + bce(&d_fake, 0.0);
-                d_optimiser.backward_step(&d_loss);
+                d_optimiser.minimise(&d_loss, learning_rate);
 
                 let noise = self.noise(&mut rng, count);
-                let fake = self.generate_batch(&noise, &y, dropout.as_mut());
+                let fake = self.generate_batch(&noise, &y, true);
                 let d_fake = self
                     .discriminator
-                    .forward(&Tensor::cat(&[&fake, &y], 1), dropout.as_mut());
+                    .forward_one(0, &Tensor::cat(&[&fake, &y], 1), true);
                 let g_loss = bce(&d_fake, 1.0);
-                g_optimiser.backward_step(&g_loss);
+                // Only G's parameters get gradients and updates; D is left as it is.
+                g_optimiser.minimise(&g_loss, learning_rate);
 
                 d_sum += d_loss.detach() * count as f64;
                 g_sum += g_loss.detach() * count as f64;
@@ -324,7 +270,7 @@ impl Cgan {
                     let noise = self.noise(&mut rng, rows);
                     let condition = one_hot(&vec![emotion; rows], self.device);
                     let output = self
-                        .generate_batch(&noise, &condition, None)
+                        .generate_batch(&noise, &condition, false)
                         .to_device(Device::Cpu)
                         .to_kind(Kind::Float)
                         .contiguous()

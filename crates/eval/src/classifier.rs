@@ -7,8 +7,10 @@
 
 use std::sync::Arc;
 
+use emocycle_config::gan::ModelLayout;
 use emocycle_features::Emotion;
 use emocycle_rng::SplitMix64;
+use emocycle_torch::{Adam, Init, MlpStack};
 use tch::{Device, Kind, Tensor};
 
 use crate::error::Result;
@@ -53,107 +55,6 @@ impl Streams {
     }
 }
 
-/// A uniform float in [0, 1) from the top 24 bits (exactly representable in f32).
-fn unit(generator: &mut SplitMix64) -> f32 {
-    (generator.next_u64() >> 40) as f32 / (1u64 << 24) as f32
-}
-
-/// Trainable layers: weight `[out, in]`, bias `[out]`.
-struct Mlp {
-    layers: Vec<(Tensor, Tensor)>,
-    slope: Tensor,
-}
-
-impl Mlp {
-    /// Glorot-uniform weights and zero biases (TF's `dense` defaults, as the published code).
-    fn new(dims: &[usize], slope: f64, generator: &mut SplitMix64, device: Device) -> Self {
-        let layers = dims
-            .windows(2)
-            .map(|pair| {
-                let (input, output) = (pair[0], pair[1]);
-                let limit = (6.0 / (input + output) as f64).sqrt() as f32;
-                let weights: Vec<f32> = (0..input * output)
-                    .map(|_| (2.0 * unit(generator) - 1.0) * limit)
-                    .collect();
-                let weight = Tensor::from_slice(&weights)
-                    .view([output as i64, input as i64])
-                    .to_device(device)
-                    .set_requires_grad(true);
-                let bias =
-                    Tensor::zeros([output as i64], (Kind::Float, device)).set_requires_grad(true);
-                (weight, bias)
-            })
-            .collect();
-        Self {
-            layers,
-            slope: Tensor::from_slice(&[slope as f32]).to_device(device),
-        }
-    }
-
-    fn parameters(&self) -> Vec<&Tensor> {
-        self.layers.iter().flat_map(|(w, b)| [w, b]).collect()
-    }
-
-    /// Logits; `masks[l]` (already scaled by 1 / keep) multiplies hidden layer l's output.
-    fn forward(&self, x: &Tensor, masks: Option<&[Tensor]>) -> Tensor {
-        let last = self.layers.len() - 1;
-        let mut x = x.shallow_clone();
-        for (index, (weight, bias)) in self.layers.iter().enumerate() {
-            x = x.linear(weight, Some(bias));
-            if index < last {
-                x = x.prelu(&self.slope);
-                if let Some(masks) = masks {
-                    x = &x * &masks[index];
-                }
-            }
-        }
-        x
-    }
-}
-
-/// Adam with TensorFlow 1.x's update (the published code's optimiser), in place.
-struct Adam {
-    params: AdamParams,
-    step: i32,
-    m: Vec<Tensor>,
-    v: Vec<Tensor>,
-}
-
-impl Adam {
-    fn new(parameters: &[&Tensor], params: AdamParams) -> Self {
-        let zeros = || parameters.iter().map(|p| p.detach().zeros_like()).collect();
-        Self {
-            params,
-            step: 0,
-            m: zeros(),
-            v: zeros(),
-        }
-    }
-
-    fn minimise(&mut self, loss: &Tensor, parameters: &[&Tensor], lr: f64) {
-        let grads = Tensor::run_backward(&[loss], parameters, false, false);
-        self.step += 1;
-        let AdamParams {
-            beta1,
-            beta2,
-            epsilon,
-        } = self.params;
-        let rate = lr * (1.0 - beta2.powi(self.step)).sqrt() / (1.0 - beta1.powi(self.step));
-        tch::no_grad(|| {
-            for ((param, grad), (m, v)) in parameters
-                .iter()
-                .zip(&grads)
-                .zip(self.m.iter_mut().zip(self.v.iter_mut()))
-            {
-                let _ = m.lerp_(grad, 1.0 - beta1);
-                let _ = v.lerp_(&grad.square(), 1.0 - beta2);
-                let denominator = (v.sqrt() + epsilon) * (-1.0 / rate);
-                let _ = param.shallow_clone().addcdiv_(m, &denominator);
-            }
-        });
-    }
-}
-
 /// What one trained classifier says about each test set.
 pub(crate) struct TrainOutcome {
     /// Predicted class per row, one vector per test set.
@@ -179,12 +80,22 @@ pub(crate) fn train_and_predict(
 ) -> Result<TrainOutcome> {
     let width = train.first().map_or(0, |part| part.width);
     let mut streams = Streams::new(seed);
-    let mut dims = vec![width];
-    dims.extend(&params.hidden);
-    dims.push(CLASSES);
-    let model = Mlp::new(&dims, slope, &mut streams.init, device);
-    let parameters = model.parameters();
-    let mut optimiser = Adam::new(&parameters, adam.clone());
+    let mut dims = vec![width as i64];
+    dims.extend(params.hidden.iter().map(|&h| h as i64));
+    dims.push(CLASSES as i64);
+    let model = MlpStack::new(
+        "c",
+        None,
+        dims,
+        params.dropout,
+        slope,
+        ModelLayout::Separate,
+        Init::Stream(&mut streams.init),
+        device,
+    );
+    // Masks are drawn from the run's own stream, layer by layer, as the forward pass needs them.
+    model.set_dropout_streams(vec![streams.dropout]);
+    let mut optimiser = Adam::new(model.leaves(), adam.beta1, adam.beta2, adam.epsilon);
 
     // Global row r of the training set: part `index[r].0`, row `index[r].1`.
     let mut order: Vec<(u32, u32)> = train
@@ -192,10 +103,8 @@ pub(crate) fn train_and_predict(
         .enumerate()
         .flat_map(|(part, data)| (0..data.rows() as u32).map(move |row| (part as u32, row)))
         .collect();
-    let keep = 1.0 - params.dropout;
     let mut batch = Vec::with_capacity(params.batch_size * width);
     let mut labels = Vec::with_capacity(params.batch_size);
-    let mut masks: Vec<Vec<f32>> = params.hidden.iter().map(|_| Vec::new()).collect();
     let mut final_loss = f64::NAN;
     for _epoch in 0..params.epochs {
         streams.order.shuffle(&mut order);
@@ -217,22 +126,9 @@ pub(crate) fn train_and_predict(
                 .view([rows, width as i64])
                 .to_device(device);
             let y = Tensor::from_slice(&labels).to_device(device);
-            let mask_tensors: Option<Vec<Tensor>> = (params.dropout > 0.0).then(|| {
-                masks
-                    .iter_mut()
-                    .zip(&params.hidden)
-                    .map(|(mask, &hidden)| {
-                        mask.resize(chunk.len() * hidden, 0.0);
-                        streams.dropout.fill_dropout_mask(keep, mask);
-                        Tensor::from_slice(mask)
-                            .view([rows, hidden as i64])
-                            .to_device(device)
-                    })
-                    .collect()
-            });
-            let logits = model.forward(&x, mask_tensors.as_deref());
+            let logits = model.forward_one(0, &x, true);
             let loss = logits.cross_entropy_for_logits(&y);
-            optimiser.minimise(&loss, &parameters, params.learning_rate);
+            optimiser.minimise(&loss, params.learning_rate);
             loss_sum += loss.detach();
             batches += 1;
         }
@@ -254,7 +150,7 @@ pub(crate) fn train_and_predict(
 }
 
 /// Class with the largest logit per row, dropout off, in chunks to bound memory.
-fn predict(model: &Mlp, test: &Dataset, device: Device) -> Result<Vec<Emotion>> {
+fn predict(model: &MlpStack, test: &Dataset, device: Device) -> Result<Vec<Emotion>> {
     const CHUNK_ROWS: usize = 4096;
     let mut predicted = Vec::with_capacity(test.rows());
     tch::no_grad(|| -> Result<()> {
@@ -263,7 +159,8 @@ fn predict(model: &Mlp, test: &Dataset, device: Device) -> Result<Vec<Emotion>> 
             let x = Tensor::from_slice(chunk)
                 .view([rows, test.width as i64])
                 .to_device(device);
-            let classes: Vec<i64> = Vec::try_from(model.forward(&x, None).argmax(1, false))?;
+            let classes: Vec<i64> =
+                Vec::try_from(model.forward_one(0, &x, false).argmax(1, false))?;
             predicted.extend(classes.into_iter().map(|class| {
                 Emotion::from_index(class as usize).expect("the output layer has 4 units")
             }));
@@ -276,6 +173,11 @@ fn predict(model: &Mlp, test: &Dataset, device: Device) -> Result<Vec<Emotion>> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A uniform float in [0, 1).
+    fn unit(generator: &mut SplitMix64) -> f32 {
+        (generator.next_u64() >> 40) as f32 / (1u64 << 24) as f32
+    }
 
     fn blobs(rows_per_class: usize, width: usize, seed: u64) -> Dataset {
         let mut generator = SplitMix64::new(seed);

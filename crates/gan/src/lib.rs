@@ -79,11 +79,9 @@
 //! groups there are. Pretraining on the CPU runs in rounds of one epoch per unfinished pair,
 //! min(T, K) pairs at a time, each pair's masks from streams seeded per epoch.
 
-mod adam;
 mod checkpoint;
 mod data;
 mod error;
-mod mlp;
 mod model;
 mod plan;
 mod stage;

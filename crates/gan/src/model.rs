@@ -9,8 +9,8 @@ use emocycle_rng::SplitMix64;
 use tch::{Device, Kind, Tensor};
 
 use crate::checkpoint::{read_safetensors, write_safetensors_atomic};
-use crate::mlp::{Acts, Leaf, MlpStack};
 use crate::{GanConfig, GanError, ModelLayout};
+use emocycle_torch::{Acts, Init, Leaf, MlpStack};
 
 fn sizes(features: i64, hidden: &[usize], out: i64) -> Vec<i64> {
     std::iter::once(features)
@@ -34,6 +34,7 @@ pub(crate) fn generator_stack(
         config.generator_dropout,
         config.leaky_slope,
         layout,
+        Init::Libtorch,
         device,
     )
 }
@@ -99,6 +100,7 @@ impl Nets {
                 config.discriminator_dropout,
                 config.leaky_slope,
                 layout,
+                Init::Libtorch,
                 device,
             )
         };
@@ -114,6 +116,7 @@ impl Nets {
                 config.classifier_dropout,
                 config.leaky_slope,
                 ModelLayout::Separate,
+                Init::Libtorch,
                 device,
             )
         });

@@ -4,10 +4,10 @@ use std::collections::HashMap;
 
 use tch::{Device, Kind, Tensor};
 
-use crate::mlp::{Acts, Leaf, bce_elementwise};
 use crate::model::Nets;
 use crate::train::{EpochSums, Spread, Trainer};
 use crate::{GanConfig, ModelLayout};
+use emocycle_torch::{Acts, Leaf, bce_elementwise};
 
 const MODELS: usize = 4;
 const FEATURES: i64 = 5;

@@ -11,15 +11,15 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
-use crate::adam::{Adam, AdamPart, AdamStep};
 use crate::checkpoint::{
     SettingsKey, config_differences, corrupt, read_safetensors, tensor_f64s, tensor_i64s,
     tensor_text, text_tensor, write_safetensors_atomic,
 };
 use crate::data::{DataShape, EpochPlan, Phase, TrainingData, derived_seed, plan_epoch};
-use crate::mlp::{Acts, Leaf, MlpStack};
 use crate::model::{CycleGanModel, Nets, PretrainedGenerators, generator_stack};
 use crate::{GanConfig, GanError, ModelLayout};
+use emocycle_torch::{Acts, Leaf, MlpStack};
+use emocycle_torch::{Adam, AdamPart, AdamStep};
 
 /// File name of the pretraining checkpoint inside [`RunOptions::checkpoint_dir`].
 pub const PRETRAIN_CHECKPOINT: &str = "pretrain.ckpt.safetensors";

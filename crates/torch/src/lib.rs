@@ -3,8 +3,18 @@
 //! Reads and writes no files. It turns the user's `--device auto|cpu|cuda[:N]` choice into a
 //! [`tch::Device`], seeds libtorch's generators, and (through this crate's `build.rs`, which the
 //! model crates reuse) makes binaries find libtorch at run time without any environment variable.
+//!
+//! It also holds the one network and the one optimiser every model of the project is made of: the
+//! GAN stage's CycleGANs and classifier, the evaluation's classifier and the conditional-GAN
+//! baseline are all [`MlpStack`]s (affine layers, LeakyReLU, inverted dropout) trained by
+//! [`Adam`] (TensorFlow 1.x's update, as the published code, run as PyTorch's fused kernel).
 
+mod adam;
+mod mlp;
+
+pub use adam::{Adam, AdamPart, AdamStep};
 pub use emocycle_config::device::{DeviceChoice, UnknownDevice};
+pub use mlp::{Acts, Init, Leaf, Linear, MlpStack, bce_elementwise};
 
 /// Errors from device selection.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

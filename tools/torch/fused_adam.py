@@ -1,11 +1,11 @@
-"""Writes crates/gan/assets/fused_adam.pt: a TorchScript module whose `step` method runs
+"""Writes crates/torch/assets/fused_adam.pt: a TorchScript module whose `step` method runs
 PyTorch's fused Adam kernel (`torch._fused_adam_`, one pass over each parameter, gradient and
-both moments) on lists of tensors. tch 0.24 has no binding for that kernel; emocycle's GAN
+both moments) on lists of tensors. tch 0.24 has no binding for that kernel; emocycle's
 optimiser calls it through this module instead of eight separate element-wise passes.
 
 Rerun (only needed when the PyTorch version changes) with the project's virtualenv:
 
-    ~/.cache/emocycle/torch-2.11.0/bin/python tools/gan/fused_adam.py
+    ~/.cache/emocycle/torch-2.11.0/bin/python tools/torch/fused_adam.py
 """
 
 from pathlib import Path
@@ -49,6 +49,6 @@ class FusedAdam(torch.nn.Module):
 
 
 if __name__ == "__main__":
-    out = Path(__file__).resolve().parents[2] / "crates" / "gan" / "assets" / "fused_adam.pt"
+    out = Path(__file__).resolve().parents[2] / "crates" / "torch" / "assets" / "fused_adam.pt"
     torch.jit.script(FusedAdam()).save(str(out))
     print(f"wrote {out} with torch {torch.__version__}")

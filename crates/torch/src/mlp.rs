@@ -1,4 +1,5 @@
-//! Stacks of K same-shaped MLPs (the K CycleGANs' G, F, D_T or D_S), in either layout.
+//! The one MLP of emocycle: a stack of K same-shaped MLPs (the K CycleGANs' G, F, D_T or D_S;
+//! K = 1 for the evaluation's classifier and the conditional GAN's networks), in either layout.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -7,18 +8,20 @@ use std::ops::Range;
 use emocycle_rng::SplitMix64;
 use tch::{Device, Kind, Tensor};
 
-use crate::ModelLayout;
+use emocycle_config::gan::ModelLayout;
 
 /// Activations of K models: `[K, n, width]` in the batched layout, K `[n, width]` tensors in the
 /// separate one.
-pub(crate) enum Acts {
+pub enum Acts {
+    /// One `[K, n, width]` tensor (batched layout).
     Stacked(Tensor),
+    /// K `[n, width]` tensors (separate layout).
     List(Vec<Tensor>),
 }
 
 impl Acts {
     /// Splits `[K * n, width]` rows, model-major, into K activations without copying.
-    pub(crate) fn from_rows(rows: &Tensor, models: usize, layout: ModelLayout) -> Acts {
+    pub fn from_rows(rows: &Tensor, models: usize, layout: ModelLayout) -> Acts {
         match layout {
             ModelLayout::Batched => {
                 let width = rows.size()[1];
@@ -29,7 +32,7 @@ impl Acts {
     }
 
     /// The K activations as `[K * n, width]` rows, model-major.
-    pub(crate) fn to_rows(&self) -> Tensor {
+    pub fn to_rows(&self) -> Tensor {
         match self {
             Acts::Stacked(x) => x.flatten(0, 1),
             Acts::List(xs) => Tensor::cat(xs, 0),
@@ -37,7 +40,7 @@ impl Acts {
     }
 
     /// Model k's rows of `self` followed by its rows of `other`: `[2n, width]` per model.
-    pub(crate) fn cat_rows(&self, other: &Acts) -> Acts {
+    pub fn cat_rows(&self, other: &Acts) -> Acts {
         match (self, other) {
             (Acts::Stacked(a), Acts::Stacked(b)) => Acts::Stacked(Tensor::cat(&[a, b], 1)),
             (Acts::List(a), Acts::List(b)) => Acts::List(
@@ -51,7 +54,7 @@ impl Acts {
     }
 
     /// Splits every model's rows into the first `n` and the rest (views, no copy).
-    pub(crate) fn split_rows(&self, n: i64) -> (Acts, Acts) {
+    pub fn split_rows(&self, n: i64) -> (Acts, Acts) {
         match self {
             Acts::Stacked(x) => {
                 let rest = x.size()[1] - n;
@@ -74,7 +77,7 @@ impl Acts {
     ///
     /// # Panics
     /// On stacked activations.
-    pub(crate) fn select(&self, range: Range<usize>) -> Acts {
+    pub fn select(&self, range: Range<usize>) -> Acts {
         match self {
             Acts::List(xs) => Acts::List(xs[range].iter().map(Tensor::shallow_clone).collect()),
             Acts::Stacked(_) => panic!("stacked activations cannot be split by model"),
@@ -85,7 +88,7 @@ impl Acts {
     ///
     /// # Panics
     /// On stacked activations.
-    pub(crate) fn tensors(&self) -> &[Tensor] {
+    pub fn tensors(&self) -> &[Tensor] {
         match self {
             Acts::List(xs) => xs,
             Acts::Stacked(_) => panic!("stacked activations are one tensor"),
@@ -93,7 +96,7 @@ impl Acts {
     }
 
     /// Rows per model.
-    pub(crate) fn rows(&self) -> i64 {
+    pub fn rows(&self) -> i64 {
         match self {
             Acts::Stacked(x) => x.size()[1],
             Acts::List(xs) => xs.first().map_or(0, |x| x.size()[0]),
@@ -119,26 +122,28 @@ impl Acts {
     }
 
     /// Sigmoid cross-entropy of logits against a constant target, mean per model: `[K]`.
-    pub(crate) fn bce_with_logits(&self, target: f64) -> Tensor {
+    pub fn bce_with_logits(&self, target: f64) -> Tensor {
         self.per_model(self, |logits, _| bce_elementwise(logits, target))
     }
 
     /// Mean squared difference per model: `[K]`.
-    pub(crate) fn mse(&self, other: &Acts) -> Tensor {
+    pub fn mse(&self, other: &Acts) -> Tensor {
         self.per_model(other, |a, b| (a - b).square())
     }
 }
 
 /// Element-wise sigmoid cross-entropy on logits, TF's `sigmoid_cross_entropy_with_logits`:
 /// `max(x, 0) - x * z + log(1 + exp(-|x|))`.
-pub(crate) fn bce_elementwise(logits: &Tensor, target: f64) -> Tensor {
+pub fn bce_elementwise(logits: &Tensor, target: f64) -> Tensor {
     let targets = logits.full_like(target);
     logits.binary_cross_entropy_with_logits::<Tensor>(&targets, None, None, tch::Reduction::None)
 }
 
 /// One affine layer: weight `[out, in]` (batched: `[K, out, in]`), bias `[out]` (`[K, out]`).
-pub(crate) struct Linear {
+pub struct Linear {
+    /// `[out, in]` or `[K, out, in]`.
     pub weight: Tensor,
+    /// `[out]` or `[K, out]`.
     pub bias: Tensor,
 }
 
@@ -148,17 +153,19 @@ enum Layers {
 }
 
 /// A parameter tensor and the checkpoint names of the per-model tensors it holds.
-pub(crate) struct Leaf {
+pub struct Leaf {
+    /// The parameter.
     pub tensor: Tensor,
     /// One name per model; a batched leaf holds model k at index k of dimension 0.
     pub names: Vec<String>,
+    /// Whether dimension 0 is the model (batched layout).
     pub stacked: bool,
 }
 
 impl Leaf {
     /// Splits `value` (shaped like this leaf) into per-model `[out, in]` / `[out]` tensors named
     /// `{prefix}{name}`, on the CPU and contiguous, ready for safetensors.
-    pub(crate) fn export(&self, prefix: &str, value: &Tensor) -> Vec<(String, Tensor)> {
+    pub fn export(&self, prefix: &str, value: &Tensor) -> Vec<(String, Tensor)> {
         let cpu = value.detach().to_device(Device::Cpu);
         if self.stacked {
             self.names
@@ -173,7 +180,7 @@ impl Leaf {
 
     /// Copies the per-model tensors named `{prefix}{name}` from `tensors` into `into` (shaped
     /// like this leaf). Returns the first missing or misshapen name.
-    pub(crate) fn import(
+    pub fn import(
         &self,
         prefix: &str,
         tensors: &HashMap<String, Tensor>,
@@ -214,9 +221,24 @@ impl Leaf {
     }
 }
 
+/// Where a stack's initial weights come from.
+pub enum Init<'a> {
+    /// libtorch's process-wide generator (`uniform_`), as the GAN stage draws them; the caller
+    /// seeds it and keeps other threads from drawing meanwhile.
+    Libtorch,
+    /// A SplitMix64 stream of the caller's: each weight is `(2u - 1) * limit` for `u` from the
+    /// stream's top 24 bits (exact in f32), row-major, so a network depends on its seed alone.
+    Stream(&'a mut SplitMix64),
+}
+
+/// A uniform float in [0, 1) from the top 24 bits (exactly representable in f32).
+fn unit(generator: &mut SplitMix64) -> f32 {
+    (generator.next_u64() >> 40) as f32 / (1u64 << 24) as f32
+}
+
 /// K MLPs of one shape: affine layers, LeakyReLU and inverted dropout after every hidden layer,
 /// a linear output layer.
-pub(crate) struct MlpStack {
+pub struct MlpStack {
     /// Checkpoint prefix: `g`, `f`, `d_t`, `d_s` or `c`.
     prefix: String,
     /// Model indices used in checkpoint names; `None` for the single unindexed classifier.
@@ -232,13 +254,15 @@ pub(crate) struct MlpStack {
 impl MlpStack {
     /// Glorot-uniform weights and zero biases, drawn model by model, layer by layer, so both
     /// layouts start from the same numbers.
-    pub(crate) fn new(
+    #[allow(clippy::too_many_arguments)] // Each is one property of the stack, none optional.
+    pub fn new(
         prefix: &str,
         models: Option<Vec<usize>>,
         sizes: Vec<i64>,
         dropout: f64,
         slope: f64,
         layout: ModelLayout,
+        mut init: Init<'_>,
         device: Device,
     ) -> Self {
         let count = models.as_ref().map_or(1, Vec::len);
@@ -249,8 +273,19 @@ impl MlpStack {
                     .map(|pair| {
                         let (fan_in, fan_out) = (pair[0], pair[1]);
                         let limit = (6.0 / (fan_in + fan_out) as f64).sqrt();
-                        let weight = Tensor::empty([fan_out, fan_in], (Kind::Float, Device::Cpu))
-                            .uniform_(-limit, limit);
+                        let weight = match &mut init {
+                            Init::Libtorch => {
+                                Tensor::empty([fan_out, fan_in], (Kind::Float, Device::Cpu))
+                                    .uniform_(-limit, limit)
+                            }
+                            Init::Stream(generator) => {
+                                let limit = limit as f32;
+                                let values: Vec<f32> = (0..fan_in * fan_out)
+                                    .map(|_| (2.0 * unit(generator) - 1.0) * limit)
+                                    .collect();
+                                Tensor::from_slice(&values).view([fan_out, fan_in])
+                            }
+                        };
                         Linear {
                             weight,
                             bias: Tensor::zeros([fan_out], (Kind::Float, Device::Cpu)),
@@ -306,7 +341,7 @@ impl MlpStack {
     ///
     /// # Panics
     /// On a batched stack, whose models share tensors.
-    pub(crate) fn select(&self, range: Range<usize>) -> MlpStack {
+    pub fn select(&self, range: Range<usize>) -> MlpStack {
         let Layers::Separate(models) = &self.layers else {
             panic!("only a separate-layout stack has per-model tensors to select");
         };
@@ -336,7 +371,7 @@ impl MlpStack {
     ///
     /// # Panics
     /// On a batched stack, or with a stream count other than the model count.
-    pub(crate) fn set_dropout_streams(&self, streams: Vec<SplitMix64>) {
+    pub fn set_dropout_streams(&self, streams: Vec<SplitMix64>) {
         let Layers::Separate(models) = &self.layers else {
             panic!("a batched stack draws one mask for all its models");
         };
@@ -352,7 +387,7 @@ impl MlpStack {
     }
 
     /// Every parameter with its checkpoint names, layer by layer (weight, then bias).
-    pub(crate) fn leaves(&self) -> Vec<Leaf> {
+    pub fn leaves(&self) -> Vec<Leaf> {
         match &self.layers {
             Layers::Separate(models) => models
                 .iter()
@@ -404,21 +439,23 @@ impl MlpStack {
         }
     }
 
-    pub(crate) fn parameter_count(&self) -> i64 {
+    /// Scalars over all parameters.
+    pub fn parameter_count(&self) -> i64 {
         self.leaves()
             .iter()
             .map(|leaf| leaf.tensor.numel() as i64)
             .sum()
     }
 
-    pub(crate) fn set_requires_grad(&self, on: bool) {
+    /// Turns gradients of every parameter on or off (a frozen network's weights get none).
+    pub fn set_requires_grad(&self, on: bool) {
         for leaf in self.leaves() {
             let _ = leaf.tensor.set_requires_grad(on);
         }
     }
 
-    #[cfg(test)]
-    pub(crate) fn zero_grad(&self) {
+    /// Clears every parameter's accumulated gradient.
+    pub fn zero_grad(&self) {
         for mut leaf in self.leaves() {
             leaf.tensor.zero_grad();
         }
@@ -446,7 +483,7 @@ impl MlpStack {
     }
 
     /// Runs all K models on their own inputs.
-    pub(crate) fn forward(&self, x: &Acts, train: bool) -> Acts {
+    pub fn forward(&self, x: &Acts, train: bool) -> Acts {
         match (&self.layers, x) {
             (Layers::Separate(models), Acts::List(xs)) => Acts::List(
                 models
@@ -489,7 +526,7 @@ impl MlpStack {
     }
 
     /// Runs model `slot` alone on `[n, in]` rows (any layout).
-    pub(crate) fn forward_one(&self, slot: usize, x: &Tensor, train: bool) -> Tensor {
+    pub fn forward_one(&self, slot: usize, x: &Tensor, train: bool) -> Tensor {
         match &self.layers {
             Layers::Separate(models) => self.forward_layers(slot, &models[slot], x, train),
             Layers::Batched(layers) => {
@@ -518,6 +555,7 @@ mod tests {
             dropout,
             0.2,
             ModelLayout::Separate,
+            Init::Stream(&mut SplitMix64::new(7)),
             Device::Cpu,
         )
     }
@@ -533,10 +571,7 @@ mod tests {
     #[test]
     fn per_model_streams_drop_units_at_the_rate_and_scale_the_rest() {
         let dropout = 0.3;
-        let stack = {
-            let _rng = crate::libtorch_rng_lock();
-            stack(dropout, 2)
-        };
+        let stack = stack(dropout, 2);
         let ones = || Tensor::ones([500, 40], (Kind::Float, Device::Cpu));
         let seeds = |a: u64, b: u64| vec![SplitMix64::new(a), SplitMix64::new(b)];
 
@@ -559,5 +594,41 @@ mod tests {
 
         // Evaluation mode drops nothing.
         assert!(stack.hidden(0, ones(), false).equal(&ones()));
+    }
+
+    #[test]
+    fn stream_initialisation_is_glorot_uniform_and_depends_on_the_seed_alone() {
+        let weights = |seed: u64| -> Vec<f32> {
+            let stack = MlpStack::new(
+                "c",
+                None,
+                vec![30, 20, 4],
+                0.0,
+                0.2,
+                ModelLayout::Separate,
+                Init::Stream(&mut SplitMix64::new(seed)),
+                Device::Cpu,
+            );
+            let leaves = stack.leaves();
+            assert_eq!(leaves[0].names, ["c.layers.0.weight"]);
+            assert!(
+                leaves[1]
+                    .tensor
+                    .equal(&Tensor::zeros([20], (Kind::Float, Device::Cpu)))
+            );
+            Vec::<f32>::try_from(leaves[0].tensor.detach().flatten(0, -1)).unwrap()
+        };
+        let first = weights(5);
+        // Layer 0's limit: sqrt(6 / (30 + 20)).
+        let limit = (6.0f64 / 50.0).sqrt() as f32;
+        assert!(first.iter().all(|w| w.abs() <= limit));
+        let mean_square = first.iter().map(|w| w * w).sum::<f32>() / first.len() as f32;
+        // Uniform(-l, l) has variance l^2 / 3.
+        assert!(
+            (mean_square - limit * limit / 3.0).abs() < 0.01,
+            "{mean_square}"
+        );
+        assert_eq!(first, weights(5));
+        assert_ne!(first, weights(6));
     }
 }
