@@ -1,9 +1,10 @@
 //! `emocycle-bench`: the measurements behind docs/benchmarks.md, printed as markdown tables.
 //!
-//! `emocycle-bench [REPO] [--out FILE] [--only ingest|gan|fusion]`: REPO is the repository root (for
+//! `emocycle-bench [REPO] [--out FILE] [--only ingest|gan|fusion|classifiers]`: REPO is the repository root (for
 //! the fixture's feature names and tools/bench/*.py); data and the pandas virtualenv go to
 //! `$EMOCYCLE_CACHE` (default `~/.cache/emocycle`).
 
+mod classifier;
 mod gan;
 mod ingest;
 mod table;
@@ -20,6 +21,8 @@ enum Only {
     Gan,
     /// Only the demo-size fusion probe (a minute).
     Fusion,
+    /// Only the evaluation's classifiers, one per process against stacked (a minute).
+    Classifiers,
 }
 
 /// emocycle's benchmarks: ingestion against pandas, GAN iterations against PyTorch eager.
@@ -126,7 +129,10 @@ fn main() -> Result<()> {
             section(gan::bench(&repo, args.warmup, args.iterations.max(1))?);
         }
         Some(Only::Fusion) => section(gan::fusion(args.warmup, args.iterations.max(1))?),
-        Some(Only::Ingest) => {}
+        Some(Only::Ingest | Only::Classifiers) => {}
+    }
+    if matches!(args.only, None | Some(Only::Classifiers)) {
+        section(classifier::bench(args.warmup, args.iterations.max(1))?);
     }
     let end = format!("Load average at the end: {}.\n", {
         std::fs::read_to_string("/proc/loadavg")
