@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use emocycle_config::device::DeviceChoice;
+use emocycle_config::layout::run_label;
 use emocycle_config::slurm::SlurmResources;
 use emocycle_pipeline::Pipeline;
 
@@ -161,16 +162,6 @@ pub fn plan(pipeline: &Pipeline, from: &str) -> Result<Vec<StageJob>> {
     };
     let config = &pipeline.config;
     let several_seeds = config.gan.seeds > 1;
-    let gan_label = |scope: &str, lambda: Option<f64>, gan_seed: u32| {
-        let mut label = scope.to_string();
-        if let Some(lambda) = lambda {
-            label.push_str(&format!(" lambda_cls={lambda}"));
-        }
-        if several_seeds {
-            label.push_str(&format!(" gan_seed={gan_seed}"));
-        }
-        label
-    };
     for stage in stages {
         let mut tasks = Vec::new();
         match stage {
@@ -195,7 +186,7 @@ pub fn plan(pipeline: &Pipeline, from: &str) -> Result<Vec<StageJob>> {
                 for scope in &scopes {
                     for gan_seed in pipeline.gan_seeds() {
                         tasks.push(Task {
-                            label: gan_label(&scope.name(), None, gan_seed),
+                            label: run_label(scope, None, gan_seed, several_seeds),
                             args: strings(&[
                                 "--scope",
                                 &scope.name(),
@@ -226,7 +217,7 @@ pub fn plan(pipeline: &Pipeline, from: &str) -> Result<Vec<StageJob>> {
                                 args.extend(strings(&["--jobs", "1", "--resume"]));
                             }
                             tasks.push(Task {
-                                label: gan_label(&scope.name(), Some(lambda), gan_seed),
+                                label: run_label(scope, Some(lambda), gan_seed, several_seeds),
                                 args,
                             });
                         }
