@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The GPU check of `just gpu-check`: what libtorch sees, the GAN benchmark's CUDA section, and
+# The GPU check of `just gpu-check`: what libtorch sees, the GAN and classifier benchmarks (with
+# their CUDA rows: an iteration, and runs or classifiers stacked against one at a time), and
 # the paper-size GAN grid (every scope of the embedded corpus, lambda_cls 0 and 2, the paper's
 # network, 3 pretraining and 3 joint epochs) timed per epoch with the GPU's peak memory.
 # Prints one markdown table at the end. DEVICE=cpu runs the same steps on the CPU (to try the
@@ -22,6 +23,8 @@ echo "== libtorch's view"
 
 echo "== GAN benchmark (every device libtorch sees)"
 "$bench" . --only gan --warmup 2 --iterations 5 --out "$out/bench.md" >/dev/null
+"$bench" . --only classifiers --warmup 2 --iterations 5 --out "$out/bench-classifiers.md" >/dev/null
+cat "$out/bench-classifiers.md" >> "$out/bench.md"
 cat "$out/bench.md"
 
 peak_file="$out/gpu-memory-peak-mib"
