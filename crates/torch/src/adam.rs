@@ -122,7 +122,7 @@ impl Adam {
     /// `.grad`, so there is nothing to zero before and no `grad += new` pass after, and autograd
     /// computes no gradient of any other parameter (a frozen discriminator's weights, say).
     /// Together that is four passes over every parameter per step fewer than
-    /// `zero_grad` + `backward` + [`Adam::step`].
+    /// `zero_grad` + `backward` + an update from `.grad`.
     pub fn minimise(&mut self, loss: &Tensor, lr: f64) {
         let step = self.begin_step(lr);
         self.state.minimise(loss, step);
