@@ -28,6 +28,9 @@
 //! `{"method": "mixup", "alpha": 0.2}` (class-conditional mixup),
 //! `{"method": "cgan", "noise_dim": 100, "generator_hidden": [256, 256], "epochs": 300}`,
 //! plus `name` and `seed` for any method.
+//!
+//! [`plan`] gives the stage's units of work ([`emocycle_artifact::WorkUnit`]), one per scope and
+//! baseline, each of which knows whether its set is up to date.
 
 mod cgan;
 mod error;

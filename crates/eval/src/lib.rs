@@ -91,6 +91,8 @@
 //! Two libtorch threads speed up one large classifier (real+syn, 1000-1000) by about 1.6x, but
 //! workers need no synchronisation at all, and libtorch's OpenMP threads stall badly when a core
 //! is taken by another process.
+//!
+//! [`plan`] gives the stage as one unit of work ([`emocycle_artifact::WorkUnit`]).
 
 mod classifier;
 mod data;

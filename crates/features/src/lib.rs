@@ -28,6 +28,9 @@
 //!
 //! Bad input is rejected with the file, line and column ([`FeatureError`]), and nothing
 //! half-written is left behind: every artifact is written atomically.
+//!
+//! [`plan`] gives the stage's units of work ([`emocycle_artifact::WorkUnit`]), one per corpus,
+//! each of which knows whether its outputs are up to date.
 
 mod column_stats;
 mod emotion;

@@ -78,6 +78,10 @@
 //! generator, so the numbers depend on the seed and the threads per group, not on how many
 //! groups there are. Pretraining on the CPU runs in rounds of one epoch per unfinished pair,
 //! min(T, K) pairs at a time, each pair's masks from streams seeded per epoch.
+//!
+//! [`plan`] gives the stage's units of work ([`emocycle_artifact::WorkUnit`]): one per [`GanRun`],
+//! a pretraining of a scope or a joint training of a scope and lambda_cls, per generator seed;
+//! each knows whether its outputs are up to date from the settings its phase depends on.
 
 mod checkpoint;
 mod data;

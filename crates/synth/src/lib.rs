@@ -28,6 +28,9 @@
 //!
 //! The metrics ([`mean_abs_difference`], [`std_abs_difference`], [`frechet_distance`],
 //! [`c2st_accuracy`], [`knn_precision_recall`]) are public for tests and other stages.
+//!
+//! [`plan_generate`] and [`plan_quality`] give the stages' units of work
+//! ([`emocycle_artifact::WorkUnit`]): one per synthetic set, and the quality report as one.
 
 mod error;
 mod figure;
