@@ -189,6 +189,10 @@ fn a_rerun_does_nothing_and_a_change_reruns_only_its_dependants() {
     stage(dir.path(), &["report"]);
     let report = std::fs::read_to_string(run.join("report.md")).unwrap();
     assert!(report.contains("pool 2 generator seeds"), "{report}");
+    assert!(
+        report.contains("mean over its 2 generator seeds"),
+        "{report}"
+    );
     assert!(report.contains("- `gan.seeds`: 1 -> 2"), "{report}");
     assert!(report.contains("± classifier | ± generator"), "{report}");
 }

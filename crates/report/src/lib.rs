@@ -248,7 +248,7 @@ pub fn write_report(inputs: &ReportInputs) -> Result<ReportOutcome, ReportError>
     let mut text = String::new();
     let findings = sections::findings(&context);
     sections::header(&context, &mut text);
-    sections::findings_section(&findings, &mut text);
+    sections::findings_section(&findings, context.pipeline.config.gan.seeds, &mut text);
     sections::changes(&context, &mut text);
     sections::table1(&context, &mut text);
     sections::tables_2_and_3(&context, &mut text);

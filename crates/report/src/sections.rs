@@ -601,8 +601,16 @@ fn finding(
 }
 
 /// Section 1b: whether this run shows what the paper found.
-pub(crate) fn findings_section(findings: &[Finding], out: &mut String) {
+pub(crate) fn findings_section(findings: &[Finding], gan_seeds: u32, out: &mut String) {
     let _ = writeln!(out, "## The paper's findings in this run\n");
+    let generators = if gan_seeds > 1 {
+        format!(
+            "each CycleGAN enters a pair as its mean over its {gan_seeds} generator seeds, whose \
+             spread is the ± generator of Tables 2 and 3"
+        )
+    } else {
+        "one GAN run per scope and λcls".to_string()
+    };
     let _ = writeln!(
         out,
         "Each comparison the paper draws, with this run's numbers (Table 1: means over scopes; \
@@ -611,8 +619,7 @@ pub(crate) fn findings_section(findings: &[Finding], out: &mut String) {
          per scope (Table 1) or per fold and repeat (Tables 2 and 3, each pair on the same test \
          data), an exact sign-flip permutation test of its mean (two-sided) and a 95% bootstrap \
          interval. A finding holds when the difference points the paper's way at p < {ALPHA}; \
-         the tests cover the classifiers' randomness, not the GANs' (one GAN run per scope and \
-         λcls).\n"
+         the tests cover the classifiers' randomness, not the GANs' ({generators}).\n"
     );
     let _ = writeln!(
         out,
