@@ -102,8 +102,7 @@ impl Adam {
     }
 
     /// Steps taken so far.
-    #[cfg(test)]
-    pub(crate) fn steps(&self) -> i64 {
+    pub fn steps(&self) -> i64 {
         self.step
     }
 
@@ -126,6 +125,13 @@ impl Adam {
     pub fn minimise(&mut self, loss: &Tensor, lr: f64) {
         let step = self.begin_step(lr);
         self.state.minimise(loss, step);
+    }
+
+    /// One update from `grads`, given in the order of the optimiser's leaves (computed by the
+    /// caller, say as slices of a larger model's gradients).
+    pub fn apply(&mut self, grads: &[Tensor], lr: f64) {
+        let step = self.begin_step(lr);
+        self.state.apply(grads, step);
     }
 
     /// How many parameter tensors this optimiser updates.
@@ -228,13 +234,15 @@ impl AdamPart {
             IValue::TensorList(tensors.iter().map(Tensor::shallow_clone).collect())
         };
         // A parameter without a gradient counts as having a zero gradient, as TF's dense
-        // update would see it.
+        // update would see it. The fused kernel reads every tensor as if it were contiguous
+        // (PyTorch 2.11 on the CPU does not check): autograd hands a batched layer's weight
+        // its gradient transposed, which the kernel would silently apply to the wrong elements.
         let grads: Vec<Tensor> = grads
             .iter()
             .zip(&self.params)
             .map(|(grad, param)| {
                 if grad.defined() {
-                    grad.shallow_clone()
+                    grad.contiguous()
                 } else {
                     param.detach().zeros_like()
                 }
@@ -338,6 +346,34 @@ mod tests {
         for ((name, a), (_, b)) in exported(&whole).iter().zip(&exported(&split)) {
             assert!(a.equal(b), "{name}");
         }
+    }
+
+    #[test]
+    fn a_strided_gradient_updates_the_elements_it_belongs_to() {
+        let make = || {
+            let p =
+                Tensor::zeros([2, 3, 4], (Kind::Float, tch::Device::Cpu)).set_requires_grad(true);
+            let leaf = Leaf {
+                tensor: p.shallow_clone(),
+                names: vec!["a".into(), "b".into()],
+                stacked: true,
+            };
+            (p, Adam::new(vec![leaf], 0.9, 0.999, 1e-8))
+        };
+        // Laid out [2, 4, 3], seen as [2, 3, 4]: the strides of a batched weight's gradient.
+        let strided = Tensor::arange(24, (Kind::Float, tch::Device::Cpu))
+            .view([2, 4, 3])
+            .transpose(1, 2)
+            - 11.5;
+        assert!(!strided.is_contiguous());
+        let (p, mut adam) = make();
+        adam.apply(&[strided.shallow_clone()], 0.1);
+        let (q, mut reference) = make();
+        reference.apply(&[strided.contiguous()], 0.1);
+        assert!(p.equal(&q));
+        // Step 1 moves every element by lr against the sign of its own gradient.
+        let expected = strided.sign() * -0.1;
+        assert!((p.detach() - expected).abs().max().double_value(&[]) < 1e-6);
     }
 
     #[test]
