@@ -106,6 +106,14 @@ pub enum GanError {
         /// The (G_i, F_i) pair, in pretraining.
         pair: Option<usize>,
     },
+    /// One run of a grid trained together failed.
+    #[error("{run}: {source}")]
+    InRun {
+        /// The run's label.
+        run: String,
+        /// What went wrong.
+        source: Box<GanError>,
+    },
 }
 
 impl GanError {

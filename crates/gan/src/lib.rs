@@ -86,6 +86,7 @@
 mod checkpoint;
 mod data;
 mod error;
+mod grid;
 mod model;
 mod plan;
 mod stage;
@@ -113,6 +114,7 @@ pub use emocycle_config::ConfigError;
 pub use emocycle_config::gan::{GanConfig, ModelLayout};
 pub use emocycle_config::layout::{Scope, ScopeDirs, StageInputs, run_label};
 pub use error::GanError;
+pub use grid::{GridRun, compatible, train_grid};
 pub use model::{CycleGanModel, ParameterCounts, PretrainedGenerators};
 pub use plan::{GanRun, GanUnit, Phase, plan};
 pub use stage::{

@@ -137,15 +137,19 @@ pub struct TrainOutcome {
     pub manifest: RunManifest,
 }
 
-struct DeviceData {
-    source: Tensor,
-    targets: Tensor,
-    offsets: Vec<i64>,
-    shape: DataShape,
+pub(crate) struct DeviceData {
+    pub(crate) source: Tensor,
+    pub(crate) targets: Tensor,
+    pub(crate) offsets: Vec<i64>,
+    pub(crate) shape: DataShape,
 }
 
 impl DeviceData {
-    fn new(data: &TrainingData, config: &GanConfig, device: Device) -> Result<Self, GanError> {
+    pub(crate) fn new(
+        data: &TrainingData,
+        config: &GanConfig,
+        device: Device,
+    ) -> Result<Self, GanError> {
         let shape = data.validate(config.batch_size)?;
         let mut offsets = Vec::with_capacity(shape.target_rows.len());
         let mut offset = 0;
@@ -161,12 +165,12 @@ impl DeviceData {
         })
     }
 
-    fn models(&self) -> usize {
+    pub(crate) fn models(&self) -> usize {
         self.shape.target_rows.len()
     }
 }
 
-fn values(tensor: &Tensor) -> Vec<f64> {
+pub(crate) fn values(tensor: &Tensor) -> Vec<f64> {
     Vec::<f64>::try_from(
         tensor
             .to_kind(Kind::Double)
@@ -176,7 +180,7 @@ fn values(tensor: &Tensor) -> Vec<f64> {
     .unwrap_or_default()
 }
 
-fn check_checkpoint_meta(
+pub(crate) fn check_checkpoint_meta(
     path: &Path,
     tensors: &HashMap<String, Tensor>,
     config: &GanConfig,
@@ -214,7 +218,7 @@ fn check_checkpoint_meta(
 
 /// Where a run's dropout masks come from, recorded in its checkpoints as `meta.dropout`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum MaskSource {
+pub(crate) enum MaskSource {
     /// libtorch's process-wide generator (every checkpoint without `meta.dropout`).
     Libtorch,
     /// Per-CycleGAN (or per-pair) SplitMix64 streams: CycleGANs trained side by side.
@@ -222,7 +226,7 @@ enum MaskSource {
 }
 
 impl MaskSource {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             MaskSource::Libtorch => "libtorch",
             MaskSource::Streams => "streams",
@@ -230,10 +234,10 @@ impl MaskSource {
     }
 }
 
-fn meta_tensors(
+pub(crate) fn meta_tensors(
     config: &GanConfig,
     shape: &DataShape,
-    layout: ModelLayout,
+    layout: &str,
     masks: MaskSource,
     wall: f64,
 ) -> Vec<(String, Tensor)> {
@@ -247,7 +251,7 @@ fn meta_tensors(
             "meta.data_json".into(),
             text_tensor(&serde_json::to_string(shape).unwrap_or_default()),
         ),
-        ("meta.layout".into(), text_tensor(layout.name())),
+        ("meta.layout".into(), text_tensor(layout)),
         ("meta.dropout".into(), text_tensor(masks.name())),
         ("meta.wall_seconds".into(), Tensor::from_slice(&[wall])),
     ]
@@ -255,7 +259,11 @@ fn meta_tensors(
 
 /// A checkpoint whose masks came from elsewhere (one written before the CycleGANs trained side
 /// by side, or on another device) resumes validly, but not bit-identically.
-fn warn_on_mask_change(tensors: &HashMap<String, Tensor>, path: &Path, masks: MaskSource) {
+pub(crate) fn warn_on_mask_change(
+    tensors: &HashMap<String, Tensor>,
+    path: &Path,
+    masks: MaskSource,
+) {
     let saved = tensor_text(tensors, "meta.dropout", path)
         .unwrap_or_else(|_| MaskSource::Libtorch.name().to_string());
     if saved != masks.name() {
@@ -268,23 +276,23 @@ fn warn_on_mask_change(tensors: &HashMap<String, Tensor>, path: &Path, masks: Ma
     }
 }
 
-fn warn_on_layout_change(tensors: &HashMap<String, Tensor>, path: &Path, layout: ModelLayout) {
+pub(crate) fn warn_on_layout_change(tensors: &HashMap<String, Tensor>, path: &Path, layout: &str) {
     if let Ok(saved) = tensor_text(tensors, "meta.layout", path)
-        && saved != layout.name()
+        && saved != layout
     {
         tracing::warn!(
             saved,
-            now = layout.name(),
+            now = layout,
             "resuming with another layout: the run stays valid but is no longer bit-identical to an uninterrupted one"
         );
     }
 }
 
 /// Epochs this call may still run before `stop_after_epochs` stops it.
-struct Budget(Option<usize>);
+pub(crate) struct Budget(pub(crate) Option<usize>);
 
 impl Budget {
-    fn exhausted(&self) -> bool {
+    pub(crate) fn exhausted(&self) -> bool {
         self.0 == Some(0)
     }
 
@@ -292,7 +300,7 @@ impl Budget {
         self.0.unwrap_or(usize::MAX)
     }
 
-    fn spend(&mut self) {
+    pub(crate) fn spend(&mut self) {
         if let Some(left) = self.0.as_mut() {
             *left = left.saturating_sub(1);
         }
@@ -479,7 +487,13 @@ pub fn pretrain(
         let Some(path) = path.as_ref() else {
             return Ok(());
         };
-        let mut tensors = meta_tensors(config, &data.shape, ModelLayout::Separate, masks, wall);
+        let mut tensors = meta_tensors(
+            config,
+            &data.shape,
+            ModelLayout::Separate.name(),
+            masks,
+            wall,
+        );
         let epochs: Vec<i64> = done.iter().map(|&e| e as i64).collect();
         tensors.push(("meta.epochs_done".into(), Tensor::from_slice(&epochs)));
         let rows: Vec<f64> = log
@@ -745,7 +759,7 @@ fn use_libtorch_threads(threads: i32) {
 
 /// One dropout seed per CycleGAN for the next step, drawn from libtorch's generator (which
 /// every epoch reseeds), so the run's seed decides every mask whatever the threads.
-fn dropout_seeds(models: usize) -> Vec<u64> {
+pub(crate) fn dropout_seeds(models: usize) -> Vec<u64> {
     let drawn = Tensor::randint(i64::MAX, [models as i64], (Kind::Int64, Device::Cpu));
     Vec::<i64>::try_from(&drawn)
         .expect("an int64 vector converts")
@@ -1110,6 +1124,111 @@ impl Trainer {
     }
 }
 
+/// What a joint-training checkpoint records besides the state: which run and how it trained.
+pub(crate) struct TrainCheckpoint<'a> {
+    pub config: &'a GanConfig,
+    pub shape: &'a DataShape,
+    /// `separate`, `batched` or `grid`.
+    pub layout: &'a str,
+    pub masks: MaskSource,
+}
+
+impl TrainCheckpoint<'_> {
+    /// Writes the networks, both optimisers (`adam.d`, `adam.g`), the epochs done and the loss
+    /// log, atomically.
+    pub(crate) fn write(
+        &self,
+        path: &Path,
+        nets: &Nets,
+        [adam_d, adam_g]: [&Adam; 2],
+        done: usize,
+        log: &[TrainEpochRecord],
+        wall: f64,
+    ) -> Result<(), GanError> {
+        let models = nets.models as i64;
+        let mut tensors = meta_tensors(self.config, self.shape, self.layout, self.masks, wall);
+        tensors.push((
+            "meta.epochs_done".into(),
+            Tensor::from_slice(&[done as i64]),
+        ));
+        let rows: Vec<f64> = log
+            .iter()
+            .flat_map(|r| {
+                std::iter::once(r.learning_rate)
+                    .chain(r.d.iter().copied())
+                    .chain(r.g.iter().copied())
+                    .chain(r.cycle.iter().copied())
+                    .chain(std::iter::once(r.cls))
+            })
+            .collect();
+        tensors.push((
+            "log.train".into(),
+            Tensor::from_slice(&rows).view([-1, 2 + 3 * models]),
+        ));
+        tensors.extend(nets.export());
+        tensors.extend(adam_d.export("adam.d"));
+        tensors.extend(adam_g.export("adam.g"));
+        write_safetensors_atomic(path, &tensors)
+    }
+
+    /// Restores what [`TrainCheckpoint::write`] wrote into `nets` and the optimisers, after
+    /// checking that it belongs to this run; returns the epochs done, the loss log and the wall
+    /// time so far.
+    pub(crate) fn read(
+        &self,
+        path: &Path,
+        nets: &Nets,
+        adam_d: &mut Adam,
+        adam_g: &mut Adam,
+    ) -> Result<(usize, Vec<TrainEpochRecord>, f64), GanError> {
+        let tensors = read_safetensors(path)?;
+        check_checkpoint_meta(
+            path,
+            &tensors,
+            self.config,
+            self.shape,
+            GanConfig::training_key,
+            "train_epochs",
+        )?;
+        warn_on_layout_change(&tensors, path, self.layout);
+        warn_on_mask_change(&tensors, path, self.masks);
+        nets.import(&tensors).map_err(|r| corrupt(path, r))?;
+        adam_d
+            .import("adam.d", &tensors)
+            .map_err(|r| corrupt(path, r))?;
+        adam_g
+            .import("adam.g", &tensors)
+            .map_err(|r| corrupt(path, r))?;
+        let done = tensor_i64s(&tensors, "meta.epochs_done", path)?
+            .first()
+            .map_or(0, |&e| usize::try_from(e).unwrap_or(0));
+        let models = nets.models;
+        let log: Vec<TrainEpochRecord> = tensor_f64s(&tensors, "log.train", path)?
+            .chunks_exact(2 + 3 * models)
+            .enumerate()
+            .map(|(epoch, row)| TrainEpochRecord {
+                epoch,
+                learning_rate: row[0],
+                d: row[1..1 + models].to_vec(),
+                g: row[1 + models..1 + 2 * models].to_vec(),
+                cycle: row[1 + 2 * models..1 + 3 * models].to_vec(),
+                cls: row[1 + 3 * models],
+            })
+            .collect();
+        if log.len() != done {
+            return Err(corrupt(
+                path,
+                "log.train does not hold one row per epoch done",
+            ));
+        }
+        let wall = tensor_f64s(&tensors, "meta.wall_seconds", path)?
+            .first()
+            .copied()
+            .unwrap_or(0.0);
+        Ok((done, log, wall))
+    }
+}
+
 /// Joint training of the K CycleGANs and C: per iteration one D step, then
 /// `generator_steps` G steps on the same minibatches; learning rate
 /// `lr * decay^floor(epoch / every)`; G_i and F_i start from `pretrained`, D and C fresh. Each
@@ -1151,56 +1270,19 @@ pub fn train(
         .checkpoint_dir
         .as_ref()
         .map(|dir| dir.join(TRAIN_CHECKPOINT));
+    let checkpoint = TrainCheckpoint {
+        config,
+        shape: &data.shape,
+        layout: layout.name(),
+        masks,
+    };
     if let Some(path) = path.as_ref().filter(|p| options.resume && p.exists()) {
-        let tensors = read_safetensors(path)?;
-        check_checkpoint_meta(
+        (done, log, earlier_wall) = checkpoint.read(
             path,
-            &tensors,
-            config,
-            &data.shape,
-            GanConfig::training_key,
-            "train_epochs",
+            &trainer.nets,
+            &mut trainer.adam_d,
+            &mut trainer.adam_g,
         )?;
-        warn_on_layout_change(&tensors, path, layout);
-        warn_on_mask_change(&tensors, path, masks);
-        trainer
-            .nets
-            .import(&tensors)
-            .map_err(|r| corrupt(path, r))?;
-        trainer
-            .adam_d
-            .import("adam.d", &tensors)
-            .map_err(|r| corrupt(path, r))?;
-        trainer
-            .adam_g
-            .import("adam.g", &tensors)
-            .map_err(|r| corrupt(path, r))?;
-        done = tensor_i64s(&tensors, "meta.epochs_done", path)?
-            .first()
-            .map_or(0, |&e| usize::try_from(e).unwrap_or(0));
-        let width = 2 + 3 * models;
-        log = tensor_f64s(&tensors, "log.train", path)?
-            .chunks_exact(width)
-            .enumerate()
-            .map(|(epoch, row)| TrainEpochRecord {
-                epoch,
-                learning_rate: row[0],
-                d: row[1..1 + models].to_vec(),
-                g: row[1 + models..1 + 2 * models].to_vec(),
-                cycle: row[1 + 2 * models..1 + 3 * models].to_vec(),
-                cls: row[1 + 3 * models],
-            })
-            .collect();
-        if log.len() != done {
-            return Err(corrupt(
-                path,
-                "log.train does not hold one row per epoch done",
-            ));
-        }
-        earlier_wall = tensor_f64s(&tensors, "meta.wall_seconds", path)?
-            .first()
-            .copied()
-            .unwrap_or(0.0);
         tracing::info!(path = %path.display(), epochs_done = done, "resuming joint training");
     }
     let parameters = trainer.nets.counts().total;
@@ -1220,29 +1302,14 @@ pub fn train(
         let Some(path) = path.as_ref() else {
             return Ok(());
         };
-        let mut tensors = meta_tensors(config, &data.shape, layout, masks, wall);
-        tensors.push((
-            "meta.epochs_done".into(),
-            Tensor::from_slice(&[done as i64]),
-        ));
-        let rows: Vec<f64> = log
-            .iter()
-            .flat_map(|r| {
-                std::iter::once(r.learning_rate)
-                    .chain(r.d.iter().copied())
-                    .chain(r.g.iter().copied())
-                    .chain(r.cycle.iter().copied())
-                    .chain(std::iter::once(r.cls))
-            })
-            .collect();
-        tensors.push((
-            "log.train".into(),
-            Tensor::from_slice(&rows).view([-1, 2 + 3 * models as i64]),
-        ));
-        tensors.extend(trainer.nets.export());
-        tensors.extend(trainer.adam_d.export("adam.d"));
-        tensors.extend(trainer.adam_g.export("adam.g"));
-        write_safetensors_atomic(path, &tensors)?;
+        checkpoint.write(
+            path,
+            &trainer.nets,
+            [&trainer.adam_d, &trainer.adam_g],
+            done,
+            log,
+            wall,
+        )?;
         tracing::debug!(path = %path.display(), "training checkpoint written");
         Ok(())
     };

@@ -367,15 +367,15 @@ impl MlpStack {
         }
     }
 
-    /// From now on model `slot` draws its dropout masks from `streams[slot]`.
+    /// From now on model `slot` draws its dropout masks from `streams[slot]`, in either layout:
+    /// a model's masks are the same numbers whichever layout and whichever other models share
+    /// its stack.
     ///
     /// # Panics
-    /// On a batched stack, or with a stream count other than the model count.
+    /// With a stream count other than the model count.
     pub fn set_dropout_streams(&self, streams: Vec<SplitMix64>) {
-        let Layers::Separate(models) = &self.layers else {
-            panic!("a batched stack draws one mask for all its models");
-        };
-        assert_eq!(streams.len(), models.len(), "one dropout stream per model");
+        let count = self.models.as_ref().map_or(1, Vec::len);
+        assert_eq!(streams.len(), count, "one dropout stream per model");
         *self.dropout_streams.borrow_mut() = Some(streams);
     }
 
@@ -462,7 +462,8 @@ impl MlpStack {
     }
 
     /// LeakyReLU and inverted dropout, as `Tensor::dropout` computes it (`x * mask`, the mask
-    /// `1 / keep` or 0), with the mask from model `slot`'s own stream when it has one.
+    /// `1 / keep` or 0), with the mask from model `slot`'s own stream when it has one (for
+    /// stacked `[K, n, width]` activations, every model's part from its own stream).
     fn hidden(&self, slot: usize, x: Tensor, train: bool) -> Tensor {
         let x = x.prelu(&self.slope);
         if !train || self.dropout == 0.0 {
@@ -472,7 +473,15 @@ impl MlpStack {
         match streams.as_mut() {
             Some(streams) => {
                 let mut mask = vec![0f32; x.numel()];
-                streams[slot].fill_dropout_mask(1.0 - self.dropout, &mut mask);
+                if x.dim() == 3 {
+                    // Stacked `[K, n, width]`: model k's part from its own stream.
+                    let per_model = mask.len() / streams.len().max(1);
+                    for (stream, part) in streams.iter_mut().zip(mask.chunks_mut(per_model)) {
+                        stream.fill_dropout_mask(1.0 - self.dropout, part);
+                    }
+                } else {
+                    streams[slot].fill_dropout_mask(1.0 - self.dropout, &mut mask);
+                }
                 let mask = Tensor::from_slice(&mask)
                     .view(x.size().as_slice())
                     .to_device(x.device());

@@ -1,0 +1,365 @@
+//! The fused grid engine: a run trains the same bits alone and inside any grid, takes the steps
+//! of the per-run trainer, resumes bit-identically, and refuses runs that cannot share a grid.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use emocycle_gan::{
+    GanConfig, GanError, GridRun, PretrainedGenerators, RunOptions, TRAIN_CHECKPOINT, TrainOutcome,
+    TrainingData, pretrain, train, train_grid,
+};
+use tch::{Device, Kind, Tensor};
+
+const CPU: Device = Device::Cpu;
+
+/// libtorch's generator is global to the process: tests that train take turns.
+fn exclusive() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let guard = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    emocycle_torch::set_libtorch_threads(1);
+    guard
+}
+
+fn config(lambda_cls: f64, seed: u64) -> GanConfig {
+    GanConfig {
+        generator_hidden: vec![8, 6, 8],
+        discriminator_hidden: vec![8, 8],
+        classifier_hidden: vec![4, 4],
+        // K x batch a multiple of 32: see `cases`.
+        batch_size: 8,
+        learning_rate: 2e-3,
+        lr_decay_every: 2,
+        pretrain_epochs: 2,
+        train_epochs: 4,
+        checkpoint_every: 1,
+        lambda_cls,
+        seed,
+        ..GanConfig::default()
+    }
+}
+
+/// A scope's data: with `smallest` below 24, its iterations per epoch are `smallest / 8`, else 3.
+fn scope(seed: i64, smallest: i64) -> TrainingData {
+    tch::manual_seed(seed);
+    let rand = |rows| Tensor::rand([rows, 5], (Kind::Float, CPU));
+    TrainingData::new(rand(40), vec![rand(smallest), rand(30), rand(33), rand(40)])
+}
+
+fn pretrained(config: &GanConfig, data: &TrainingData) -> PretrainedGenerators {
+    pretrain(config, data, CPU, &RunOptions::default(), &mut |_| {})
+        .unwrap()
+        .generators
+}
+
+struct Case {
+    label: &'static str,
+    config: GanConfig,
+    data: usize,
+}
+
+fn grid_runs<'a>(
+    cases: &'a [Case],
+    data: &'a [TrainingData],
+    generators: &'a [PretrainedGenerators],
+    options: impl Fn(&Case) -> RunOptions,
+) -> Vec<GridRun<'a>> {
+    cases
+        .iter()
+        .map(|case| GridRun {
+            label: case.label.to_string(),
+            config: &case.config,
+            data: &data[case.data],
+            pretrained: &generators[case.data],
+            options: options(case),
+        })
+        .collect()
+}
+
+fn tensors(outcome: &TrainOutcome) -> HashMap<String, Tensor> {
+    outcome.model.named_tensors().into_iter().collect()
+}
+
+fn checkpoint(path: &Path) -> HashMap<String, Tensor> {
+    Tensor::read_safetensors(path)
+        .unwrap()
+        .into_iter()
+        .filter(|(name, _)| name != "meta.wall_seconds")
+        .collect()
+}
+
+fn assert_same_bits(a: &HashMap<String, Tensor>, b: &HashMap<String, Tensor>, what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: tensor count");
+    for (name, tensor) in a {
+        assert!(tensor.equal(&b[name]), "{what}: {name} differs");
+    }
+}
+
+/// Two scopes (3 and 2 iterations per epoch), lambda_cls 0 and 2, two generator seeds. With
+/// K x batch = 32, every element-wise kernel runs whole vector blocks alone and in a grid.
+fn cases() -> (Vec<Case>, Vec<TrainingData>, Vec<PretrainedGenerators>) {
+    let data = vec![scope(1, 32), scope(2, 17)];
+    let generators = data
+        .iter()
+        .map(|d| pretrained(&config(2.0, 7), d))
+        .collect();
+    let cases = vec![
+        Case {
+            label: "a lambda_cls 2",
+            config: config(2.0, 7),
+            data: 0,
+        },
+        Case {
+            label: "a lambda_cls 0",
+            config: config(0.0, 7),
+            data: 0,
+        },
+        Case {
+            label: "b lambda_cls 2",
+            config: config(2.0, 7),
+            data: 1,
+        },
+        Case {
+            label: "b lambda_cls 2 seed 8",
+            config: config(2.0, 8),
+            data: 1,
+        },
+    ];
+    (cases, data, generators)
+}
+
+#[test]
+fn a_run_trains_the_same_bits_alone_and_inside_a_grid() {
+    let _guard = exclusive();
+    let (cases, data, generators) = cases();
+    let dir = tempfile::tempdir().unwrap();
+    let in_dir = |name: &'static str| {
+        let root = dir.path().join(name);
+        move |case: &Case| RunOptions {
+            checkpoint_dir: Some(root.join(case.label)),
+            ..RunOptions::default()
+        }
+    };
+    let together = train_grid(
+        &grid_runs(&cases, &data, &generators, in_dir("grid")),
+        CPU,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(together.len(), cases.len());
+    for (index, case) in cases.iter().enumerate() {
+        let alone = train_grid(
+            &grid_runs(&cases[index..=index], &data, &generators, in_dir("alone")),
+            CPU,
+            &mut |_, _| {},
+        )
+        .unwrap();
+        assert_eq!(alone[0].log, together[index].log, "{}", case.label);
+        assert_same_bits(&tensors(&alone[0]), &tensors(&together[index]), case.label);
+        let grid_checkpoint = checkpoint(
+            &dir.path()
+                .join("grid")
+                .join(case.label)
+                .join(TRAIN_CHECKPOINT),
+        );
+        assert_same_bits(
+            &checkpoint(
+                &dir.path()
+                    .join("alone")
+                    .join(case.label)
+                    .join(TRAIN_CHECKPOINT),
+            ),
+            &grid_checkpoint,
+            case.label,
+        );
+        // A run whose epochs are shorter took only its own steps: 30 or 17 rows in the smallest
+        // set give 3 or 2 batches of 8 per epoch, over 4 epochs.
+        let iterations = if case.data == 0 { 3 } else { 2 };
+        let steps = grid_checkpoint["adam.d.step"].int64_value(&[0]);
+        assert_eq!(steps, 4 * iterations, "{}", case.label);
+        assert_eq!(
+            grid_checkpoint["adam.g.step"].int64_value(&[0]),
+            4 * iterations * 2,
+            "{}: two G steps per iteration",
+            case.label
+        );
+    }
+    // The runs differ from each other: the grid kept them apart, not the same.
+    assert!(
+        !tensors(&together[0])["g.0.layers.0.weight"]
+            .equal(&tensors(&together[2])["g.0.layers.0.weight"])
+    );
+    assert!(
+        tensors(&together[1])
+            .keys()
+            .all(|name| !name.starts_with("c."))
+    );
+    assert!(tensors(&together[0]).contains_key("c.layers.0.weight"));
+}
+
+#[test]
+fn the_grid_takes_the_steps_of_the_per_run_trainer() {
+    let _guard = exclusive();
+    for quirk in [true, false] {
+        // Without dropout the two engines compute the same function from the same start.
+        let config = GanConfig {
+            generator_dropout: 0.0,
+            discriminator_dropout: 0.0,
+            classifier_dropout: 0.0,
+            d_step_updates_generator: quirk,
+            train_epochs: 3,
+            ..config(2.0, 5)
+        };
+        let other = GanConfig {
+            lambda_cls: 0.0,
+            ..config.clone()
+        };
+        let data = [scope(3, 24), scope(4, 17)];
+        let generators = [pretrained(&config, &data[0]), pretrained(&config, &data[1])];
+        let per_run = train(
+            &config,
+            &data[0],
+            &generators[0],
+            CPU,
+            &RunOptions::default(),
+            &mut |_| {},
+        )
+        .unwrap();
+        let grid = train_grid(
+            &[
+                GridRun {
+                    label: "run".into(),
+                    config: &config,
+                    data: &data[0],
+                    pretrained: &generators[0],
+                    options: RunOptions::default(),
+                },
+                GridRun {
+                    label: "other".into(),
+                    config: &other,
+                    data: &data[1],
+                    pretrained: &generators[1],
+                    options: RunOptions::default(),
+                },
+            ],
+            CPU,
+            &mut |_, _| {},
+        )
+        .unwrap();
+        let fused = &grid[0];
+        assert_eq!(per_run.log.len(), fused.log.len());
+        for (a, b) in per_run.log.iter().zip(&fused.log) {
+            assert_eq!(a.learning_rate, b.learning_rate);
+            let pairs = a.d.iter().zip(&b.d).chain(a.g.iter().zip(&b.g));
+            for (x, y) in pairs.chain(a.cycle.iter().zip(&b.cycle)) {
+                assert!((x - y).abs() < 1e-5, "quirk {quirk}: loss {x} vs {y}");
+            }
+            assert!(
+                (a.cls - b.cls).abs() < 1e-5,
+                "quirk {quirk}: cls {} vs {}",
+                a.cls,
+                b.cls
+            );
+        }
+        let fused = tensors(fused);
+        let per_run = tensors(&per_run);
+        assert_eq!(per_run.len(), fused.len());
+        for (name, tensor) in &per_run {
+            let diff = (tensor - &fused[name]).abs().max().double_value(&[]);
+            assert!(diff < 1e-5, "quirk {quirk}: {name} differs by {diff}");
+        }
+    }
+}
+
+#[test]
+fn a_stopped_grid_resumes_to_the_same_bits_alone_or_together() {
+    let _guard = exclusive();
+    let (cases, data, generators) = cases();
+    let dir = tempfile::tempdir().unwrap();
+    let options = |name: &'static str, stop: Option<usize>| {
+        let root = dir.path().join(name);
+        move |case: &Case| RunOptions {
+            checkpoint_dir: Some(root.join(case.label)),
+            resume: true,
+            stop_after_epochs: stop,
+            ..RunOptions::default()
+        }
+    };
+    let straight = train_grid(
+        &grid_runs(&cases, &data, &generators, options("straight", None)),
+        CPU,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let first = train_grid(
+        &grid_runs(&cases, &data, &generators, options("split", Some(1))),
+        CPU,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert!(
+        first
+            .iter()
+            .all(|o| o.manifest.epochs_done == [1] && !o.manifest.complete)
+    );
+    // The first run finishes alone, the others together, from the same checkpoints.
+    let alone = train_grid(
+        &grid_runs(&cases[..1], &data, &generators, options("split", None)),
+        CPU,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let rest = train_grid(
+        &grid_runs(&cases[1..], &data, &generators, options("split", None)),
+        CPU,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let resumed: Vec<&TrainOutcome> = alone.iter().chain(&rest).collect();
+    for ((case, a), b) in cases.iter().zip(&straight).zip(resumed) {
+        assert!(b.manifest.complete);
+        assert_eq!(a.log, b.log, "{}", case.label);
+        assert_same_bits(&tensors(a), &tensors(b), case.label);
+        let path = |name: &str| {
+            dir.path()
+                .join(name)
+                .join(case.label)
+                .join(TRAIN_CHECKPOINT)
+        };
+        assert_same_bits(
+            &checkpoint(&path("straight")),
+            &checkpoint(&path("split")),
+            case.label,
+        );
+    }
+}
+
+#[test]
+fn runs_that_cannot_share_a_grid_are_refused_by_name() {
+    let _guard = exclusive();
+    let data = scope(5, 12);
+    let generators = pretrained(&config(2.0, 1), &data);
+    let a = config(2.0, 1);
+    let b = GanConfig {
+        batch_size: 16,
+        lambda_cyc: 7.0,
+        ..config(2.0, 1)
+    };
+    let run = |label: &str, config| GridRun {
+        label: label.into(),
+        config,
+        data: &data,
+        pretrained: &generators,
+        options: RunOptions::default(),
+    };
+    let error = match train_grid(&[run("first", &a), run("second", &b)], CPU, &mut |_, _| {}) {
+        Err(error) => error,
+        Ok(_) => panic!("runs of other batch sizes trained in one grid"),
+    };
+    let text = error.to_string();
+    assert!(matches!(error, GanError::InvalidConfig(_)), "{text}");
+    assert!(
+        text.contains("second") && text.contains("batch_size") && text.contains("lambda_cyc"),
+        "{text}"
+    );
+}
