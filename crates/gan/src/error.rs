@@ -106,8 +106,8 @@ pub enum GanError {
         /// The (G_i, F_i) pair, in pretraining.
         pair: Option<usize>,
     },
-    /// One run of a grid trained together failed.
-    #[error("{run}: {source}")]
+    /// One run of a grid trained together failed (the cause follows in the error's chain).
+    #[error("{run}")]
     InRun {
         /// The run's label.
         run: String,

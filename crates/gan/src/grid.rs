@@ -14,14 +14,9 @@
 //!
 //! On the CPU a run's weights are the same bits alone and inside any grid (the crate's
 //! `tests/grid.rs` checks it): batched products and per-slot reductions compute each slot on
-//! its own, and each run's classifier loss is computed on its own logits. One condition:
-//! K x batch must be a multiple of 32. libtorch's element-wise kernels run blocks of 32 floats
-//! (two AVX-512 vectors) and finish a tensor's remainder with scalar code, whose `exp` can round
-//! differently from the vector code. With K x batch rows per loss a multiple of 32, no slot
-//! ever lands in a remainder, alone or in a grid. The demo (batch 16) and the paper (64) meet
-//! it; other batch sizes train correctly but a run's last bits may depend on its companions,
-//! and the engine says so. The runs of one grid must share the network shapes and the
-//! settings the losses read (see [`compatible`]).
+//! its own, each run's classifier loss is computed on its own logits, and the discriminators'
+//! losses pad every slot to whole vector blocks (see `Acts::bce_with_logits`). The runs of one
+//! grid must share the network shapes and the settings the losses read (see [`compatible`]).
 //!
 //! Each run writes the checkpoint [`crate::train`] writes (same tensor names, `meta.layout`
 //! `grid`), so a run resumes from it alone or in another grid.
@@ -99,6 +94,55 @@ pub fn compatible(a: &GanConfig, b: &GanConfig) -> Vec<&'static str> {
         "d_step_updates_generator",
     );
     differ
+}
+
+/// Estimated bytes one run takes in a grid on its device: float32 parameters, their gradients
+/// (and contiguous copies of the weights'), both Adam moments (G's twice with the D-step quirk),
+/// and a step's activations with what autograd keeps of them.
+pub fn grid_bytes_per_run(config: &GanConfig, emotions: usize, features: i64) -> u64 {
+    let sizes = |hidden: &[usize], out: i64| -> Vec<i64> {
+        std::iter::once(features)
+            .chain(hidden.iter().map(|&h| h as i64))
+            .chain(std::iter::once(out))
+            .collect()
+    };
+    let params = |sizes: &[i64]| -> i64 { sizes.windows(2).map(|p| p[0] * p[1] + p[1]).sum() };
+    let widths = |sizes: &[i64]| -> i64 { sizes.iter().sum() };
+    let k = emotions as i64;
+    let generator = sizes(&config.generator_hidden, features);
+    let disc = sizes(&config.discriminator_hidden, 1);
+    let classifier = if config.has_classifier() {
+        params(&sizes(&config.classifier_hidden, k))
+    } else {
+        0
+    };
+    let all = k * 2 * (params(&generator) + params(&disc)) + classifier;
+    let quirk = if config.d_step_updates_generator {
+        2 * k * params(&generator)
+    } else {
+        0
+    };
+    // Parameter, gradient, its contiguous copy, two moments.
+    let state = 5 * all + quirk;
+    // A G step holds G and F on 2 batches each and D on one, forward and backward.
+    let rows = 2 * config.batch_size as i64;
+    let activations = 4 * k * rows * (2 * widths(&generator) + widths(&disc));
+    (4 * (state + activations)) as u64
+}
+
+/// Splits `runs` runs of `per_run` bytes into balanced groups of consecutive runs that fit
+/// `budget` bytes (a run larger than the budget trains alone).
+pub fn grid_groups(runs: usize, per_run: u64, budget: u64) -> Vec<Range<usize>> {
+    if runs == 0 {
+        return Vec::new();
+    }
+    let most = usize::try_from(budget / per_run.max(1))
+        .unwrap_or(usize::MAX)
+        .clamp(1, runs);
+    let groups = runs.div_ceil(most);
+    (0..groups)
+        .map(|g| g * runs / groups..(g + 1) * runs / groups)
+        .collect()
 }
 
 /// Adds the run's label to an error.
@@ -489,13 +533,6 @@ pub fn train_grid(
         }
     }
     let (emotions, features) = (emotions.unwrap_or(0), features.unwrap_or(0));
-    if runs.len() > 1 && !(emotions * config0.batch_size).is_multiple_of(32) {
-        tracing::warn!(
-            emotions,
-            batch_size = config0.batch_size,
-            "emotions x batch size is not a multiple of 32: each run trains correctly, but its last bits may depend on the other runs of its grid"
-        );
-    }
     let lambdas: Vec<f64> = runs.iter().map(|r| r.config.lambda_cls).collect();
     let grid = Grid::new(config0, runs.len(), emotions, features, &lambdas, device);
     let mut members = Vec::with_capacity(runs.len());
@@ -859,4 +896,37 @@ fn save(grid: &Grid, member: &mut Member, wall: f64) -> Result<(), GanError> {
     )?;
     tracing::debug!(run = member.label, path = %path.display(), "training checkpoint written");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_are_balanced_and_fit_the_budget() {
+        let sizes = |groups: Vec<Range<usize>>| groups.iter().map(Range::len).collect::<Vec<_>>();
+        assert_eq!(sizes(grid_groups(12, 10, 120)), [12]);
+        assert_eq!(sizes(grid_groups(12, 10, 50)), [4, 4, 4]);
+        assert_eq!(sizes(grid_groups(12, 10, 70)), [6, 6]);
+        assert_eq!(sizes(grid_groups(5, 10, 5)), [1, 1, 1, 1, 1]);
+        assert!(grid_groups(0, 10, 50).is_empty());
+        let covered: Vec<usize> = grid_groups(7, 10, 30).into_iter().flatten().collect();
+        assert_eq!(covered, (0..7).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_paper_size_run_is_estimated_at_about_a_gigabyte() {
+        let paper = GanConfig::default();
+        let bytes = grid_bytes_per_run(&paper, 4, 1582) as f64;
+        // 54 M parameters in float32, five copies, the quirk's moments and the activations.
+        assert!((1.0e9..1.6e9).contains(&bytes), "{bytes}");
+        let without_c = GanConfig {
+            lambda_cls: 0.0,
+            ..paper
+        };
+        assert!(
+            grid_bytes_per_run(&without_c, 4, 1582)
+                < grid_bytes_per_run(&GanConfig::default(), 4, 1582)
+        );
+    }
 }

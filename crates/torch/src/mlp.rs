@@ -122,8 +122,32 @@ impl Acts {
     }
 
     /// Sigmoid cross-entropy of logits against a constant target, mean per model: `[K]`.
+    ///
+    /// Stacked, each model's logits are padded to a multiple of 32 values first, so that its
+    /// numbers do not depend on how many models share the stack. libtorch's element-wise
+    /// kernels run blocks of 32 floats (two AVX-512 vectors) and finish a tensor's remainder
+    /// with scalar code, whose `log1p` and sigmoid round differently from the vector code: a
+    /// model with 16 logits would land in the remainder alone and in a vector block beside
+    /// another model.
     pub fn bce_with_logits(&self, target: f64) -> Tensor {
-        self.per_model(self, |logits, _| bce_elementwise(logits, target))
+        match self {
+            Acts::Stacked(logits) => {
+                let size = logits.size();
+                let per_model = size[1] * size[2];
+                let padded = (per_model + 31) / 32 * 32;
+                let flat = logits.reshape([size[0], per_model]);
+                let flat = if padded == per_model {
+                    flat
+                } else {
+                    flat.constant_pad_nd([0, padded - per_model])
+                };
+                bce_elementwise(&flat, target)
+                    .narrow(1, 0, per_model)
+                    .contiguous()
+                    .mean_dim(1, false, Kind::Float)
+            }
+            Acts::List(_) => self.per_model(self, |logits, _| bce_elementwise(logits, target)),
+        }
     }
 
     /// Mean squared difference per model: `[K]`.
