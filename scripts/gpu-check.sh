@@ -2,7 +2,8 @@
 # The GPU check of `just gpu-check`: what libtorch sees, the GAN and classifier benchmarks (with
 # their CUDA rows: an iteration, and runs or classifiers stacked against one at a time), and
 # the paper-size GAN grid (every scope of the embedded corpus, lambda_cls 0 and 2, the paper's
-# network, 3 pretraining and 3 joint epochs) timed per epoch with the GPU's peak memory.
+# network, 3 pretraining and 3 joint epochs; joint training by the grid engine and one run at a
+# time) timed per epoch with the GPU's peak memory.
 # Prints one markdown table at the end. DEVICE=cpu runs the same steps on the CPU (to try the
 # script where no GPU is lent).
 set -euo pipefail
@@ -46,24 +47,28 @@ rm -rf "$run/gan" "$run/stages"
 "$emocycle" -q features --config "$pipeline"
 stage() {
     local name="$1"
+    shift
     local started=$SECONDS
-    "$emocycle" -q "$name" --config "$pipeline" --device "$device" --force --jobs 1
+    "$emocycle" -q "$@" --config "$pipeline" --device "$device" --force --jobs 1
     echo $((SECONDS - started)) > "$out/$name-seconds"
 }
-stage pretrain
-stage train
+stage pretrain pretrain
+# Joint training twice: the fused grid engine (the default on CUDA), then one run at a time.
+stage train train --engine grid
+stage train-per-run train --engine per-run
 
 epochs_pretrain=$(python3 -c "import json;print(json.load(open('$pipeline'))['gan']['network']['pretrain_epochs'])")
 epochs_train=$(python3 -c "import json;print(json.load(open('$pipeline'))['gan']['network']['train_epochs'])")
 runs_train=$(find "$run/gan" -name model.safetensors | wc -l)
 scopes=$(find "$run/gan" -maxdepth 1 -mindepth 1 -type d | wc -l)
-pre=$(cat "$out/pretrain-seconds"); tra=$(cat "$out/train-seconds")
+pre=$(cat "$out/pretrain-seconds"); tra=$(cat "$out/train-seconds"); per=$(cat "$out/train-per-run-seconds")
 {
     echo
     echo "| measurement | value |"
     echo "| --- | --- |"
     echo "| device | $device ($(grep -m1 -i 'cuda\|device' "$out/doctor.txt" | tr '|' ' ' | xargs)) |"
     echo "| pretraining: $scopes scopes x $epochs_pretrain epochs | $pre s, $(python3 -c "print(f'{$pre/($scopes*$epochs_pretrain):.2f}')") s per scope-epoch |"
-    echo "| joint training: $runs_train runs x $epochs_train epochs | $tra s, $(python3 -c "print(f'{$tra/max($runs_train*$epochs_train,1):.2f}')") s per run-epoch |"
+    echo "| joint training, grid engine: $runs_train runs x $epochs_train epochs | $tra s, $(python3 -c "print(f'{$tra/max($runs_train*$epochs_train,1):.2f}')") s per run-epoch |"
+    echo "| joint training, one run at a time: $runs_train runs x $epochs_train epochs | $per s, $(python3 -c "print(f'{$per/max($runs_train*$epochs_train,1):.2f}')") s per run-epoch |"
     echo "| peak GPU memory in use (nvidia-smi, every 0.5 s) | $(cat "$peak_file") MiB |"
 } | tee "$out/summary.md"

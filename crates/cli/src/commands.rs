@@ -9,7 +9,7 @@ use emocycle_artifact::{keys, read_parquet, read_parquet_metadata};
 use emocycle_augment::BaselineConfig;
 use emocycle_eval::EvalInputs;
 use emocycle_features::NanPolicy;
-use emocycle_gan::{GanRun, Phase, Scope, StageRun, run_label};
+use emocycle_gan::{Engine, GanRun, Phase, Scope, StageRun, run_label};
 use emocycle_pipeline::Pipeline;
 use emocycle_report::{ReportInputs, write_report};
 use emocycle_synth::{CYCLEGAN_METHOD, FeatureSpace, GenerateRequest, QualitySet};
@@ -263,6 +263,7 @@ pub(crate) fn pretrain(config: &Path, run: &GanRunArgs) -> Result<StageOutcome> 
 pub(crate) fn train(
     config: &Path,
     lambda_cls: Option<f64>,
+    engine: Option<Engine>,
     run: &GanRunArgs,
 ) -> Result<StageOutcome> {
     let pipeline = load_for_models(config)?;
@@ -277,7 +278,16 @@ pub(crate) fn train(
             }
         }
     }
-    drive.run(emocycle_gan::plan(runs, device, stage_run))
+    let gan = &pipeline.config.gan;
+    match engine.unwrap_or(gan.engine).resolve(device.is_cuda()) {
+        Engine::Grid => {
+            let budget = (gan.grid_memory_gib * (1u64 << 30) as f64) as u64;
+            drive.run(emocycle_gan::plan_grid(
+                runs, device, stage_run, budget, run.force,
+            ))
+        }
+        _ => drive.run(emocycle_gan::plan(runs, device, stage_run)),
+    }
 }
 
 fn generate_request(

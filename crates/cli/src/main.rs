@@ -120,6 +120,10 @@ enum Command {
         /// Train only this lambda_cls (default: every value in the pipeline).
         #[arg(long)]
         lambda_cls: Option<f64>,
+        /// How the runs train (default: the pipeline's `gan.engine`): `grid` trains them
+        /// together as one batched model, `per-run` each in its own process.
+        #[arg(long)]
+        engine: Option<EngineArg>,
         #[command(flatten)]
         run: GanRunArgs,
     },
@@ -242,6 +246,24 @@ impl Command {
     }
 }
 
+/// `--engine` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum EngineArg {
+    Auto,
+    PerRun,
+    Grid,
+}
+
+impl From<EngineArg> for emocycle_gan::Engine {
+    fn from(arg: EngineArg) -> Self {
+        match arg {
+            EngineArg::Auto => Self::Auto,
+            EngineArg::PerRun => Self::PerRun,
+            EngineArg::Grid => Self::Grid,
+        }
+    }
+}
+
 /// `--feature-set` values.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum FeatureSetArg {
@@ -340,8 +362,9 @@ fn main() -> ExitCode {
         Command::Train {
             config,
             lambda_cls,
+            engine,
             run,
-        } => commands::train(&config, lambda_cls, &run).map(Some),
+        } => commands::train(&config, lambda_cls, engine.map(Into::into), &run).map(Some),
         Command::Generate {
             config,
             lambda_cls,

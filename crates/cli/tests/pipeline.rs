@@ -213,13 +213,27 @@ fn temporaries(dir: &Path) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn a_training_killed_mid_run_resumes_to_the_same_weights() {
-    // One scope and one lambda_cls, long enough to be killed between two checkpoints.
+    killed_training_resumes_to_the_same_weights("per-run");
+}
+
+#[test]
+fn a_grid_killed_mid_run_resumes_to_the_same_weights() {
+    killed_training_resumes_to_the_same_weights("grid");
+}
+
+/// Trains fold1 straight and, in another directory, kills it with SIGKILL between two
+/// checkpoints and resumes it: the weights must be the same bits. The per-run engine trains
+/// lambda_cls 1 alone, the grid engine lambda_cls 0 and 1 together.
+fn killed_training_resumes_to_the_same_weights(engine: &str) {
+    let grid = engine == "grid";
+    // Long enough to be killed between two checkpoints.
     let prepare = || {
         let dir = tempfile::tempdir().unwrap();
         write_pipeline(dir.path());
         let path = dir.path().join("pipeline.json");
         let mut pipeline: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        pipeline["gan"]["engine"] = serde_json::json!(engine);
         pipeline["gan"]["network"]["train_epochs"] = serde_json::json!(400);
         pipeline["gan"]["network"]["checkpoint_every"] = serde_json::json!(1);
         std::fs::write(&path, pipeline.to_string()).unwrap();
@@ -227,22 +241,28 @@ fn a_training_killed_mid_run_resumes_to_the_same_weights() {
         stage(dir.path(), &["pretrain", "--scope", "fold1"]);
         dir
     };
-    let train = [
-        "train",
-        "--scope",
-        "fold1",
-        "--lambda-cls",
-        "1",
-        "--jobs",
-        "1",
-    ];
-    let run_dir = |dir: &Path| dir.join("runs/tiny/gan/fold1/lambda_cls-1");
+    let train: &[&str] = if grid {
+        &["train", "--scope", "fold1"]
+    } else {
+        &[
+            "train",
+            "--scope",
+            "fold1",
+            "--lambda-cls",
+            "1",
+            "--jobs",
+            "1",
+        ]
+    };
+    let lambdas: &[&str] = if grid { &["0", "1"] } else { &["1"] };
+    let run_dir =
+        |dir: &Path, lambda: &str| dir.join(format!("runs/tiny/gan/fold1/lambda_cls-{lambda}"));
 
     let straight = prepare();
-    stage(straight.path(), &train);
+    stage(straight.path(), train);
 
     let killed = prepare();
-    let checkpoint = run_dir(killed.path()).join("train.ckpt.safetensors");
+    let checkpoint = |lambda| run_dir(killed.path(), lambda).join("train.ckpt.safetensors");
     let mut child = Command::new(env!("CARGO_BIN_EXE_emocycle"))
         .args(train)
         .args(["--config", "pipeline.json"])
@@ -251,7 +271,7 @@ fn a_training_killed_mid_run_resumes_to_the_same_weights() {
         .spawn()
         .unwrap();
     let waited = std::time::Instant::now();
-    while !checkpoint.is_file() {
+    while !lambdas.iter().all(|lambda| checkpoint(lambda).is_file()) {
         assert!(
             waited.elapsed().as_secs() < 60,
             "no checkpoint after a minute"
@@ -261,26 +281,39 @@ fn a_training_killed_mid_run_resumes_to_the_same_weights() {
     std::thread::sleep(std::time::Duration::from_millis(50));
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    assert!(
-        !run_dir(killed.path()).join("model.safetensors").exists(),
-        "the run finished before it was killed: nothing was tested"
-    );
-    assert!(checkpoint.is_file());
+    for lambda in lambdas {
+        assert!(
+            !run_dir(killed.path(), lambda)
+                .join("model.safetensors")
+                .exists(),
+            "the run finished before it was killed: nothing was tested"
+        );
+        assert!(checkpoint(lambda).is_file());
+    }
 
-    let stderr = stage(killed.path(), &[&train[..], &["--resume"]].concat());
-    assert!(stderr.contains("lambda_cls=1 on cpu: "), "{stderr}");
-    let model = |dir: &Path| std::fs::read(run_dir(dir).join("model.safetensors")).unwrap();
-    assert!(
-        model(killed.path()) == model(straight.path()),
-        "the resumed run's weights differ from the uninterrupted run's"
-    );
-    // The finished run drops its checkpoint, and nothing half-written is left anywhere.
-    assert!(!checkpoint.exists());
+    let stderr = stage(killed.path(), &[train, &["--resume"]].concat());
+    let done = if grid {
+        "runs trained together"
+    } else {
+        "lambda_cls=1 on cpu: "
+    };
+    assert!(stderr.contains(done), "{stderr}");
+    let model =
+        |dir: &Path, lambda| std::fs::read(run_dir(dir, lambda).join("model.safetensors")).unwrap();
+    for lambda in lambdas {
+        assert!(
+            model(killed.path(), lambda) == model(straight.path(), lambda),
+            "lambda_cls {lambda}: the resumed run's weights differ from the uninterrupted run's"
+        );
+        // The finished run drops its checkpoint.
+        assert!(!checkpoint(lambda).exists());
+    }
+    // Nothing half-written is left anywhere.
     assert_eq!(
         temporaries(&killed.path().join("runs")),
         Vec::<std::path::PathBuf>::new()
     );
     // A second --resume finds the run up to date instead of training it again.
-    let stderr = stage(killed.path(), &[&train[..], &["--resume"]].concat());
+    let stderr = stage(killed.path(), &[train, &["--resume"]].concat());
     assert!(stderr.contains("is up to date"), "{stderr}");
 }

@@ -50,6 +50,44 @@ impl ModelLayout {
     }
 }
 
+/// How the GAN stage's joint trainings run; neither engine changes the method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Engine {
+    /// The grid on CUDA, one process per run on the CPU: see [`Engine::resolve`].
+    #[default]
+    Auto,
+    /// Every (scope, lambda_cls, generator seed) run in a process of its own, `--jobs` at once.
+    PerRun,
+    /// The stage's runs trained together as one batched model (the fused grid engine), in
+    /// groups that fit `gan.grid_memory_gib`.
+    Grid,
+}
+
+impl Engine {
+    /// The concrete engine on a CUDA device (`on_cuda`) or the CPU.
+    ///
+    /// `Auto` is `Grid` on CUDA, where one small run leaves the GPU waiting on kernel launches,
+    /// and `PerRun` on the CPU, where `just bench` measures the grid no faster than one run per
+    /// core (docs/benchmarks.md).
+    pub fn resolve(self, on_cuda: bool) -> Engine {
+        match (self, on_cuda) {
+            (Engine::Auto, false) => Engine::PerRun,
+            (Engine::Auto, true) => Engine::Grid,
+            (other, _) => other,
+        }
+    }
+
+    /// `auto`, `per-run` or `grid`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Auto => "auto",
+            Engine::PerRun => "per-run",
+            Engine::Grid => "grid",
+        }
+    }
+}
+
 /// Every number of the GAN stage. Defaults are the paper's and the published code's values
 /// (see `docs` method reference); unknown keys are refused so a typo cannot silently fall back
 /// to a default.

@@ -79,6 +79,15 @@
 //! groups there are. Pretraining on the CPU runs in rounds of one epoch per unfinished pair,
 //! min(T, K) pairs at a time, each pair's masks from streams seeded per epoch.
 //!
+//! # The grid engine
+//!
+//! [`train_grid`] trains several joint trainings as one batched model (the fused grid engine):
+//! the same inputs per run as [`train`], the same per-run checkpoints, and on the CPU the same
+//! bits for a run whatever other runs share its grid (see the `grid` module). [`plan_grid`]
+//! gives the stage's joint trainings as [`GridUnit`]s, groups whose estimated memory
+//! ([`grid_bytes_per_run`]) fits a budget; each writes what [`run_train`] writes for each of
+//! its runs.
+//!
 //! [`plan`] gives the stage's units of work ([`emocycle_artifact::WorkUnit`]): one per [`GanRun`],
 //! a pretraining of a scope or a joint training of a scope and lambda_cls, per generator seed;
 //! each knows whether its outputs are up to date from the settings its phase depends on.
@@ -111,12 +120,12 @@ pub const CODE_FINGERPRINT: &str = env!("EMOCYCLE_CODE_FINGERPRINT");
 
 pub use data::{DataShape, TrainingData};
 pub use emocycle_config::ConfigError;
-pub use emocycle_config::gan::{GanConfig, ModelLayout};
+pub use emocycle_config::gan::{Engine, GanConfig, ModelLayout};
 pub use emocycle_config::layout::{Scope, ScopeDirs, StageInputs, run_label};
 pub use error::GanError;
-pub use grid::{GridRun, compatible, train_grid};
+pub use grid::{GridRun, compatible, grid_bytes_per_run, grid_groups, train_grid};
 pub use model::{CycleGanModel, ParameterCounts, PretrainedGenerators};
-pub use plan::{GanRun, GanUnit, Phase, plan};
+pub use plan::{GanRun, GanUnit, GridUnit, Phase, plan, plan_grid};
 pub use stage::{
     ScopeData, StageError, StageManifest, StageRun, load_scope_data, run_pretrain, run_train,
 };

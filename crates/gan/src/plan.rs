@@ -2,14 +2,17 @@
 //! (scope, lambda_cls, generator seed).
 
 use std::cell::Cell;
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use emocycle_artifact::{Done, Expected, Progress, WorkUnit, is_fresh};
 use tch::Device;
 
+use crate::grid::{GridRun, grid_bytes_per_run, grid_groups, train_grid};
+use crate::stage::{ScopeData, load_scope_data, train_inputs, write_train};
 use crate::{
-    EpochReport, GanConfig, Scope, ScopeDirs, StageError, StageInputs, StageRun, run_pretrain,
-    run_train,
+    EpochReport, GanConfig, RunOptions, Scope, ScopeDirs, StageError, StageInputs, StageRun,
+    run_pretrain, run_train,
 };
 
 /// Which part of the GAN stage a run is.
@@ -226,5 +229,207 @@ impl WorkUnit for GanUnit {
             }
         };
         Ok(Done::summary(summary))
+    }
+}
+
+/// Joint trainings that the grid engine trains together, as one unit of the stage.
+pub struct GridUnit {
+    runs: Vec<GanUnit>,
+    device: Device,
+    stage_run: StageRun,
+    /// Retrain the runs that are up to date too (`--force`).
+    force: bool,
+    /// The estimated memory of the group, bytes.
+    estimate: u64,
+}
+
+/// The joint trainings of `runs` in groups for the grid engine, each group's estimated memory
+/// within `memory_budget` bytes ([`grid_bytes_per_run`]); runs of other phases are left out.
+/// A group trains its runs that are not up to date, or all of them with `force`.
+pub fn plan_grid(
+    runs: Vec<GanRun>,
+    device: Device,
+    stage_run: StageRun,
+    memory_budget: u64,
+    force: bool,
+) -> Vec<GridUnit> {
+    let runs: Vec<GanRun> = runs
+        .into_iter()
+        .filter(|run| matches!(run.phase, Phase::Train { .. }))
+        .collect();
+    // The feature count decides the size; every run of a stage has the same. The source's
+    // statistics file is one row per feature; without it the units fail later with its name.
+    let features = runs
+        .first()
+        .and_then(|run| emocycle_features::Normaliser::read(&run.inputs.source_normalisation).ok())
+        .map_or(1, |stats| stats.features.len() as i64);
+    let per_run = runs
+        .iter()
+        .map(|run| grid_bytes_per_run(&run.config, 4, features))
+        .max()
+        .unwrap_or(0);
+    let mut units = plan(runs, device, stage_run).into_iter();
+    let count = units.len();
+    grid_groups(count, per_run, memory_budget)
+        .into_iter()
+        .map(|group| GridUnit {
+            runs: units.by_ref().take(group.len()).collect(),
+            device,
+            stage_run,
+            force,
+            estimate: per_run * group.len() as u64,
+        })
+        .collect()
+}
+
+/// This process's peak resident memory so far, from /proc/self/status (Linux).
+fn peak_resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+fn gib(bytes: u64) -> f64 {
+    bytes as f64 / (1u64 << 30) as f64
+}
+
+impl WorkUnit for GridUnit {
+    type Error = StageError;
+
+    fn label(&self) -> String {
+        let first = self.runs.first().map(WorkUnit::label).unwrap_or_default();
+        let last = self.runs.last().map(WorkUnit::label).unwrap_or_default();
+        format!("grid of {} runs ({first} .. {last})", self.runs.len())
+    }
+
+    /// Fresh when every run is.
+    fn is_fresh(&self) -> Result<bool, StageError> {
+        for run in &self.runs {
+            if !run.is_fresh()? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn outputs(&self) -> Vec<PathBuf> {
+        self.runs.iter().flat_map(WorkUnit::outputs).collect()
+    }
+
+    fn execute(&self, progress: &dyn Progress) -> Result<Done, StageError> {
+        let mut members = Vec::new();
+        for unit in &self.runs {
+            if self.force || !unit.is_fresh()? {
+                members.push(&unit.run);
+            }
+        }
+        // Runs of one scope share its data.
+        let mut scopes: HashMap<String, ScopeData> = HashMap::new();
+        for run in &members {
+            if let std::collections::hash_map::Entry::Vacant(entry) = scopes.entry(run.scope.name())
+            {
+                entry.insert(load_scope_data(&run.inputs, &run.scope)?);
+            }
+        }
+        let mut prepared = Vec::with_capacity(members.len());
+        for run in &members {
+            prepared.push(train_inputs(
+                &scopes[&run.scope.name()],
+                &run.scope,
+                &run.dirs,
+            )?);
+        }
+        let labels: Vec<String> = self
+            .runs
+            .iter()
+            .filter(|unit| members.iter().any(|run| std::ptr::eq(*run, &unit.run)))
+            .map(WorkUnit::label)
+            .collect();
+        let grid: Vec<GridRun> = members
+            .iter()
+            .zip(&prepared)
+            .zip(&labels)
+            .map(|((run, (pretrained, _)), label)| {
+                let Phase::Train { lambda_cls } = run.phase else {
+                    unreachable!("a grid holds joint trainings only");
+                };
+                GridRun {
+                    label: label.clone(),
+                    config: &run.config,
+                    data: &scopes[&run.scope.name()].data,
+                    pretrained,
+                    options: RunOptions {
+                        checkpoint_dir: Some(run.dirs.train(lambda_cls)),
+                        resume: self.stage_run.resume,
+                        ..RunOptions::default()
+                    },
+                }
+            })
+            .collect();
+        let total: usize = members.iter().map(|run| run.config.train_epochs).sum();
+        progress.set_length(total as u64);
+        let done = Cell::new(0u64);
+        let outcomes = train_grid(&grid, self.device, &mut |index, report| {
+            done.set(done.get() + 1);
+            progress.set_position(done.get());
+            if let EpochReport::Train { record, .. } = report {
+                progress.set_message(format!(
+                    "{} epoch {}: d {:.3} g {:.3} cycle {:.4} cls {:.3}",
+                    labels[index],
+                    record.epoch,
+                    mean(&record.d),
+                    mean(&record.g),
+                    mean(&record.cycle),
+                    record.cls
+                ));
+            }
+        })?;
+        for ((run, (_, hashes)), outcome) in members.iter().zip(prepared).zip(&outcomes) {
+            let held_out = scopes[&run.scope.name()].held_out_session.clone();
+            write_train(
+                &run.config,
+                &run.scope,
+                &run.dirs,
+                (held_out, hashes),
+                outcome,
+                self.stage_run,
+            )?;
+        }
+        let device = emocycle_torch::device_name(self.device);
+        let mut summary = format!(
+            "on {device}: {} of {} runs trained together, estimated {:.2} GiB",
+            members.len(),
+            self.runs.len(),
+            gib(self.estimate)
+        );
+        if self.device == Device::Cpu
+            && let Some(peak) = peak_resident_bytes()
+        {
+            summary.push_str(&format!(", process peak resident {:.2} GiB", gib(peak)));
+        }
+        let notes = members
+            .iter()
+            .zip(&outcomes)
+            .zip(&labels)
+            .map(|((_, outcome), label)| {
+                let last = outcome.log.last();
+                let of = |pick: fn(&crate::TrainEpochRecord) -> f64| last.map_or(f64::NAN, pick);
+                format!(
+                    "{label}: final d {:.3} g {:.3} cycle {:.4} cls {:.3}",
+                    of(|r| mean(&r.d)),
+                    of(|r| mean(&r.g)),
+                    of(|r| mean(&r.cycle)),
+                    of(|r| r.cls)
+                )
+            })
+            .collect();
+        Ok(Done { summary, notes })
     }
 }

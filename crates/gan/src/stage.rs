@@ -142,16 +142,16 @@ fn write_log_and_manifest(
     log: &mut DataFrame,
     metadata: &Metadata,
     scope: &Scope,
-    scope_data: ScopeData,
+    (held_out_session, inputs): (Option<String>, BTreeMap<String, String>),
     run: &RunManifest,
 ) -> Result<(), StageError> {
     write_parquet(&directory.join("loss_log.parquet"), log, metadata)?;
     let manifest = StageManifest {
         stage: stage.to_string(),
         scope: scope.name(),
-        held_out_session: scope_data.held_out_session,
+        held_out_session,
         code_version: emocycle_artifact::CODE_VERSION.to_string(),
-        inputs: scope_data.inputs,
+        inputs,
         run: run.clone(),
     };
     let text = serde_json::to_string_pretty(&manifest)
@@ -267,11 +267,35 @@ pub fn run_pretrain(
         &mut frame,
         &metadata,
         scope,
-        scope_data,
+        (scope_data.held_out_session, scope_data.inputs),
         &outcome.manifest,
     )?;
     run.finish(&directory.join(PRETRAIN_CHECKPOINT));
     Ok(outcome)
+}
+
+/// The scope's pretrained generators, and the input hashes of a joint training from them (the
+/// scope's data and the generators file).
+pub(crate) fn train_inputs(
+    scope_data: &ScopeData,
+    scope: &Scope,
+    dirs: &ScopeDirs,
+) -> Result<(PretrainedGenerators, BTreeMap<String, String>), StageError> {
+    let generators_path = dirs.generators();
+    if !generators_path.is_file() {
+        return Err(StageError::Input(format!(
+            "{} does not exist: pretrain scope {} first",
+            generators_path.display(),
+            scope.name()
+        )));
+    }
+    let pretrained = PretrainedGenerators::load(&generators_path)?;
+    let mut inputs = scope_data.inputs.clone();
+    inputs.insert(
+        generators_path.display().to_string(),
+        sha256_file(&generators_path)?,
+    );
+    Ok((pretrained, inputs))
 }
 
 /// Trains the scope's CycleGANs jointly (one `lambda_cls`, from `config`) from the scope's
@@ -285,23 +309,10 @@ pub fn run_train(
     run: StageRun,
     progress: &mut dyn FnMut(&EpochReport),
 ) -> Result<TrainOutcome, StageError> {
-    let generators_path = dirs.generators();
-    if !generators_path.is_file() {
-        return Err(StageError::Input(format!(
-            "{} does not exist: pretrain scope {} first",
-            generators_path.display(),
-            scope.name()
-        )));
-    }
-    let pretrained = PretrainedGenerators::load(&generators_path)?;
-    let mut scope_data = load_scope_data(inputs, scope)?;
-    scope_data.inputs.insert(
-        generators_path.display().to_string(),
-        sha256_file(&generators_path)?,
-    );
-    let directory = dirs.train(config.lambda_cls);
+    let scope_data = load_scope_data(inputs, scope)?;
+    let (pretrained, hashes) = train_inputs(&scope_data, scope, dirs)?;
     let options = RunOptions {
-        checkpoint_dir: Some(directory.clone()),
+        checkpoint_dir: Some(dirs.train(config.lambda_cls)),
         resume: run.resume,
         ..RunOptions::default()
     };
@@ -313,6 +324,23 @@ pub fn run_train(
         &options,
         progress,
     )?;
+    let provenance = (scope_data.held_out_session, hashes);
+    write_train(config, scope, dirs, provenance, &outcome, run)?;
+    Ok(outcome)
+}
+
+/// Writes a finished joint training's `lambda_cls-<value>/`: the model, the loss log (its
+/// footer records `provenance`'s input hashes) and the manifest; then deletes the checkpoint
+/// unless it is to be kept.
+pub(crate) fn write_train(
+    config: &GanConfig,
+    scope: &Scope,
+    dirs: &ScopeDirs,
+    provenance: (Option<String>, BTreeMap<String, String>),
+    outcome: &TrainOutcome,
+    run: StageRun,
+) -> Result<(), StageError> {
+    let directory = dirs.train(config.lambda_cls);
     outcome.model.save_weights(&dirs.model(config.lambda_cls))?;
     let emotions: Vec<&str> = (0..outcome.model.emotions())
         .map(|index| Emotion::from_index(index).map_or("unknown", Emotion::as_str))
@@ -348,7 +376,7 @@ pub fn run_train(
         log.iter().map(|r| r.cls).collect::<Vec<_>>(),
     ));
     let mut frame = DataFrame::new(log.len(), columns).map_err(frame_error)?;
-    let mut metadata = log_metadata("train", scope, config, &scope_data.inputs);
+    let mut metadata = log_metadata("train", scope, config, &provenance.1);
     metadata.insert("emocycle.lambda_cls", config.lambda_cls.to_string());
     write_log_and_manifest(
         "train",
@@ -356,9 +384,9 @@ pub fn run_train(
         &mut frame,
         &metadata,
         scope,
-        scope_data,
+        provenance,
         &outcome.manifest,
     )?;
     run.finish(&directory.join(TRAIN_CHECKPOINT));
-    Ok(outcome)
+    Ok(())
 }

@@ -11,7 +11,7 @@ use emocycle_config::augment::{BaselineConfig, BaselineRequest, baseline_path};
 use emocycle_config::device::DeviceChoice;
 use emocycle_config::eval::EvalConfig;
 pub use emocycle_config::fidelity::Fidelity;
-use emocycle_config::gan::GanConfig;
+use emocycle_config::gan::{Engine, GanConfig};
 use emocycle_config::layout::{Scope, ScopeDirs, StageInputs, SynthLayout, gan_seed_value};
 use emocycle_config::slurm::SlurmConfig;
 use emocycle_config::synth::SynthConfig;
@@ -105,6 +105,20 @@ pub struct GanStageConfig {
     /// outputs are written.
     #[serde(default)]
     pub keep_checkpoints: bool,
+    /// How joint training runs: `auto` (default: the fused grid on CUDA, one process per run
+    /// on the CPU), `per-run` or `grid`. Neither changes the method; the two draw the
+    /// classifier's dropout masks differently, so their weights differ in the last bits.
+    #[serde(default)]
+    pub engine: Engine,
+    /// Memory one fused grid may use, GiB (default 16): the grid engine trains the stage's runs
+    /// in groups whose estimated memory (parameters, gradients, Adam moments, activations)
+    /// fits it.
+    #[serde(default = "default_grid_memory_gib")]
+    pub grid_memory_gib: f64,
+}
+
+fn default_grid_memory_gib() -> f64 {
+    16.0
 }
 
 impl Default for GanStageConfig {
@@ -115,6 +129,8 @@ impl Default for GanStageConfig {
             synthetic_scope: SyntheticScope::default(),
             network: GanConfig::default(),
             keep_checkpoints: false,
+            engine: Engine::default(),
+            grid_memory_gib: default_grid_memory_gib(),
         }
     }
 }
@@ -296,6 +312,9 @@ impl Pipeline {
             if gan.lambda_cls[..index].contains(value) {
                 return Err(self.invalid("gan.lambda_cls", format!("lists {value} twice")));
             }
+        }
+        if !(gan.grid_memory_gib.is_finite() && gan.grid_memory_gib > 0.0) {
+            return Err(self.invalid("gan.grid_memory_gib", "must be a positive number of GiB"));
         }
         if gan.seeds == 0 {
             return Err(self.invalid(
@@ -659,6 +678,8 @@ mod tests {
             (r#", "gan": {"network": {"seed": 4}}"#, "gan.network.seed"),
             (r#", "gan": {"lambda_cls": []}"#, "gan.lambda_cls"),
             (r#", "gan": {"seeds": 0}"#, "gan.seeds"),
+            (r#", "gan": {"grid_memory_gib": 0}"#, "gan.grid_memory_gib"),
+            (r#", "gan": {"engine": "fused"}"#, "unknown variant `fused`"),
             (r#", "slurm": {"time": "soon"}"#, "slurm"),
             (
                 r#", "evaluation": {"gan_seeds": 2}"#,
