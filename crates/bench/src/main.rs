@@ -17,9 +17,9 @@ use clap::{Parser, ValueEnum};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Only {
     Ingest,
-    /// The paper-size iteration and the demo-size fusion probe.
+    /// The paper-size iteration and the grid engine at the demo's size.
     Gan,
-    /// Only the demo-size fusion probe (a minute).
+    /// Only the grid engine against per-run training at the demo's size (a few minutes).
     Fusion,
     /// Only the evaluation's classifiers, one per process against stacked (a minute).
     Classifiers,
