@@ -257,13 +257,12 @@ pub(crate) fn pretrain(config: &Path, run: &GanRunArgs) -> Result<StageOutcome> 
             ));
         }
     }
-    drive.run(emocycle_gan::plan(runs, device, stage_run))
+    run_gan_stage(&drive, &pipeline, runs, device, stage_run, run)
 }
 
 pub(crate) fn train(
     config: &Path,
     lambda_cls: Option<f64>,
-    engine: Option<Engine>,
     run: &GanRunArgs,
 ) -> Result<StageOutcome> {
     let pipeline = load_for_models(config)?;
@@ -278,12 +277,27 @@ pub(crate) fn train(
             }
         }
     }
+    run_gan_stage(&drive, &pipeline, runs, device, stage_run, run)
+}
+
+/// Runs the stage's GAN runs with the engine `--engine` or the pipeline's `gan.engine` picks
+/// for the device: one process per run, or the grid engine in groups within
+/// `gan.grid_memory_gib`.
+fn run_gan_stage(
+    drive: &Drive,
+    pipeline: &Pipeline,
+    runs: Vec<GanRun>,
+    device: tch::Device,
+    stage_run: StageRun,
+    args: &GanRunArgs,
+) -> Result<StageOutcome> {
     let gan = &pipeline.config.gan;
-    match engine.unwrap_or(gan.engine).resolve(device.is_cuda()) {
+    let engine = args.engine.map_or(gan.engine, Into::into);
+    match engine.resolve(device.is_cuda()) {
         Engine::Grid => {
             let budget = (gan.grid_memory_gib * (1u64 << 30) as f64) as u64;
             drive.run(emocycle_gan::plan_grid(
-                runs, device, stage_run, budget, run.force,
+                runs, device, stage_run, budget, args.force,
             ))
         }
         _ => drive.run(emocycle_gan::plan(runs, device, stage_run)),

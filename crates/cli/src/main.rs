@@ -120,10 +120,6 @@ enum Command {
         /// Train only this lambda_cls (default: every value in the pipeline).
         #[arg(long)]
         lambda_cls: Option<f64>,
-        /// How the runs train (default: the pipeline's `gan.engine`): `grid` trains them
-        /// together as one batched model, `per-run` each in its own process.
-        #[arg(long)]
-        engine: Option<EngineArg>,
         #[command(flatten)]
         run: GanRunArgs,
     },
@@ -248,9 +244,12 @@ impl Command {
 
 /// `--engine` values.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum EngineArg {
+pub enum EngineArg {
+    /// The grid on CUDA, one process per run on the CPU.
     Auto,
+    /// One process per run.
     PerRun,
+    /// The runs together, as one batched model.
     Grid,
 }
 
@@ -301,6 +300,10 @@ pub struct GanRunArgs {
     /// Rerun even when the outputs are up to date.
     #[arg(long)]
     pub force: bool,
+    /// How the runs train (default: the pipeline's `gan.engine`): `grid` trains them together
+    /// as one batched model, `per-run` each in its own process, `auto` picks by device.
+    #[arg(long)]
+    pub engine: Option<EngineArg>,
     /// Runs (scopes, lambda_cls values, generator seeds) trained at once, each in its own process with one
     /// libtorch thread (or `--threads`); 0: one per core on a CPU, one on a GPU.
     #[arg(long, default_value_t = 0)]
@@ -362,9 +365,8 @@ fn main() -> ExitCode {
         Command::Train {
             config,
             lambda_cls,
-            engine,
             run,
-        } => commands::train(&config, lambda_cls, engine.map(Into::into), &run).map(Some),
+        } => commands::train(&config, lambda_cls, &run).map(Some),
         Command::Generate {
             config,
             lambda_cls,

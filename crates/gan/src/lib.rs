@@ -123,7 +123,9 @@ pub use emocycle_config::ConfigError;
 pub use emocycle_config::gan::{Engine, GanConfig, ModelLayout};
 pub use emocycle_config::layout::{Scope, ScopeDirs, StageInputs, run_label};
 pub use error::GanError;
-pub use grid::{GridRun, compatible, grid_bytes_per_run, grid_groups, train_grid};
+pub use grid::{
+    GridPretrain, GridRun, compatible, grid_bytes_per_run, grid_groups, pretrain_grid, train_grid,
+};
 pub use model::{CycleGanModel, ParameterCounts, PretrainedGenerators};
 pub use plan::{GanRun, GanUnit, GridUnit, Phase, plan, plan_grid};
 pub use stage::{

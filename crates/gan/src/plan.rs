@@ -8,8 +8,10 @@ use std::path::PathBuf;
 use emocycle_artifact::{Done, Expected, Progress, WorkUnit, is_fresh};
 use tch::Device;
 
-use crate::grid::{GridRun, grid_bytes_per_run, grid_groups, train_grid};
-use crate::stage::{ScopeData, load_scope_data, train_inputs, write_train};
+use crate::grid::{
+    GridPretrain, GridRun, grid_bytes_per_run, grid_groups, pretrain_grid, train_grid,
+};
+use crate::stage::{ScopeData, load_scope_data, train_inputs, write_pretrain, write_train};
 use crate::{
     EpochReport, GanConfig, RunOptions, Scope, ScopeDirs, StageError, StageInputs, StageRun,
     run_pretrain, run_train,
@@ -157,6 +159,8 @@ impl WorkUnit for GanUnit {
             flags.push(("--lambda-cls", lambda_cls.to_string()));
         }
         flags.push(("--gan-seed", self.run.gan_seed.to_string()));
+        // A unit of its own is the per-run engine's, whatever the pipeline's default.
+        flags.push(("--engine", "per-run".to_string()));
         Some(flags)
     }
 
@@ -232,7 +236,8 @@ impl WorkUnit for GanUnit {
     }
 }
 
-/// Joint trainings that the grid engine trains together, as one unit of the stage.
+/// Pretrainings, or joint trainings, that the grid engine trains together, as one unit of the
+/// stage.
 pub struct GridUnit {
     runs: Vec<GanUnit>,
     device: Device,
@@ -243,9 +248,10 @@ pub struct GridUnit {
     estimate: u64,
 }
 
-/// The joint trainings of `runs` in groups for the grid engine, each group's estimated memory
-/// within `memory_budget` bytes ([`grid_bytes_per_run`]); runs of other phases are left out.
-/// A group trains its runs that are not up to date, or all of them with `force`.
+/// `runs` in groups for the grid engine, each group's estimated memory within `memory_budget`
+/// bytes ([`grid_bytes_per_run`], which counts a joint training; a pretraining takes less), and
+/// pretrainings and joint trainings in groups of their own. A group trains its runs that are
+/// not up to date, or all of them with `force`.
 pub fn plan_grid(
     runs: Vec<GanRun>,
     device: Device,
@@ -253,10 +259,22 @@ pub fn plan_grid(
     memory_budget: u64,
     force: bool,
 ) -> Vec<GridUnit> {
-    let runs: Vec<GanRun> = runs
+    let (pretrainings, trainings): (Vec<GanRun>, Vec<GanRun>) = runs
         .into_iter()
-        .filter(|run| matches!(run.phase, Phase::Train { .. }))
-        .collect();
+        .partition(|run| run.phase == Phase::Pretrain);
+    [pretrainings, trainings]
+        .into_iter()
+        .flat_map(|runs| plan_phase(runs, device, stage_run, memory_budget, force))
+        .collect()
+}
+
+fn plan_phase(
+    runs: Vec<GanRun>,
+    device: Device,
+    stage_run: StageRun,
+    memory_budget: u64,
+    force: bool,
+) -> Vec<GridUnit> {
     // The feature count decides the size; every run of a stage has the same. The source's
     // statistics file is one row per feature; without it the units fail later with its name.
     let features = runs
@@ -338,27 +356,135 @@ impl WorkUnit for GridUnit {
                 entry.insert(load_scope_data(&run.inputs, &run.scope)?);
             }
         }
-        let mut prepared = Vec::with_capacity(members.len());
-        for run in &members {
-            prepared.push(train_inputs(
-                &scopes[&run.scope.name()],
-                &run.scope,
-                &run.dirs,
-            )?);
-        }
         let labels: Vec<String> = self
             .runs
             .iter()
             .filter(|unit| members.iter().any(|run| std::ptr::eq(*run, &unit.run)))
             .map(WorkUnit::label)
             .collect();
+        let total: usize = members
+            .iter()
+            .map(|run| match run.phase {
+                Phase::Pretrain => run.config.pretrain_epochs * 4,
+                Phase::Train { .. } => run.config.train_epochs,
+            })
+            .sum();
+        progress.set_length(total as u64);
+        let done = Cell::new(0u64);
+        let mut on_epoch = |index: usize, report: &EpochReport| {
+            done.set(done.get() + 1);
+            progress.set_position(done.get());
+            let label = &labels[index];
+            progress.set_message(match report {
+                EpochReport::Pretrain { record, .. } => format!(
+                    "{label} pair {} epoch {}: cycle {:.4}",
+                    record.pair, record.epoch, record.cycle
+                ),
+                EpochReport::Train { record, .. } => format!(
+                    "{label} epoch {}: d {:.3} g {:.3} cycle {:.4} cls {:.3}",
+                    record.epoch,
+                    mean(&record.d),
+                    mean(&record.g),
+                    mean(&record.cycle),
+                    record.cls
+                ),
+            });
+        };
+        let notes = match members.first().map(|run| run.phase) {
+            Some(Phase::Pretrain) => self.pretrain(&members, &scopes, &labels, &mut on_epoch)?,
+            Some(Phase::Train { .. }) => self.train(&members, &scopes, &labels, &mut on_epoch)?,
+            None => Vec::new(),
+        };
+        let device = emocycle_torch::device_name(self.device);
+        let mut summary = format!(
+            "on {device}: {} of {} runs trained together, estimated {:.2} GiB",
+            members.len(),
+            self.runs.len(),
+            gib(self.estimate)
+        );
+        if self.device == Device::Cpu
+            && let Some(peak) = peak_resident_bytes()
+        {
+            summary.push_str(&format!(", process peak resident {:.2} GiB", gib(peak)));
+        }
+        Ok(Done { summary, notes })
+    }
+}
+
+type OnEpoch<'a> = dyn FnMut(usize, &EpochReport) + 'a;
+
+impl GridUnit {
+    /// Pretrains `members` together and writes each one's `pretrain/`; returns a note per run.
+    fn pretrain(
+        &self,
+        members: &[&GanRun],
+        scopes: &HashMap<String, ScopeData>,
+        labels: &[String],
+        on_epoch: &mut OnEpoch,
+    ) -> Result<Vec<String>, StageError> {
+        let grid: Vec<GridPretrain> = members
+            .iter()
+            .zip(labels)
+            .map(|(run, label)| GridPretrain {
+                label: label.clone(),
+                config: &run.config,
+                data: &scopes[&run.scope.name()].data,
+                options: RunOptions {
+                    checkpoint_dir: Some(run.dirs.pretrain()),
+                    resume: self.stage_run.resume,
+                    ..RunOptions::default()
+                },
+            })
+            .collect();
+        let outcomes = pretrain_grid(&grid, self.device, on_epoch)?;
+        let mut notes = Vec::with_capacity(members.len());
+        for ((run, outcome), label) in members.iter().zip(&outcomes).zip(labels) {
+            let scope = &scopes[&run.scope.name()];
+            let provenance = (scope.held_out_session.clone(), scope.inputs.clone());
+            write_pretrain(
+                &run.config,
+                &run.scope,
+                &run.dirs,
+                provenance,
+                outcome,
+                self.stage_run,
+            )?;
+            let last: Vec<String> = (0..4)
+                .filter_map(|pair| outcome.log.iter().rev().find(|r| r.pair == pair))
+                .map(|record| format!("{:.4}", record.cycle))
+                .collect();
+            notes.push(format!(
+                "{label}: final cycle loss per pair {}",
+                last.join(" ")
+            ));
+        }
+        Ok(notes)
+    }
+
+    /// Trains `members` jointly, together, and writes each one's `lambda_cls-<value>/`; returns
+    /// a note per run.
+    fn train(
+        &self,
+        members: &[&GanRun],
+        scopes: &HashMap<String, ScopeData>,
+        labels: &[String],
+        on_epoch: &mut OnEpoch,
+    ) -> Result<Vec<String>, StageError> {
+        let mut prepared = Vec::with_capacity(members.len());
+        for run in members {
+            prepared.push(train_inputs(
+                &scopes[&run.scope.name()],
+                &run.scope,
+                &run.dirs,
+            )?);
+        }
         let grid: Vec<GridRun> = members
             .iter()
             .zip(&prepared)
-            .zip(&labels)
+            .zip(labels)
             .map(|((run, (pretrained, _)), label)| {
                 let Phase::Train { lambda_cls } = run.phase else {
-                    unreachable!("a grid holds joint trainings only");
+                    unreachable!("a group holds one phase");
                 };
                 GridRun {
                     label: label.clone(),
@@ -373,25 +499,11 @@ impl WorkUnit for GridUnit {
                 }
             })
             .collect();
-        let total: usize = members.iter().map(|run| run.config.train_epochs).sum();
-        progress.set_length(total as u64);
-        let done = Cell::new(0u64);
-        let outcomes = train_grid(&grid, self.device, &mut |index, report| {
-            done.set(done.get() + 1);
-            progress.set_position(done.get());
-            if let EpochReport::Train { record, .. } = report {
-                progress.set_message(format!(
-                    "{} epoch {}: d {:.3} g {:.3} cycle {:.4} cls {:.3}",
-                    labels[index],
-                    record.epoch,
-                    mean(&record.d),
-                    mean(&record.g),
-                    mean(&record.cycle),
-                    record.cls
-                ));
-            }
-        })?;
-        for ((run, (_, hashes)), outcome) in members.iter().zip(prepared).zip(&outcomes) {
+        let outcomes = train_grid(&grid, self.device, on_epoch)?;
+        let mut notes = Vec::with_capacity(members.len());
+        for (((run, (_, hashes)), outcome), label) in
+            members.iter().zip(prepared).zip(&outcomes).zip(labels)
+        {
             let held_out = scopes[&run.scope.name()].held_out_session.clone();
             write_train(
                 &run.config,
@@ -401,35 +513,16 @@ impl WorkUnit for GridUnit {
                 outcome,
                 self.stage_run,
             )?;
+            let last = outcome.log.last();
+            let of = |pick: fn(&crate::TrainEpochRecord) -> f64| last.map_or(f64::NAN, pick);
+            notes.push(format!(
+                "{label}: final d {:.3} g {:.3} cycle {:.4} cls {:.3}",
+                of(|r| mean(&r.d)),
+                of(|r| mean(&r.g)),
+                of(|r| mean(&r.cycle)),
+                of(|r| r.cls)
+            ));
         }
-        let device = emocycle_torch::device_name(self.device);
-        let mut summary = format!(
-            "on {device}: {} of {} runs trained together, estimated {:.2} GiB",
-            members.len(),
-            self.runs.len(),
-            gib(self.estimate)
-        );
-        if self.device == Device::Cpu
-            && let Some(peak) = peak_resident_bytes()
-        {
-            summary.push_str(&format!(", process peak resident {:.2} GiB", gib(peak)));
-        }
-        let notes = members
-            .iter()
-            .zip(&outcomes)
-            .zip(&labels)
-            .map(|((_, outcome), label)| {
-                let last = outcome.log.last();
-                let of = |pick: fn(&crate::TrainEpochRecord) -> f64| last.map_or(f64::NAN, pick);
-                format!(
-                    "{label}: final d {:.3} g {:.3} cycle {:.4} cls {:.3}",
-                    of(|r| mean(&r.d)),
-                    of(|r| mean(&r.g)),
-                    of(|r| mean(&r.cycle)),
-                    of(|r| r.cls)
-                )
-            })
-            .collect();
-        Ok(Done { summary, notes })
+        Ok(notes)
     }
 }

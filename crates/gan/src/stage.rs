@@ -218,13 +218,29 @@ pub fn run_pretrain(
     progress: &mut dyn FnMut(&EpochReport),
 ) -> Result<PretrainOutcome, StageError> {
     let scope_data = load_scope_data(inputs, scope)?;
-    let directory = dirs.pretrain();
     let options = RunOptions {
-        checkpoint_dir: Some(directory.clone()),
+        checkpoint_dir: Some(dirs.pretrain()),
         resume: run.resume,
         ..RunOptions::default()
     };
     let outcome = pretrain(config, &scope_data.data, device, &options, progress)?;
+    let provenance = (scope_data.held_out_session, scope_data.inputs);
+    write_pretrain(config, scope, dirs, provenance, &outcome, run)?;
+    Ok(outcome)
+}
+
+/// Writes a finished pretraining's `pretrain/`: the generators, the loss log (its footer
+/// records `provenance`'s input hashes) and the manifest; then deletes the checkpoint unless it
+/// is to be kept.
+pub(crate) fn write_pretrain(
+    config: &GanConfig,
+    scope: &Scope,
+    dirs: &ScopeDirs,
+    provenance: (Option<String>, BTreeMap<String, String>),
+    outcome: &PretrainOutcome,
+    run: StageRun,
+) -> Result<(), StageError> {
+    let directory = dirs.pretrain();
     outcome.generators.save(&dirs.generators())?;
     let mut frame = DataFrame::new(
         outcome.log.len(),
@@ -260,18 +276,18 @@ pub fn run_pretrain(
         ],
     )
     .map_err(frame_error)?;
-    let metadata = log_metadata("pretrain", scope, config, &scope_data.inputs);
+    let metadata = log_metadata("pretrain", scope, config, &provenance.1);
     write_log_and_manifest(
         "pretrain",
         &directory,
         &mut frame,
         &metadata,
         scope,
-        (scope_data.held_out_session, scope_data.inputs),
+        provenance,
         &outcome.manifest,
     )?;
     run.finish(&directory.join(PRETRAIN_CHECKPOINT));
-    Ok(outcome)
+    Ok(())
 }
 
 /// The scope's pretrained generators, and the input hashes of a joint training from them (the

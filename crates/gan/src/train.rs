@@ -307,10 +307,11 @@ impl Budget {
     }
 }
 
-struct Pair {
-    g: MlpStack,
-    f: MlpStack,
-    adam: Adam,
+/// One (G_i, F_i) pair of pretraining and its optimiser.
+pub(crate) struct Pair {
+    pub g: MlpStack,
+    pub f: MlpStack,
+    pub adam: Adam,
 }
 
 /// One pretraining epoch of one pair, ready to run on any thread.
@@ -366,6 +367,96 @@ impl<'a> PretrainEpoch<'a> {
             sum += loss.detach();
         }
         sum.double_value(&[]) / plan.iterations as f64
+    }
+}
+
+/// What a pretraining checkpoint records besides the pairs' state.
+pub(crate) struct PretrainCheckpoint<'a> {
+    pub config: &'a GanConfig,
+    pub shape: &'a DataShape,
+    pub masks: MaskSource,
+}
+
+impl PretrainCheckpoint<'_> {
+    /// Writes every pair's G and F, its optimiser (`adam.pre.<k>`), the epochs done per pair and
+    /// the loss log, atomically.
+    pub(crate) fn write(
+        &self,
+        path: &Path,
+        pairs: &[Pair],
+        done: &[usize],
+        log: &[PretrainEpochRecord],
+        wall: f64,
+    ) -> Result<(), GanError> {
+        // A pair is one model, which both engines name as the separate layout does.
+        let layout = ModelLayout::Separate.name();
+        let mut tensors = meta_tensors(self.config, self.shape, layout, self.masks, wall);
+        let epochs: Vec<i64> = done.iter().map(|&e| e as i64).collect();
+        tensors.push(("meta.epochs_done".into(), Tensor::from_slice(&epochs)));
+        let rows: Vec<f64> = log
+            .iter()
+            .flat_map(|r| [r.pair as f64, r.epoch as f64, r.cycle])
+            .collect();
+        tensors.push((
+            "log.pretrain".into(),
+            Tensor::from_slice(&rows).view([-1, 3]),
+        ));
+        for (k, pair) in pairs.iter().enumerate() {
+            for leaf in pair.g.leaves().into_iter().chain(pair.f.leaves()) {
+                tensors.extend(leaf.export("", &leaf.tensor));
+            }
+            tensors.extend(pair.adam.export(&format!("adam.pre.{k}")));
+        }
+        write_safetensors_atomic(path, &tensors)
+    }
+
+    /// Restores what [`PretrainCheckpoint::write`] wrote into `pairs`, after checking that it
+    /// belongs to this run; returns the epochs done per pair, the loss log and the wall time so
+    /// far.
+    pub(crate) fn read(
+        &self,
+        path: &Path,
+        pairs: &mut [Pair],
+    ) -> Result<(Vec<usize>, Vec<PretrainEpochRecord>, f64), GanError> {
+        let tensors = read_safetensors(path)?;
+        check_checkpoint_meta(
+            path,
+            &tensors,
+            self.config,
+            self.shape,
+            GanConfig::pretraining_key,
+            "pretrain_epochs",
+        )?;
+        warn_on_mask_change(&tensors, path, self.masks);
+        for (k, pair) in pairs.iter_mut().enumerate() {
+            for leaf in pair.g.leaves().into_iter().chain(pair.f.leaves()) {
+                leaf.import("", &tensors, &leaf.tensor)
+                    .map_err(|r| corrupt(path, r))?;
+            }
+            pair.adam
+                .import(&format!("adam.pre.{k}"), &tensors)
+                .map_err(|r| corrupt(path, r))?;
+        }
+        let done: Vec<usize> = tensor_i64s(&tensors, "meta.epochs_done", path)?
+            .into_iter()
+            .map(|e| usize::try_from(e).unwrap_or(0))
+            .collect();
+        if done.len() != pairs.len() {
+            return Err(corrupt(path, "meta.epochs_done has the wrong length"));
+        }
+        let log = tensor_f64s(&tensors, "log.pretrain", path)?
+            .chunks_exact(3)
+            .map(|r| PretrainEpochRecord {
+                pair: r[0] as usize,
+                epoch: r[1] as usize,
+                cycle: r[2],
+            })
+            .collect();
+        let wall = tensor_f64s(&tensors, "meta.wall_seconds", path)?
+            .first()
+            .copied()
+            .unwrap_or(0.0);
+        Ok((done, log, wall))
     }
 }
 
@@ -431,46 +522,13 @@ pub fn pretrain(
         .checkpoint_dir
         .as_ref()
         .map(|dir| dir.join(PRETRAIN_CHECKPOINT));
+    let checkpoint = PretrainCheckpoint {
+        config,
+        shape: &data.shape,
+        masks,
+    };
     if let Some(path) = path.as_ref().filter(|p| options.resume && p.exists()) {
-        let tensors = read_safetensors(path)?;
-        check_checkpoint_meta(
-            path,
-            &tensors,
-            config,
-            &data.shape,
-            GanConfig::pretraining_key,
-            "pretrain_epochs",
-        )?;
-        warn_on_mask_change(&tensors, path, masks);
-        for (k, pair) in pairs.iter_mut().enumerate() {
-            for leaf in pair.g.leaves().into_iter().chain(pair.f.leaves()) {
-                leaf.import("", &tensors, &leaf.tensor)
-                    .map_err(|r| corrupt(path, r))?;
-            }
-            pair.adam
-                .import(&format!("adam.pre.{k}"), &tensors)
-                .map_err(|r| corrupt(path, r))?;
-        }
-        done = tensor_i64s(&tensors, "meta.epochs_done", path)?
-            .into_iter()
-            .map(|e| usize::try_from(e).unwrap_or(0))
-            .collect();
-        if done.len() != models {
-            return Err(corrupt(path, "meta.epochs_done has the wrong length"));
-        }
-        let rows = tensor_f64s(&tensors, "log.pretrain", path)?;
-        log = rows
-            .chunks_exact(3)
-            .map(|r| PretrainEpochRecord {
-                pair: r[0] as usize,
-                epoch: r[1] as usize,
-                cycle: r[2],
-            })
-            .collect();
-        earlier_wall = tensor_f64s(&tensors, "meta.wall_seconds", path)?
-            .first()
-            .copied()
-            .unwrap_or(0.0);
+        (done, log, earlier_wall) = checkpoint.read(path, &mut pairs)?;
         tracing::info!(path = %path.display(), epochs_done = ?done, "resuming pretraining");
     }
     let parameters: i64 = pairs
@@ -487,30 +545,7 @@ pub fn pretrain(
         let Some(path) = path.as_ref() else {
             return Ok(());
         };
-        let mut tensors = meta_tensors(
-            config,
-            &data.shape,
-            ModelLayout::Separate.name(),
-            masks,
-            wall,
-        );
-        let epochs: Vec<i64> = done.iter().map(|&e| e as i64).collect();
-        tensors.push(("meta.epochs_done".into(), Tensor::from_slice(&epochs)));
-        let rows: Vec<f64> = log
-            .iter()
-            .flat_map(|r| [r.pair as f64, r.epoch as f64, r.cycle])
-            .collect();
-        tensors.push((
-            "log.pretrain".into(),
-            Tensor::from_slice(&rows).view([-1, 3]),
-        ));
-        for (k, pair) in pairs.iter().enumerate() {
-            for leaf in pair.g.leaves().into_iter().chain(pair.f.leaves()) {
-                tensors.extend(leaf.export("", &leaf.tensor));
-            }
-            tensors.extend(pair.adam.export(&format!("adam.pre.{k}")));
-        }
-        write_safetensors_atomic(path, &tensors)?;
+        checkpoint.write(path, pairs, done, log, wall)?;
         tracing::debug!(path = %path.display(), "pretraining checkpoint written");
         Ok(())
     };

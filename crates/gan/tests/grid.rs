@@ -1,13 +1,15 @@
-//! The fused grid engine: a run trains the same bits alone and inside any grid, takes the steps
-//! of the per-run trainer, resumes bit-identically, and refuses runs that cannot share a grid.
+//! The fused grid engine: a run (pretraining or joint training) has the same bits alone and
+//! inside any grid, takes the steps of the per-run trainer, resumes bit-identically, and runs
+//! that cannot share a grid are refused.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 use emocycle_gan::{
-    GanConfig, GanError, GridRun, PretrainedGenerators, RunOptions, TRAIN_CHECKPOINT, TrainOutcome,
-    TrainingData, pretrain, train, train_grid,
+    GanConfig, GanError, GridPretrain, GridRun, PRETRAIN_CHECKPOINT, PretrainOutcome,
+    PretrainedGenerators, RunOptions, TRAIN_CHECKPOINT, TrainOutcome, TrainingData, pretrain,
+    pretrain_grid, train, train_grid,
 };
 use tch::{Device, Kind, Tensor};
 
@@ -361,4 +363,138 @@ fn runs_that_cannot_share_a_grid_are_refused_by_name() {
         text.contains("second") && text.contains("batch_size") && text.contains("lambda_cyc"),
         "{text}"
     );
+}
+
+fn pretraining_runs<'a>(
+    cases: &'a [Case],
+    data: &'a [TrainingData],
+    options: impl Fn(&Case) -> RunOptions,
+) -> Vec<GridPretrain<'a>> {
+    cases
+        .iter()
+        .map(|case| GridPretrain {
+            label: case.label.to_string(),
+            config: &case.config,
+            data: &data[case.data],
+            options: options(case),
+        })
+        .collect()
+}
+
+fn generators(outcome: &PretrainOutcome) -> HashMap<String, Tensor> {
+    outcome
+        .generators
+        .tensors()
+        .iter()
+        .map(|(name, tensor)| (name.clone(), tensor.shallow_clone()))
+        .collect()
+}
+
+#[test]
+fn a_pretraining_has_the_same_bits_alone_in_a_grid_and_resumed() {
+    let _guard = exclusive();
+    let (cases, data, _) = cases();
+    let dir = tempfile::tempdir().unwrap();
+    let options = |name: &'static str, stop: Option<usize>| {
+        let root = dir.path().join(name);
+        move |case: &Case| RunOptions {
+            checkpoint_dir: Some(root.join(case.label)),
+            resume: true,
+            stop_after_epochs: stop,
+            ..RunOptions::default()
+        }
+    };
+    let pretrain_all = |name, stop| {
+        pretrain_grid(
+            &pretraining_runs(&cases, &data, options(name, stop)),
+            CPU,
+            &mut |_, _| {},
+        )
+        .unwrap()
+    };
+    let together = pretrain_all("together", None);
+    // Stopped after 3 pair-epochs (pairs 0 to 2 of the first round), then finished.
+    let first = pretrain_all("resumed", Some(3));
+    assert!(first.iter().all(|o| o.manifest.epochs_done == [1, 1, 1, 0]));
+    let resumed = pretrain_all("resumed", None);
+    // The two seeds of scope b pretrain different generators.
+    assert!(
+        !generators(&together[2])["g.0.layers.0.weight"]
+            .equal(&generators(&together[3])["g.0.layers.0.weight"])
+    );
+    for (index, case) in cases.iter().enumerate() {
+        let alone = pretrain_grid(
+            &pretraining_runs(&cases[index..=index], &data, options("alone", None)),
+            CPU,
+            &mut |_, _| {},
+        )
+        .unwrap();
+        assert_eq!(alone[0].log, together[index].log, "{}", case.label);
+        assert_same_bits(
+            &generators(&alone[0]),
+            &generators(&together[index]),
+            case.label,
+        );
+        assert_same_bits(
+            &generators(&resumed[index]),
+            &generators(&together[index]),
+            case.label,
+        );
+        let path = |name: &str| {
+            dir.path()
+                .join(name)
+                .join(case.label)
+                .join(PRETRAIN_CHECKPOINT)
+        };
+        assert_same_bits(
+            &checkpoint(&path("together")),
+            &checkpoint(&path("resumed")),
+            case.label,
+        );
+        assert_same_bits(
+            &checkpoint(&path("together")),
+            &checkpoint(&path("alone")),
+            case.label,
+        );
+    }
+}
+
+#[test]
+fn the_grid_pretrains_as_the_per_run_trainer_does() {
+    let _guard = exclusive();
+    // Both draw every pair's dropout masks from the same streams: only the matrix products
+    // (batched here, one per pair there) round differently.
+    let config = config(2.0, 9);
+    let data = [scope(6, 12), scope(7, 9)];
+    let per_run = pretrain(&config, &data[0], CPU, &RunOptions::default(), &mut |_| {}).unwrap();
+    let grid = pretrain_grid(
+        &[
+            GridPretrain {
+                label: "run".into(),
+                config: &config,
+                data: &data[0],
+                options: RunOptions::default(),
+            },
+            GridPretrain {
+                label: "other".into(),
+                config: &config,
+                data: &data[1],
+                options: RunOptions::default(),
+            },
+        ],
+        CPU,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(per_run.log.len(), grid[0].log.len());
+    for (a, b) in per_run.log.iter().zip(&grid[0].log) {
+        assert_eq!((a.pair, a.epoch), (b.pair, b.epoch));
+        assert!((a.cycle - b.cycle).abs() < 1e-5, "{a:?} vs {b:?}");
+    }
+    let (a, b) = (generators(&per_run), generators(&grid[0]));
+    assert_eq!(a.len(), b.len());
+    for (name, tensor) in &a {
+        let diff = (tensor - &b[name]).abs().max().double_value(&[]);
+        assert!(diff < 1e-5, "{name} differs by {diff}");
+    }
 }
