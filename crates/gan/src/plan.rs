@@ -323,8 +323,13 @@ impl WorkUnit for GridUnit {
 
     fn label(&self) -> String {
         let first = self.runs.first().map(WorkUnit::label).unwrap_or_default();
-        let last = self.runs.last().map(WorkUnit::label).unwrap_or_default();
-        format!("grid of {} runs ({first} .. {last})", self.runs.len())
+        match self.runs.len() {
+            1 => format!("grid of 1 run ({first})"),
+            count => {
+                let last = self.runs.last().map(WorkUnit::label).unwrap_or_default();
+                format!("grid of {count} runs ({first} .. {last})")
+            }
+        }
     }
 
     /// Fresh when every run is.
