@@ -363,7 +363,9 @@ fn grid_inputs(
 fn median_gap(times: &[Instant], warmup: usize) -> f64 {
     let mut gaps: Vec<f64> = times
         .windows(2)
-        .skip(warmup.saturating_sub(1))
+        // Gap i is epoch i + 1 (the first also holds the set-up): the warm-up epochs are the
+        // first `warmup` gaps.
+        .skip(warmup)
         .map(|pair| (pair[1] - pair[0]).as_secs_f64() * 1e3)
         .collect();
     gaps.sort_by(f64::total_cmp);
@@ -427,6 +429,7 @@ fn engine_ms(
                     times.push(Instant::now());
                 }
             })
+            .and_then(|outcomes| outcomes.into_iter().collect::<Result<Vec<_>, _>>())
             .map(|_| ())
         }
     };

@@ -305,7 +305,8 @@ pub struct GanRunArgs {
     #[arg(long)]
     pub engine: Option<EngineArg>,
     /// Runs (scopes, lambda_cls values, generator seeds) trained at once, each in its own process with one
-    /// libtorch thread (or `--threads`); 0: one per core on a CPU, one on a GPU.
+    /// libtorch thread (or `--threads`); 0: one per core on a CPU, one on a GPU. The grid
+    /// engine ignores it: it trains its runs in one process on every thread.
     #[arg(long, default_value_t = 0)]
     pub jobs: usize,
 }

@@ -50,7 +50,8 @@ impl ModelLayout {
     }
 }
 
-/// How the GAN stage's joint trainings run; neither engine changes the method.
+/// How the GAN stage's runs (pretrainings and joint trainings) train; neither engine changes
+/// the method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Engine {

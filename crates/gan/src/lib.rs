@@ -83,10 +83,11 @@
 //!
 //! [`train_grid`] trains several joint trainings as one batched model (the fused grid engine):
 //! the same inputs per run as [`train`], the same per-run checkpoints, and on the CPU the same
-//! bits for a run whatever other runs share its grid (see the `grid` module). [`plan_grid`]
-//! gives the stage's joint trainings as [`GridUnit`]s, groups whose estimated memory
-//! ([`grid_bytes_per_run`]) fits a budget; each writes what [`run_train`] writes for each of
-//! its runs.
+//! bits for a run whatever other runs share its grid (see the `grid` module); [`pretrain_grid`]
+//! does the same for pretrainings. A run that diverges leaves its grid and the others finish.
+//! [`plan_grid`] gives the stage's runs as [`GridUnit`]s, groups whose estimated memory
+//! ([`grid_bytes_per_run`]) fits a budget; each writes what [`run_pretrain`] or [`run_train`]
+//! writes for each of its runs.
 //!
 //! [`plan`] gives the stage's units of work ([`emocycle_artifact::WorkUnit`]): one per [`GanRun`],
 //! a pretraining of a scope or a joint training of a scope and lambda_cls, per generator seed;

@@ -277,10 +277,17 @@ fn plan_phase(
 ) -> Vec<GridUnit> {
     // The feature count decides the size; every run of a stage has the same. The source's
     // statistics file is one row per feature; without it the units fail later with its name.
-    let features = runs
-        .first()
-        .and_then(|run| emocycle_features::Normaliser::read(&run.inputs.source_normalisation).ok())
-        .map_or(1, |stats| stats.features.len() as i64);
+    let features = match runs.first().map(|run| {
+        emocycle_features::Normaliser::read(&run.inputs.source_normalisation)
+            .map(|stats| stats.features.len() as i64)
+    }) {
+        Some(Ok(features)) => features,
+        Some(Err(error)) => {
+            tracing::warn!("grouping the grid without a size estimate: {error}");
+            1
+        }
+        None => 1,
+    };
     let per_run = runs
         .iter()
         .map(|run| grid_bytes_per_run(&run.config, 4, features))
@@ -443,7 +450,16 @@ impl GridUnit {
             .collect();
         let outcomes = pretrain_grid(&grid, self.device, on_epoch)?;
         let mut notes = Vec::with_capacity(members.len());
-        for ((run, outcome), label) in members.iter().zip(&outcomes).zip(labels) {
+        let mut failures = Vec::new();
+        for ((run, outcome), label) in members.iter().zip(outcomes).zip(labels) {
+            let outcome = match outcome {
+                Ok(outcome) => outcome,
+                Err(error) => {
+                    failures.push(error);
+                    continue;
+                }
+            };
+            let outcome = &outcome;
             let scope = &scopes[&run.scope.name()];
             let provenance = (scope.held_out_session.clone(), scope.inputs.clone());
             write_pretrain(
@@ -463,6 +479,7 @@ impl GridUnit {
                 last.join(" ")
             ));
         }
+        failed(failures, members.len())?;
         Ok(notes)
     }
 
@@ -506,9 +523,18 @@ impl GridUnit {
             .collect();
         let outcomes = train_grid(&grid, self.device, on_epoch)?;
         let mut notes = Vec::with_capacity(members.len());
+        let mut failures = Vec::new();
         for (((run, (_, hashes)), outcome), label) in
-            members.iter().zip(prepared).zip(&outcomes).zip(labels)
+            members.iter().zip(prepared).zip(outcomes).zip(labels)
         {
+            let outcome = match outcome {
+                Ok(outcome) => outcome,
+                Err(error) => {
+                    failures.push(error);
+                    continue;
+                }
+            };
+            let outcome = &outcome;
             let held_out = scopes[&run.scope.name()].held_out_session.clone();
             write_train(
                 &run.config,
@@ -528,6 +554,31 @@ impl GridUnit {
                 of(|r| r.cls)
             ));
         }
+        failed(failures, members.len())?;
         Ok(notes)
     }
+}
+
+/// The runs of a grid that failed, after the others' outputs were written.
+fn failed(failures: Vec<crate::GanError>, total: usize) -> Result<(), StageError> {
+    if failures.is_empty() {
+        return Ok(());
+    }
+    Err(StageError::RunsFailed {
+        failed: failures.len(),
+        total,
+        details: failures
+            .iter()
+            .map(|error| {
+                let mut text = error.to_string();
+                let mut cause = std::error::Error::source(error);
+                while let Some(inner) = cause {
+                    text.push_str(&format!(": {inner}"));
+                    cause = inner.source();
+                }
+                text
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+    })
 }

@@ -49,6 +49,16 @@ pub enum StageError {
     /// The inputs do not fit together.
     #[error("{0}")]
     Input(String),
+    /// Some runs of a grid failed; the outputs of the others are written.
+    #[error("{failed} of {total} runs failed (the others' outputs are written): {details}")]
+    RunsFailed {
+        /// How many failed.
+        failed: usize,
+        /// How many the grid trained.
+        total: usize,
+        /// Each failure, with its cause.
+        details: String,
+    },
 }
 
 /// The GAN's training data for one scope, and the hashes of the files it came from.

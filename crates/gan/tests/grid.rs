@@ -77,6 +77,15 @@ fn grid_runs<'a>(
         .collect()
 }
 
+/// Every run's outcome of a grid in which none failed.
+fn ok<T>(outcomes: Result<Vec<Result<T, GanError>>, GanError>) -> Vec<T> {
+    outcomes
+        .unwrap()
+        .into_iter()
+        .map(|outcome| outcome.unwrap())
+        .collect()
+}
+
 fn tensors(outcome: &TrainOutcome) -> HashMap<String, Tensor> {
     outcome.model.named_tensors().into_iter().collect()
 }
@@ -141,20 +150,18 @@ fn a_run_trains_the_same_bits_alone_and_inside_a_grid() {
             ..RunOptions::default()
         }
     };
-    let together = train_grid(
+    let together = ok(train_grid(
         &grid_runs(&cases, &data, &generators, in_dir("grid")),
         CPU,
         &mut |_, _| {},
-    )
-    .unwrap();
+    ));
     assert_eq!(together.len(), cases.len());
     for (index, case) in cases.iter().enumerate() {
-        let alone = train_grid(
+        let alone = ok(train_grid(
             &grid_runs(&cases[index..=index], &data, &generators, in_dir("alone")),
             CPU,
             &mut |_, _| {},
-        )
-        .unwrap();
+        ));
         assert_eq!(alone[0].log, together[index].log, "{}", case.label);
         assert_same_bits(&tensors(&alone[0]), &tensors(&together[index]), case.label);
         let grid_checkpoint = checkpoint(
@@ -226,7 +233,7 @@ fn the_grid_takes_the_steps_of_the_per_run_trainer() {
             &mut |_| {},
         )
         .unwrap();
-        let grid = train_grid(
+        let grid = ok(train_grid(
             &[
                 GridRun {
                     label: "run".into(),
@@ -245,8 +252,7 @@ fn the_grid_takes_the_steps_of_the_per_run_trainer() {
             ],
             CPU,
             &mut |_, _| {},
-        )
-        .unwrap();
+        ));
         let fused = &grid[0];
         assert_eq!(per_run.log.len(), fused.log.len());
         for (a, b) in per_run.log.iter().zip(&fused.log) {
@@ -286,36 +292,32 @@ fn a_stopped_grid_resumes_to_the_same_bits_alone_or_together() {
             ..RunOptions::default()
         }
     };
-    let straight = train_grid(
+    let straight = ok(train_grid(
         &grid_runs(&cases, &data, &generators, options("straight", None)),
         CPU,
         &mut |_, _| {},
-    )
-    .unwrap();
-    let first = train_grid(
+    ));
+    let first = ok(train_grid(
         &grid_runs(&cases, &data, &generators, options("split", Some(1))),
         CPU,
         &mut |_, _| {},
-    )
-    .unwrap();
+    ));
     assert!(
         first
             .iter()
             .all(|o| o.manifest.epochs_done == [1] && !o.manifest.complete)
     );
     // The first run finishes alone, the others together, from the same checkpoints.
-    let alone = train_grid(
+    let alone = ok(train_grid(
         &grid_runs(&cases[..1], &data, &generators, options("split", None)),
         CPU,
         &mut |_, _| {},
-    )
-    .unwrap();
-    let rest = train_grid(
+    ));
+    let rest = ok(train_grid(
         &grid_runs(&cases[1..], &data, &generators, options("split", None)),
         CPU,
         &mut |_, _| {},
-    )
-    .unwrap();
+    ));
     let resumed: Vec<&TrainOutcome> = alone.iter().chain(&rest).collect();
     for ((case, a), b) in cases.iter().zip(&straight).zip(resumed) {
         assert!(b.manifest.complete);
@@ -405,12 +407,11 @@ fn a_pretraining_has_the_same_bits_alone_in_a_grid_and_resumed() {
         }
     };
     let pretrain_all = |name, stop| {
-        pretrain_grid(
+        ok(pretrain_grid(
             &pretraining_runs(&cases, &data, options(name, stop)),
             CPU,
             &mut |_, _| {},
-        )
-        .unwrap()
+        ))
     };
     let together = pretrain_all("together", None);
     // Stopped after 3 pair-epochs (pairs 0 to 2 of the first round), then finished.
@@ -423,12 +424,11 @@ fn a_pretraining_has_the_same_bits_alone_in_a_grid_and_resumed() {
             .equal(&generators(&together[3])["g.0.layers.0.weight"])
     );
     for (index, case) in cases.iter().enumerate() {
-        let alone = pretrain_grid(
+        let alone = ok(pretrain_grid(
             &pretraining_runs(&cases[index..=index], &data, options("alone", None)),
             CPU,
             &mut |_, _| {},
-        )
-        .unwrap();
+        ));
         assert_eq!(alone[0].log, together[index].log, "{}", case.label);
         assert_same_bits(
             &generators(&alone[0]),
@@ -467,7 +467,7 @@ fn the_grid_pretrains_as_the_per_run_trainer_does() {
     let config = config(2.0, 9);
     let data = [scope(6, 12), scope(7, 9)];
     let per_run = pretrain(&config, &data[0], CPU, &RunOptions::default(), &mut |_| {}).unwrap();
-    let grid = pretrain_grid(
+    let grid = ok(pretrain_grid(
         &[
             GridPretrain {
                 label: "run".into(),
@@ -484,8 +484,7 @@ fn the_grid_pretrains_as_the_per_run_trainer_does() {
         ],
         CPU,
         &mut |_, _| {},
-    )
-    .unwrap();
+    ));
     assert_eq!(per_run.log.len(), grid[0].log.len());
     for (a, b) in per_run.log.iter().zip(&grid[0].log) {
         assert_eq!((a.pair, a.epoch), (b.pair, b.epoch));
@@ -497,4 +496,71 @@ fn the_grid_pretrains_as_the_per_run_trainer_does() {
         let diff = (tensor - &b[name]).abs().max().double_value(&[]);
         assert!(diff < 1e-5, "{name} differs by {diff}");
     }
+}
+
+#[test]
+fn a_diverging_run_leaves_the_grid_and_the_others_finish_as_alone() {
+    let _guard = exclusive();
+    let (cases, data, pretrained) = cases();
+    // A learning rate no network survives: its losses become NaN or infinite.
+    let broken = Case {
+        label: "b lambda_cls 2 exploding",
+        config: GanConfig {
+            learning_rate: 1e30,
+            ..config(2.0, 7)
+        },
+        data: 1,
+    };
+    let mixed = [
+        Case {
+            label: cases[0].label,
+            config: cases[0].config.clone(),
+            data: 0,
+        },
+        broken,
+    ];
+    let no_checkpoints = |_: &Case| RunOptions::default();
+    let outcomes = train_grid(
+        &grid_runs(&mixed, &data, &pretrained, no_checkpoints),
+        CPU,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let alone = ok(train_grid(
+        &grid_runs(&mixed[..1], &data, &pretrained, no_checkpoints),
+        CPU,
+        &mut |_, _| {},
+    ));
+    let finished = outcomes[0].as_ref().unwrap();
+    assert!(finished.manifest.complete);
+    assert_same_bits(&tensors(finished), &tensors(&alone[0]), "the healthy run");
+    match &outcomes[1] {
+        Err(GanError::InRun { run, source }) => {
+            assert_eq!(run, "b lambda_cls 2 exploding");
+            assert!(
+                matches!(**source, GanError::Diverged { phase: "train", .. }),
+                "{source}"
+            );
+        }
+        Err(other) => panic!("another error: {other}"),
+        Ok(_) => panic!("a learning rate of 1e30 trained to the end"),
+    }
+    // Pretraining likewise.
+    let outcomes = pretrain_grid(
+        &pretraining_runs(&mixed, &data, no_checkpoints),
+        CPU,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let alone = ok(pretrain_grid(
+        &pretraining_runs(&mixed[..1], &data, no_checkpoints),
+        CPU,
+        &mut |_, _| {},
+    ));
+    assert_same_bits(
+        &generators(outcomes[0].as_ref().unwrap()),
+        &generators(&alone[0]),
+        "the healthy pretraining",
+    );
+    assert!(matches!(&outcomes[1], Err(GanError::InRun { .. })));
 }

@@ -105,9 +105,9 @@ pub struct GanStageConfig {
     /// outputs are written.
     #[serde(default)]
     pub keep_checkpoints: bool,
-    /// How joint training runs: `auto` (default: the fused grid on CUDA, one process per run
-    /// on the CPU), `per-run` or `grid`. Neither changes the method; the two draw the
-    /// classifier's dropout masks differently, so their weights differ in the last bits.
+    /// How the GAN stage's runs train: `auto` (default: the fused grid on CUDA, one process
+    /// per run on the CPU), `per-run` or `grid`. Neither changes the method, but they draw
+    /// some dropout masks from other sources (docs/method.md), so their weights differ.
     #[serde(default)]
     pub engine: Engine,
     /// Memory one fused grid may use, GiB (default 16): the grid engine trains the stage's runs

@@ -16,7 +16,7 @@ use crate::{
 };
 use emocycle_torch::{Acts, Adam, Init, Leaf, MlpStack};
 
-use super::{GRID_LAYOUT, compatible, in_run, run_leaves, slot_pairs};
+use super::{GRID_LAYOUT, compatible, in_run, mask_source, run_leaves, slot_pairs};
 
 /// One joint training inside a grid.
 pub struct GridRun<'a> {
@@ -50,6 +50,8 @@ struct Member<'a> {
     budget: Budget,
     path: Option<PathBuf>,
     dirty: bool,
+    /// Why the run left the grid early (it diverged).
+    failed: Option<GanError>,
 }
 
 /// What a run's checkpoints record besides its state.
@@ -58,7 +60,7 @@ fn checkpoint<'a>(config: &'a GanConfig, data: &'a DeviceData) -> TrainCheckpoin
         config,
         shape: &data.shape,
         layout: GRID_LAYOUT,
-        masks: MaskSource::Streams,
+        masks: mask_source(data.source.device()),
     }
 }
 
@@ -323,7 +325,10 @@ fn apply_slices(
     }
 }
 
-/// Trains `runs` as one batched model on `device` and returns each run's outcome, in order.
+/// Trains `runs` as one batched model on `device` and returns each run's outcome, in order: a
+/// run that diverges leaves the grid (its last checkpoint kept) and comes back as its error,
+/// while the others finish. The outer error is for what stops every run: settings that cannot
+/// share a grid, unusable data or checkpoints, a checkpoint that cannot be written.
 ///
 /// Every run must be compatible with the first ([`compatible`]) and have as many emotions and
 /// features. Each run's progress reaches `progress` with its index.
@@ -331,7 +336,7 @@ pub fn train_grid(
     runs: &[GridRun],
     device: Device,
     progress: &mut dyn FnMut(usize, &EpochReport),
-) -> Result<Vec<TrainOutcome>, GanError> {
+) -> Result<Vec<Result<TrainOutcome, GanError>>, GanError> {
     let Some(first) = runs.first() else {
         return Ok(Vec::new());
     };
@@ -389,13 +394,14 @@ pub fn train_grid(
     );
 
     let generator_steps = config0.generator_steps;
+    let streams = mask_source(device) == MaskSource::Streams;
     let batch = config0.batch_size as i64;
     let models = runs.len() * emotions;
     loop {
         // One epoch of every unfinished run, each its own epoch number.
         let round: Vec<bool> = members
             .iter()
-            .map(|m| m.done < m.config.train_epochs && !m.budget.exhausted())
+            .map(|m| m.failed.is_none() && m.done < m.config.train_epochs && !m.budget.exhausted())
             .collect();
         if !round.contains(&true) {
             break;
@@ -463,7 +469,9 @@ pub fn train_grid(
             let first_step = it as usize * (1 + generator_steps);
 
             // D step (with the quirk it also moves G).
-            grid.set_dropout_seeds(&step_seeds(first_step), &members);
+            if streams {
+                grid.set_dropout_seeds(&step_seeds(first_step), &members);
+            }
             let quirk = config0.d_step_updates_generator;
             let losses = grid.nets.discriminator_losses(config0, &s, &t, quirk);
             let params: Vec<&Tensor> = grid.d_params.iter().collect();
@@ -483,7 +491,9 @@ pub fn train_grid(
             grid.nets.d_t.set_requires_grad(false);
             grid.nets.d_s.set_requires_grad(false);
             for g_step in 0..generator_steps {
-                grid.set_dropout_seeds(&step_seeds(first_step + 1 + g_step), &members);
+                if streams {
+                    grid.set_dropout_seeds(&step_seeds(first_step + 1 + g_step), &members);
+                }
                 let forward = grid.nets.cycle_gan_losses(config0, &s, &t);
                 let mut total = forward.g.sum(Kind::Float);
                 let mut classifier_params = 0;
@@ -558,7 +568,13 @@ pub fn train_grid(
                 .all(|v| v.is_finite())
                 && record.cls.is_finite();
             if !finite {
-                return Err(in_run(
+                // The others go on: this run leaves the grid, its last checkpoint kept.
+                tracing::warn!(
+                    run = member.label,
+                    epoch = member.done,
+                    "diverged: leaves the grid"
+                );
+                member.failed = Some(in_run(
                     &member.label,
                     GanError::Diverged {
                         phase: "train",
@@ -566,6 +582,8 @@ pub fn train_grid(
                         pair: None,
                     },
                 ));
+                member.dirty = false;
+                continue;
             }
             tracing::debug!(run = member.label, epoch = member.done, "training epoch");
             progress(
@@ -594,11 +612,15 @@ pub fn train_grid(
         }
         grid.store(member);
     }
-    for member in members {
+    for mut member in members {
+        if let Some(error) = member.failed.take() {
+            outcomes.push(Err(error));
+            continue;
+        }
         let wall = member.earlier_wall + started.elapsed().as_secs_f64();
         let complete = member.done >= member.config.train_epochs;
         let parameters = member.own.counts().total;
-        outcomes.push(TrainOutcome {
+        outcomes.push(Ok(TrainOutcome {
             manifest: RunManifest {
                 phase: "train".into(),
                 config: member.config.clone(),
@@ -614,7 +636,7 @@ pub fn train_grid(
             },
             model: CycleGanModel { nets: member.own },
             log: member.log,
-        });
+        }));
     }
     tracing::info!(
         runs = outcomes.len(),
@@ -675,6 +697,7 @@ fn new_member<'a>(
         budget: Budget(run.options.stop_after_epochs),
         path,
         dirty: false,
+        failed: None,
     };
     if let Some(path) = member
         .path

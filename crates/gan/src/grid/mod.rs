@@ -10,7 +10,8 @@
 //! of the gradients with its own Adam (moments, step count, learning rate). What stays per run:
 //! - its data (its scope's rows and min-max scaling), its epoch's permutations, drawn after
 //!   reseeding libtorch from its own seed and epoch, exactly as [`crate::train`] draws them;
-//! - its dropout masks, from SplitMix64 streams seeded per step from its own epoch's draws;
+//! - its dropout masks, on the CPU from SplitMix64 streams seeded per step from its own epoch's
+//!   draws (on a GPU from libtorch's generator: see `mask_source`);
 //! - its number of iterations per epoch: a run whose epoch is over takes no step (its slots
 //!   still see a zero batch, whose gradients are dropped, and its Adam step does not advance)
 //!   while longer runs continue; its epochs, schedule, lambda_cls, checkpoints and resume.
@@ -29,8 +30,9 @@ mod pretrain;
 
 use std::ops::Range;
 
-use tch::Tensor;
+use tch::{Device, Tensor};
 
+use crate::train::MaskSource;
 use crate::{GanConfig, GanError};
 use emocycle_torch::{Leaf, MlpStack};
 
@@ -39,6 +41,18 @@ pub use pretrain::{GridPretrain, pretrain_grid};
 
 /// The `meta.layout` of a grid's checkpoints and manifests.
 const GRID_LAYOUT: &str = "grid";
+
+/// Where a grid on `device` draws its dropout masks. On the CPU from per-slot SplitMix64
+/// streams, so that a run's bits are its own; elsewhere from libtorch's generator on the
+/// device: streams are filled on the host, and at the paper's size copying 12 runs' masks to a
+/// GPU every step would take longer than the step's products. On a GPU a run's masks therefore
+/// depend on the other runs of its grid (its numbers stay a valid run of the method).
+fn mask_source(device: Device) -> MaskSource {
+    match device {
+        Device::Cpu => MaskSource::Streams,
+        _ => MaskSource::Libtorch,
+    }
+}
 
 /// The settings that two runs must share to train in one grid: everything that shapes the
 /// networks or enters the losses as one number for all slots. Returns the names that differ.

@@ -15,7 +15,7 @@ use crate::{
 };
 use emocycle_torch::{Acts, Adam, Leaf, MlpStack};
 
-use super::{GRID_LAYOUT, compatible, in_run, run_leaves, slot_pairs};
+use super::{GRID_LAYOUT, compatible, in_run, mask_source, run_leaves, slot_pairs};
 
 /// One pretraining inside a grid.
 pub struct GridPretrain<'a> {
@@ -44,6 +44,8 @@ struct PretrainMember<'a> {
     dirty: bool,
     /// Slot of its pair 0.
     first_slot: usize,
+    /// Why the run left the grid early (a pair diverged).
+    failed: Option<GanError>,
 }
 
 impl PretrainMember<'_> {
@@ -51,7 +53,7 @@ impl PretrainMember<'_> {
         PretrainCheckpoint {
             config: self.config,
             shape: &self.data.shape,
-            masks: MaskSource::Streams,
+            masks: mask_source(self.data.source.device()),
         }
     }
 
@@ -86,12 +88,13 @@ struct PairEpoch {
 /// seed, pair and epoch, as [`crate::pretrain`] draws them) with its own dropout streams and
 /// Adam. Rounds of one epoch per unfinished pair of every run, as [`crate::pretrain`] runs
 /// them; a pair whose epoch is over takes no step while others continue. Returns each run's
-/// outcome, in order; each run writes [`crate::pretrain`]'s checkpoint.
+/// outcome, in order, as [`crate::train_grid`] does (a run that diverges comes back as its
+/// error while the others finish); each run writes [`crate::pretrain`]'s checkpoint.
 pub fn pretrain_grid(
     runs: &[GridPretrain],
     device: Device,
     progress: &mut dyn FnMut(usize, &EpochReport),
-) -> Result<Vec<PretrainOutcome>, GanError> {
+) -> Result<Vec<Result<PretrainOutcome, GanError>>, GanError> {
     let Some(first) = runs.first() else {
         return Ok(Vec::new());
     };
@@ -165,7 +168,7 @@ pub fn pretrain_grid(
             .iter()
             .map(|m| {
                 (0..emotions)
-                    .filter(|&k| m.done[k] < m.config.pretrain_epochs)
+                    .filter(|&k| m.failed.is_none() && m.done[k] < m.config.pretrain_epochs)
                     .take(m.budget.0.unwrap_or(usize::MAX))
                     .collect()
             })
@@ -211,8 +214,10 @@ pub fn pretrain_grid(
                 })
                 .collect()
         };
-        g.set_dropout_streams(streams(0));
-        f.set_dropout_streams(streams(1));
+        if mask_source(device) == MaskSource::Streams {
+            g.set_dropout_streams(streams(0));
+            f.set_dropout_streams(streams(1));
+        }
         let iterations = epochs
             .iter()
             .flatten()
@@ -270,7 +275,14 @@ pub fn pretrain_grid(
                 let cycle = cycles[slot] / iterations as f64;
                 let epoch = member.done[k];
                 if !cycle.is_finite() {
-                    return Err(in_run(
+                    // The others go on: this run leaves the grid, its last checkpoint kept.
+                    tracing::warn!(
+                        run = member.label,
+                        pair = k,
+                        epoch,
+                        "diverged: leaves the grid"
+                    );
+                    member.failed = Some(in_run(
                         &member.label,
                         GanError::Diverged {
                             phase: "pretrain",
@@ -278,6 +290,7 @@ pub fn pretrain_grid(
                             pair: Some(k),
                         },
                     ));
+                    break;
                 }
                 let record = PretrainEpochRecord {
                     pair: k,
@@ -298,6 +311,10 @@ pub fn pretrain_grid(
                 member.dirty = true;
                 checkpoint_due |= member.done[k].is_multiple_of(member.config.checkpoint_every);
             }
+            if member.failed.is_some() {
+                member.dirty = false;
+                continue;
+            }
             // Pair by pair, as a run that trains the pairs one after the other would list them.
             member.log.sort_by_key(|record| (record.pair, record.epoch));
             if checkpoint_due {
@@ -308,6 +325,10 @@ pub fn pretrain_grid(
     }
     let mut outcomes = Vec::with_capacity(members.len());
     for mut member in members {
+        if let Some(error) = member.failed.take() {
+            outcomes.push(Err(error));
+            continue;
+        }
         let wall = member.earlier_wall + started.elapsed().as_secs_f64();
         if member.dirty {
             save_pretrain(&mut member, &g, &f, wall).map_err(|e| in_run(&member.label, e))?;
@@ -328,7 +349,7 @@ pub fn pretrain_grid(
             .done
             .iter()
             .all(|&e| e >= member.config.pretrain_epochs);
-        outcomes.push(PretrainOutcome {
+        outcomes.push(Ok(PretrainOutcome {
             generators: PretrainedGenerators { tensors },
             log: member.log,
             manifest: RunManifest {
@@ -344,7 +365,7 @@ pub fn pretrain_grid(
                 parameters,
                 checkpoint: member.path.filter(|p| p.exists()),
             },
-        });
+        }));
     }
     tracing::info!(
         runs = outcomes.len(),
@@ -416,6 +437,7 @@ fn pretrain_member<'a>(
         path,
         dirty: false,
         first_slot,
+        failed: None,
     };
     if let Some(path) = member
         .path
@@ -425,7 +447,7 @@ fn pretrain_member<'a>(
         let checkpoint = PretrainCheckpoint {
             config,
             shape: &member.data.shape,
-            masks: MaskSource::Streams,
+            masks: mask_source(device),
         };
         (member.done, member.log, member.earlier_wall) =
             checkpoint.read(&path, &mut member.pairs)?;
