@@ -275,22 +275,25 @@ fn plan_phase(
     memory_budget: u64,
     force: bool,
 ) -> Vec<GridUnit> {
-    // The feature count decides the size; every run of a stage has the same. The source's
-    // statistics file is one row per feature; without it the units fail later with its name.
-    let features = match runs.first().map(|run| {
-        emocycle_features::Normaliser::read(&run.inputs.source_normalisation)
-            .map(|stats| stats.features.len() as i64)
-    }) {
-        Some(Ok(features)) => features,
-        Some(Err(error)) => {
-            tracing::warn!("grouping the grid without a size estimate: {error}");
-            1
-        }
-        None => 1,
+    // The statistics files say the feature count (one row per feature) and how many rows each
+    // part has; each run holds its source and target rows on its device. Without them the
+    // units fail later naming the file; the grouping goes on without the estimate.
+    let sizes = |run: &GanRun| -> Result<(i64, u64), emocycle_features::FeatureError> {
+        let source = emocycle_features::Normaliser::read(&run.inputs.source_normalisation)?;
+        let target = emocycle_features::Normaliser::read(&run.inputs.target_normalisation)?;
+        Ok((source.features.len() as i64, source.rows + target.rows))
     };
     let per_run = runs
         .iter()
-        .map(|run| grid_bytes_per_run(&run.config, 4, features))
+        .map(|run| match sizes(run) {
+            Ok((features, rows)) => {
+                grid_bytes_per_run(&run.config, 4, features) + rows * features as u64 * 4
+            }
+            Err(error) => {
+                tracing::warn!("grouping the grid without a memory estimate: {error}");
+                0
+            }
+        })
         .max()
         .unwrap_or(0);
     let mut units = plan(runs, device, stage_run).into_iter();

@@ -102,11 +102,12 @@ pub struct RunManifest {
     pub epochs_done: Vec<usize>,
     /// Whether every configured epoch is done.
     pub complete: bool,
-    /// Training wall time over all resumed parts, seconds.
+    /// Training wall time over all resumed parts, seconds; for a run trained in a grid, the
+    /// time of the grid it trained in.
     pub wall_seconds: f64,
     /// Device name (`cpu`, `cuda:0`).
     pub device: String,
-    /// Resolved layout (`separate` or `batched`).
+    /// Resolved layout (`separate` or `batched`), or `grid` for the grid engine.
     pub layout: String,
     /// Shapes of the data.
     pub data: DataShape,
