@@ -205,6 +205,39 @@ fn submit_chains_one_array_per_stage_and_status_reads_them_back() {
     );
 }
 
+#[test]
+fn with_the_grid_engine_each_gan_stage_is_one_task() {
+    let dir = tempfile::tempdir().unwrap();
+    write_pipeline(dir.path());
+    let path = dir.path().join("pipeline.json");
+    let mut pipeline: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    pipeline["gan"]["engine"] = serde_json::json!("grid");
+    std::fs::write(&path, pipeline.to_string()).unwrap();
+    emocycle(dir.path(), &["features", "--config", "pipeline.json"]);
+    emocycle(
+        dir.path(),
+        &[
+            "submit",
+            "--config",
+            "pipeline.json",
+            "--from",
+            "pretrain",
+            "--dry-run",
+        ],
+    );
+    let script = |stage: &str| {
+        std::fs::read_to_string(dir.path().join(format!("runs/tiny/slurm/{stage}.sbatch"))).unwrap()
+    };
+    for stage in ["pretrain", "train"] {
+        let text = script(stage);
+        assert!(text.contains("#SBATCH --array=0-0"), "{stage}: {text}");
+        assert!(text.contains("  0) args=(--resume) ;;"), "{stage}: {text}");
+    }
+    // Generating stays one task per run.
+    assert!(!script("generate").contains("#SBATCH --array=0-0"));
+}
+
 fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     let started = Instant::now();
     while !done() {

@@ -1,10 +1,12 @@
 //! A pipeline as Slurm work: one job array per stage, one array task per independent run of
 //! the stage (a scope, a lambda_cls, a generator seed, a baseline), each the stage's own
-//! command for its share, and the stages chained by `afterok`.
+//! command for its share, and the stages chained by `afterok`. With the grid engine
+//! (`gan.engine`), `pretrain` and `train` are one task each: the stage's runs as one grid.
 
 use std::path::{Path, PathBuf};
 
 use emocycle_config::device::DeviceChoice;
+use emocycle_config::gan::Engine;
 use emocycle_config::layout::run_label;
 use emocycle_config::slurm::SlurmResources;
 use emocycle_pipeline::Pipeline;
@@ -162,9 +164,18 @@ pub fn plan(pipeline: &Pipeline, from: &str) -> Result<Vec<StageJob>> {
     };
     let config = &pipeline.config;
     let several_seeds = config.gan.seeds > 1;
+    // The grid engine trains a stage's GAN runs in one process, in groups that fit its memory
+    // budget: one task per stage, which a requeue resumes from every run's checkpoint.
+    let grid = config.gan.engine.resolve(cuda) == Engine::Grid;
     for stage in stages {
         let mut tasks = Vec::new();
         match stage {
+            "pretrain" | "train" if grid && !config.gan.lambda_cls.is_empty() => {
+                tasks.push(Task {
+                    label: format!("{stage}: every run, as a grid"),
+                    args: strings(&["--resume"]),
+                });
+            }
             "augment" => {
                 for scope in &scopes {
                     for baseline in &config.baselines {
