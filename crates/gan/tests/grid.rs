@@ -365,6 +365,28 @@ fn runs_that_cannot_share_a_grid_are_refused_by_name() {
         text.contains("second") && text.contains("batch_size") && text.contains("lambda_cyc"),
         "{text}"
     );
+    // Data of another width cannot share a grid either, in either phase.
+    tch::manual_seed(8);
+    let rand = |rows| Tensor::rand([rows, 6], (Kind::Float, CPU));
+    let wide = TrainingData::new(rand(17), (0..4).map(|_| rand(12)).collect());
+    let pretraining = |label: &str, data| GridPretrain {
+        label: label.into(),
+        config: &a,
+        data,
+        options: RunOptions::default(),
+    };
+    let error = match pretrain_grid(
+        &[pretraining("narrow", &data), pretraining("wide", &wide)],
+        CPU,
+        &mut |_, _| {},
+    ) {
+        Err(error) => error.to_string(),
+        Ok(_) => panic!("data of 5 and 6 features pretrained in one grid"),
+    };
+    assert!(
+        error.contains("wide has 4 emotions and 6 features, narrow has 4 and 5"),
+        "{error}"
+    );
 }
 
 fn pretraining_runs<'a>(

@@ -16,7 +16,7 @@ use crate::{
 };
 use emocycle_torch::{Acts, Adam, Init, Leaf, MlpStack};
 
-use super::{GRID_LAYOUT, compatible, in_run, mask_source, run_leaves, slot_pairs};
+use super::{GRID_LAYOUT, check_runs, in_run, mask_source, run_leaves, slot_pairs};
 
 /// One joint training inside a grid.
 pub struct GridRun<'a> {
@@ -330,7 +330,7 @@ fn apply_slices(
 /// while the others finish. The outer error is for what stops every run: settings that cannot
 /// share a grid, unusable data or checkpoints, a checkpoint that cannot be written.
 ///
-/// Every run must be compatible with the first ([`compatible`]) and have as many emotions and
+/// Every run must be compatible with the first ([`crate::compatible`]) and have as many emotions and
 /// features. Each run's progress reaches `progress` with its index.
 pub fn train_grid(
     runs: &[GridRun],
@@ -342,40 +342,11 @@ pub fn train_grid(
     };
     let config0 = first.config;
     let started = Instant::now();
-    let mut emotions = None;
-    let mut features = None;
-    for run in runs {
-        run.config
-            .validate()
-            .map_err(|e| in_run(&run.label, e.into()))?;
-        let differ = compatible(config0, run.config);
-        if !differ.is_empty() {
-            return Err(GanError::InvalidConfig(format!(
-                "{} cannot train in one grid with {}: they differ in {}",
-                run.label,
-                first.label,
-                differ.join(", ")
-            )));
-        }
-        let shape = run
-            .data
-            .validate(run.config.batch_size)
-            .map_err(|e| in_run(&run.label, e))?;
-        let k = shape.target_rows.len();
-        if *emotions.get_or_insert(k) != k
-            || *features.get_or_insert(shape.features) != shape.features
-        {
-            return Err(GanError::InvalidConfig(format!(
-                "{} has {k} emotions and {} features, {} has {} and {}",
-                run.label,
-                shape.features,
-                first.label,
-                emotions.unwrap_or(0),
-                features.unwrap_or(0)
-            )));
-        }
-    }
-    let (emotions, features) = (emotions.unwrap_or(0), features.unwrap_or(0));
+    let checked: Vec<_> = runs
+        .iter()
+        .map(|run| (run.label.as_str(), run.config, run.data))
+        .collect();
+    let (emotions, features) = check_runs(&checked, "train")?;
     let lambdas: Vec<f64> = runs.iter().map(|r| r.config.lambda_cls).collect();
     let grid = Grid::new(config0, runs.len(), emotions, features, &lambdas, device);
     let mut members = Vec::with_capacity(runs.len());

@@ -33,7 +33,7 @@ use std::ops::Range;
 use tch::{Device, Tensor};
 
 use crate::train::MaskSource;
-use crate::{GanConfig, GanError};
+use crate::{GanConfig, GanError, TrainingData};
 use emocycle_torch::{Leaf, MlpStack};
 
 pub use joint::{GridRun, train_grid};
@@ -143,6 +143,42 @@ pub fn grid_groups(runs: usize, per_run: u64, budget: u64) -> Vec<Range<usize>> 
     (0..groups)
         .map(|g| g * runs / groups..(g + 1) * runs / groups)
         .collect()
+}
+
+/// Checks that runs, given as (label, settings, data), can share a grid: each run's settings
+/// and data are valid, all are [`compatible`] with the first, and all have the first's number
+/// of emotions and features, which it returns. `what` names the phase in the message.
+fn check_runs<'a>(
+    runs: &[(&'a str, &'a GanConfig, &'a TrainingData)],
+    what: &str,
+) -> Result<(usize, i64), GanError> {
+    let Some(&(first_label, first_config, _)) = runs.first() else {
+        return Ok((0, 0));
+    };
+    let mut sizes = None;
+    for &(label, config, data) in runs {
+        config.validate().map_err(|e| in_run(label, e.into()))?;
+        let differ = compatible(first_config, config);
+        if !differ.is_empty() {
+            return Err(GanError::InvalidConfig(format!(
+                "{label} cannot {what} in one grid with {first_label}: they differ in {}",
+                differ.join(", ")
+            )));
+        }
+        let shape = data
+            .validate(config.batch_size)
+            .map_err(|e| in_run(label, e))?;
+        let own = (shape.target_rows.len(), shape.features);
+        let (emotions, features) = *sizes.get_or_insert(own);
+        if own != (emotions, features) {
+            return Err(GanError::InvalidConfig(format!(
+                "{label} has {} emotions and {} features, {first_label} has {emotions} and \
+                 {features}",
+                own.0, own.1
+            )));
+        }
+    }
+    Ok(sizes.unwrap_or((0, 0)))
 }
 
 /// Adds the run's label to an error.

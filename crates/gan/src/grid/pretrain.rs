@@ -15,7 +15,7 @@ use crate::{
 };
 use emocycle_torch::{Acts, Adam, Leaf, MlpStack};
 
-use super::{GRID_LAYOUT, compatible, in_run, mask_source, run_leaves, slot_pairs};
+use super::{GRID_LAYOUT, check_runs, in_run, mask_source, run_leaves, slot_pairs};
 
 /// One pretraining inside a grid.
 pub struct GridPretrain<'a> {
@@ -100,40 +100,11 @@ pub fn pretrain_grid(
     };
     let config0 = first.config;
     let started = Instant::now();
-    let mut shapes = Vec::with_capacity(runs.len());
-    for run in runs {
-        run.config
-            .validate()
-            .map_err(|e| in_run(&run.label, e.into()))?;
-        let differ = compatible(config0, run.config);
-        if !differ.is_empty() {
-            return Err(GanError::InvalidConfig(format!(
-                "{} cannot pretrain in one grid with {}: they differ in {}",
-                run.label,
-                first.label,
-                differ.join(", ")
-            )));
-        }
-        shapes.push(
-            run.data
-                .validate(run.config.batch_size)
-                .map_err(|e| in_run(&run.label, e))?,
-        );
-    }
-    let (emotions, features) = (shapes[0].target_rows.len(), shapes[0].features);
-    if let Some((run, shape)) = runs
+    let checked: Vec<_> = runs
         .iter()
-        .zip(&shapes)
-        .find(|(_, s)| s.target_rows.len() != emotions || s.features != features)
-    {
-        return Err(GanError::InvalidConfig(format!(
-            "{} has {} emotions and {} features, {} has {emotions} and {features}",
-            run.label,
-            shape.target_rows.len(),
-            shape.features,
-            first.label
-        )));
-    }
+        .map(|run| (run.label.as_str(), run.config, run.data))
+        .collect();
+    let (emotions, features) = check_runs(&checked, "pretrain")?;
     let names: Vec<usize> = (0..runs.len()).flat_map(|_| 0..emotions).collect();
     let stack = |prefix| {
         generator_stack(
