@@ -330,8 +330,8 @@ fn apply_slices(
 /// while the others finish. The outer error is for what stops every run: settings that cannot
 /// share a grid, unusable data or checkpoints, a checkpoint that cannot be written.
 ///
-/// Every run must be compatible with the first ([`crate::compatible`]) and have as many emotions and
-/// features. Each run's progress reaches `progress` with its index.
+/// Every run must be compatible with the first ([`crate::compatible`]) and have as many
+/// emotions and features. Each run's progress reaches `progress` with its index.
 pub fn train_grid(
     runs: &[GridRun],
     device: Device,
@@ -681,7 +681,12 @@ fn new_member<'a>(
             &mut member.adam_d,
             &mut member.adam_g,
         )?;
-        tracing::info!(run = member.label, path = %path.display(), epochs_done = member.done, "resuming joint training");
+        tracing::info!(
+            run = member.label,
+            path = %path.display(),
+            epochs_done = member.done,
+            "resuming joint training"
+        );
     }
     grid.load(&member);
     Ok(member)

@@ -132,7 +132,12 @@ pub fn pretrain_grid(
         .collect();
     let batch = config0.batch_size as i64;
     let slots = runs.len() * emotions;
-    tracing::info!(runs = runs.len(), pairs = slots, device = %emocycle_torch::device_name(device), "grid pretraining starts");
+    tracing::info!(
+        runs = runs.len(),
+        pairs = slots,
+        device = %emocycle_torch::device_name(device),
+        "grid pretraining starts"
+    );
     loop {
         // One epoch of every unfinished pair, as many as each run's budget allows.
         let round: Vec<Vec<usize>> = members
@@ -422,7 +427,12 @@ fn pretrain_member<'a>(
         };
         (member.done, member.log, member.earlier_wall) =
             checkpoint.read(&path, &mut member.pairs)?;
-        tracing::info!(run = member.label, path = %path.display(), epochs_done = ?member.done, "resuming pretraining");
+        tracing::info!(
+            run = member.label,
+            path = %path.display(),
+            epochs_done = ?member.done,
+            "resuming pretraining"
+        );
     }
     member.sync(g, f, true);
     Ok(member)
