@@ -68,6 +68,16 @@ pub struct TrainEpochRecord {
     pub cls: f64,
 }
 
+impl TrainEpochRecord {
+    /// Whether every loss of the epoch is a number: false once training has diverged.
+    pub(crate) fn is_finite(&self) -> bool {
+        let losses = self.d.iter().chain(&self.g).chain(&self.cycle);
+        losses
+            .chain(std::iter::once(&self.cls))
+            .all(|v| v.is_finite())
+    }
+}
+
 /// One finished epoch, for progress bars.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EpochReport {
@@ -1385,14 +1395,7 @@ pub fn train(
             cycle: values(&sums.cycle).iter().map(|v| v / g_steps).collect(),
             cls: sums.cls.double_value(&[]) / g_steps,
         };
-        let finite = record
-            .d
-            .iter()
-            .chain(&record.g)
-            .chain(&record.cycle)
-            .all(|v| v.is_finite())
-            && record.cls.is_finite();
-        if !finite {
+        if !record.is_finite() {
             return Err(GanError::Diverged {
                 phase: "train",
                 epoch,

@@ -531,14 +531,7 @@ pub fn train_grid(
                 cycle: cycle[slots].iter().map(|v| v / g_steps).collect(),
                 cls: member.classifier.map_or(0.0, |slot| cls[slot] / g_steps),
             };
-            let finite = record
-                .d
-                .iter()
-                .chain(&record.g)
-                .chain(&record.cycle)
-                .all(|v| v.is_finite())
-                && record.cls.is_finite();
-            if !finite {
+            if !record.is_finite() {
                 // The others go on: this run leaves the grid, its last checkpoint kept.
                 tracing::warn!(
                     run = member.label,
