@@ -78,15 +78,6 @@ impl Engine {
             (other, _) => other,
         }
     }
-
-    /// `auto`, `per-run` or `grid`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Engine::Auto => "auto",
-            Engine::PerRun => "per-run",
-            Engine::Grid => "grid",
-        }
-    }
 }
 
 /// Every number of the GAN stage. Defaults are the paper's and the published code's values

@@ -111,8 +111,8 @@ pub struct GanStageConfig {
     #[serde(default)]
     pub engine: Engine,
     /// Memory one fused grid may use, GiB (default 16): the grid engine trains the stage's runs
-    /// in groups whose estimated memory (parameters, gradients, Adam moments, activations)
-    /// fits it.
+    /// in groups whose estimated memory (parameters, gradients, Adam moments, activations and
+    /// each run's data) fits it.
     #[serde(default = "default_grid_memory_gib")]
     pub grid_memory_gib: f64,
 }
