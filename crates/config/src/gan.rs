@@ -4,12 +4,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::ConfigError;
 
-/// How the four CycleGANs' networks are laid out in memory.
+/// How the K models of a stack (the four CycleGANs' networks, or the grid engine's runs x
+/// CycleGANs) are laid out in memory.
 ///
-/// Both layouts compute the same function; they differ in speed and (because dropout masks are
-/// drawn differently: per CycleGAN from streams of its own in the separate layout on the CPU,
-/// from libtorch's generator otherwise) in the random stream, so a run is only reproducible bit
-/// for bit with the layout it was started with.
+/// Both layouts compute the same function. The per-run trainer on the CPU uses the separate
+/// layout, the grid engine (and a run alone on CUDA) the batched one; a loaded model
+/// (generation) takes [`ModelLayout::resolve`]'s choice for its device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ModelLayout {
@@ -25,13 +25,10 @@ pub enum ModelLayout {
 impl ModelLayout {
     /// The concrete layout on a CUDA device (`on_cuda`) or the CPU.
     ///
-    /// `Auto` is `Batched` on CUDA, where it launches a quarter of the kernels (not measured
-    /// here: no GPU), and `Separate` on the CPU, where a full-size iteration measured 453-466 ms
-    /// separate (the CycleGANs in two groups side by side) vs 581-586 ms batched (release
-    /// build, d = 1582, batch 64, 2 threads; docs/benchmarks.md's history). Separate was faster in every
-    /// run before the groups too (756-790 vs 806-870 ms): batched matrix products on
-    /// `[K, 64, d]` are slower in libtorch's CPU kernels than K plain ones, the stacked
-    /// temporaries are larger, and a batched model cannot be split into groups.
+    /// `Auto` is `Batched` on CUDA, where it launches a quarter of the kernels, and `Separate`
+    /// on the CPU, where batched matrix products on `[K, 64, d]` are slower in libtorch's
+    /// kernels than K plain ones (a paper-size training iteration took 1.11x to 1.25x longer
+    /// batched in five rounds; docs/benchmarks.md's history).
     pub fn resolve(self, on_cuda: bool) -> ModelLayout {
         match (self, on_cuda) {
             (ModelLayout::Auto, false) => ModelLayout::Separate,

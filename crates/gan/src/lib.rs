@@ -42,7 +42,7 @@
 //! | `meta.format` | int64 `[1]`, the checkpoint format version (1) |
 //! | `meta.config_json` | uint8 bytes of the [`GanConfig`] as JSON |
 //! | `meta.data_json` | uint8 bytes of the [`DataShape`] as JSON |
-//! | `meta.layout` | uint8 bytes, `separate` or `batched` |
+//! | `meta.layout` | uint8 bytes: `separate` (the per-run trainer on the CPU), `grid` (the grid engine, and a run alone on CUDA) or, from earlier versions, `batched` |
 //! | `meta.dropout` | uint8 bytes, where the dropout masks come from: `streams` (per-CycleGAN streams, the CPU's side-by-side training) or `libtorch` (its generator; also assumed when absent) |
 //! | `meta.wall_seconds` | float64 `[1]`, training time so far |
 //! | `meta.epochs_done` | int64: `[1]` (training) or `[K]` per pair (pretraining) |
@@ -61,17 +61,19 @@
 //! One seed drives everything. Each phase initialises from a seed derived from
 //! (seed, phase, pair) and every epoch reseeds libtorch from (seed, phase, pair, epoch) before
 //! drawing its permutations and dropout masks, so a run resumed from a checkpoint ends with the
-//! same tensors, bit for bit on the CPU, as one that never stopped. The two [`ModelLayout`]s draw
-//! dropout masks differently, so bit-identity holds within one layout. libtorch's generator is
+//! same tensors, bit for bit on the CPU, as one that never stopped. The per-run trainer and the
+//! grid engine draw joint training's dropout masks differently, so bit-identity holds within one
+//! engine (and, for the grid on a GPU, one group of runs). libtorch's generator is
 //! global to the process: nothing else may draw from it while a phase runs, and the intra-op
 //! thread count must stay the same across the resumed parts.
 //!
 //! # Threads
 //!
-//! Joint training in the separate layout on the CPU runs the K CycleGANs in groups side by side:
-//! with T libtorch threads, min(T, K) groups of T / groups threads each, every group running its
-//! CycleGANs' forward pass, backward pass and Adam update on threads of its own (two groups of
-//! one thread are 1.14x faster than one group of two on two cores; docs/benchmarks.md's history). C, which
+//! Joint training on the CPU keeps every CycleGAN's weights separate and runs the K CycleGANs in
+//! groups side by side: with T libtorch threads, min(T, K) groups of T / groups threads each,
+//! every group running its CycleGANs' forward pass, backward pass and Adam update on threads of
+//! its own (two groups of one thread are 1.14x faster than one group of two on two cores;
+//! docs/benchmarks.md's history). C, which
 //! sees every CycleGAN's G(s), runs between the groups' forward and backward passes on the
 //! calling thread and hands each group its gradient with respect to G(s). In this mode each
 //! CycleGAN draws its dropout masks from SplitMix64 streams seeded per step from libtorch's
@@ -85,6 +87,8 @@
 //! the same inputs per run as [`train`], the same per-run checkpoints, and on the CPU the same
 //! bits for a run whatever other runs share its grid (see the `grid` module); [`pretrain_grid`]
 //! does the same for pretrainings. A run that diverges leaves its grid and the others finish.
+//! On CUDA, [`train`] and [`pretrain`] train their run as a grid of one: its stacked CycleGANs
+//! (pairs) share each kernel launch.
 //! [`plan_grid`] gives the stage's runs as [`GridUnit`]s, groups whose estimated memory
 //! ([`grid_bytes_per_run`]) fits a budget; each writes what [`run_pretrain`] or [`run_train`]
 //! writes for each of its runs.

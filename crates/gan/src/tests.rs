@@ -161,12 +161,8 @@ const ONE_GROUP: Spread = Spread {
 #[test]
 fn a_d_step_moves_g_only_with_the_quirk_and_never_f() {
     let _rng = crate::libtorch_rng_lock();
-    let setups = [
-        (ModelLayout::Separate, None),
-        (ModelLayout::Separate, Some(TWO_GROUPS)),
-        (ModelLayout::Batched, None),
-    ];
-    for (layout, spread) in setups {
+    // The grid engine's D step (batched) is checked against these in tests/grid.rs.
+    for spread in [None, Some(TWO_GROUPS)] {
         for quirk in [false, true] {
             let config = GanConfig {
                 d_step_updates_generator: quirk,
@@ -175,42 +171,34 @@ fn a_d_step_moves_g_only_with_the_quirk_and_never_f() {
                 ..tiny_config()
             };
             tch::manual_seed(5);
-            let mut trainer =
-                Trainer::new(&config, MODELS, FEATURES, layout, Device::Cpu, spread).unwrap();
+            let mut trainer = Trainer::new(&config, MODELS, FEATURES, Device::Cpu, spread).unwrap();
             let rows = MODELS as i64 * BATCH;
-            let s = Acts::from_rows(
-                &Tensor::rand([rows, FEATURES], (Kind::Float, Device::Cpu)),
-                MODELS,
-                layout,
-            );
-            let t = Acts::from_rows(
-                &Tensor::rand([rows, FEATURES], (Kind::Float, Device::Cpu)),
-                MODELS,
-                layout,
-            );
+            let draw = || Tensor::rand([rows, FEATURES], (Kind::Float, Device::Cpu));
+            let s = Acts::from_rows(&draw(), MODELS, ModelLayout::Separate);
+            let t = Acts::from_rows(&draw(), MODELS, ModelLayout::Separate);
             let before = snapshot(&trainer);
             let _ = trainer.discriminator_step(&config, &s, &t, 1e-2);
             let after = snapshot(&trainer);
             assert!(
                 changed(&before, &after, "d_t."),
-                "{layout:?} {spread:?}: D_T must move"
+                "{spread:?}: D_T must move"
             );
             assert!(
                 changed(&before, &after, "d_s."),
-                "{layout:?} {spread:?}: D_S must move"
+                "{spread:?}: D_S must move"
             );
             assert_eq!(
                 changed(&before, &after, "g."),
                 quirk,
-                "{layout:?} {spread:?}, quirk {quirk}: G"
+                "{spread:?}, quirk {quirk}: G"
             );
             assert!(
                 !changed(&before, &after, "f."),
-                "{layout:?} {spread:?}: F must never move in a D step"
+                "{spread:?}: F must never move in a D step"
             );
             assert!(
                 !changed(&before, &after, "c."),
-                "{layout:?} {spread:?}: C must never move in a D step"
+                "{spread:?}: C must never move in a D step"
             );
             if quirk {
                 for k in 0..MODELS {
@@ -270,7 +258,6 @@ fn sigmoid_cross_entropy_with_label_smoothing_matches_hand_values() {
 /// every tensor afterwards and the summed losses.
 fn train_a_little(
     config: &GanConfig,
-    layout: ModelLayout,
     spread: Option<Spread>,
     iterations: usize,
 ) -> (HashMap<String, Tensor>, Vec<f64>) {
@@ -284,12 +271,12 @@ fn train_a_little(
             (draw(), draw())
         })
         .collect();
-    let mut trainer = Trainer::new(config, MODELS, FEATURES, layout, Device::Cpu, spread).unwrap();
+    let mut trainer = Trainer::new(config, MODELS, FEATURES, Device::Cpu, spread).unwrap();
     let mut sums = EpochSums::zeros(MODELS, Device::Cpu);
     for (s, t) in &batches {
         let (s, t) = (
-            Acts::from_rows(s, MODELS, layout),
-            Acts::from_rows(t, MODELS, layout),
+            Acts::from_rows(s, MODELS, ModelLayout::Separate),
+            Acts::from_rows(t, MODELS, ModelLayout::Separate),
         );
         trainer.steps(config, &s, &t, 1e-3, &mut sums);
     }
@@ -312,13 +299,13 @@ fn training_in_groups_gives_the_same_bits_whatever_the_group_count() {
         ..tiny_config()
     };
     assert!(config.has_classifier());
-    let (one, one_losses) = train_a_little(&config, ModelLayout::Separate, Some(ONE_GROUP), 3);
-    let (two, two_losses) = train_a_little(&config, ModelLayout::Separate, Some(TWO_GROUPS), 3);
+    let (one, one_losses) = train_a_little(&config, Some(ONE_GROUP), 3);
+    let (two, two_losses) = train_a_little(&config, Some(TWO_GROUPS), 3);
     let four = Spread {
         groups: 4,
         threads_per_group: 1,
     };
-    let (four, four_losses) = train_a_little(&config, ModelLayout::Separate, Some(four), 3);
+    let (four, four_losses) = train_a_little(&config, Some(four), 3);
     assert_eq!(one_losses, two_losses);
     assert_eq!(one_losses, four_losses);
     assert_eq!(one.len(), two.len());
@@ -327,7 +314,7 @@ fn training_in_groups_gives_the_same_bits_whatever_the_group_count() {
         assert!(tensor.equal(&four[name]), "{name}: one group vs four");
     }
     // And the run did train: the weights moved from their initial values.
-    let (fresh, _) = train_a_little(&config, ModelLayout::Separate, Some(ONE_GROUP), 0);
+    let (fresh, _) = train_a_little(&config, Some(ONE_GROUP), 0);
     assert!(changed(&fresh, &one, "g.") && changed(&fresh, &one, "c."));
 }
 
@@ -341,9 +328,8 @@ fn training_in_groups_takes_the_steps_of_the_one_graph_trainer() {
             d_step_updates_generator: quirk,
             ..config.clone()
         };
-        let (graph, graph_losses) = train_a_little(&config, ModelLayout::Separate, None, 2);
-        let (groups, group_losses) =
-            train_a_little(&config, ModelLayout::Separate, Some(TWO_GROUPS), 2);
+        let (graph, graph_losses) = train_a_little(&config, None, 2);
+        let (groups, group_losses) = train_a_little(&config, Some(TWO_GROUPS), 2);
         for (a, b) in graph_losses.iter().zip(&group_losses) {
             assert!(
                 (a - b).abs() < 1e-5,
@@ -370,14 +356,7 @@ fn groups_follow_the_thread_count_and_give_the_caller_its_threads_back() {
     assert_eq!(spread(6, 4), of(4, 1));
     assert_eq!(spread(2, 1), of(1, 2));
     assert_eq!(spread(0, 4), of(1, 1));
-    assert_eq!(
-        Spread::default_for(ModelLayout::Batched, Device::Cpu, 4),
-        None
-    );
-    assert_eq!(
-        Spread::default_for(ModelLayout::Separate, Device::Cuda(0), 4),
-        None
-    );
+    assert_eq!(Spread::default_for(Device::Cuda(0), 4), None);
 
     let _rng = crate::libtorch_rng_lock();
     emocycle_torch::set_libtorch_threads(3);
@@ -385,7 +364,6 @@ fn groups_follow_the_thread_count_and_give_the_caller_its_threads_back() {
         &tiny_config(),
         MODELS,
         FEATURES,
-        ModelLayout::Separate,
         Device::Cpu,
         Some(TWO_GROUPS),
     )

@@ -16,6 +16,7 @@ use crate::checkpoint::{
     tensor_text, text_tensor, write_safetensors_atomic,
 };
 use crate::data::{DataShape, EpochPlan, Phase, TrainingData, derived_seed, plan_epoch};
+use crate::grid::{GridPretrain, GridRun, pretrain_grid, train_grid};
 use crate::model::{CycleGanModel, Nets, PretrainedGenerators, generator_stack};
 use crate::{GanConfig, GanError, ModelLayout};
 use emocycle_torch::{Acts, Leaf, MlpStack};
@@ -30,8 +31,6 @@ const FORMAT_VERSION: i64 = 1;
 /// How a run executes (none of it changes the method).
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
-    /// Memory layout of the K CycleGANs; `Auto` picks the faster one for the device.
-    pub layout: ModelLayout,
     /// Where checkpoints go; `None` writes none.
     pub checkpoint_dir: Option<PathBuf>,
     /// Continue from the checkpoint in `checkpoint_dir` when one exists.
@@ -117,7 +116,8 @@ pub struct RunManifest {
     pub wall_seconds: f64,
     /// Device name (`cpu`, `cuda:0`).
     pub device: String,
-    /// Resolved layout (`separate` or `batched`), or `grid` for the grid engine.
+    /// `separate` for the per-run trainer on the CPU, `grid` for the grid engine (which is also
+    /// how a run trains alone on CUDA); `batched` in manifests of earlier versions.
     pub layout: String,
     /// Shapes of the data.
     pub data: DataShape,
@@ -479,7 +479,8 @@ impl PretrainCheckpoint<'_> {
 /// rounds, one epoch of every unfinished pair per round. On the CPU a round's epochs run side
 /// by side (min(T, K) threads for T libtorch threads, as `Spread` says) and each pair draws
 /// its dropout masks from SplitMix64 streams seeded per epoch, so the result is the same for 1
-/// to K threads; on other devices they run one after the other with libtorch's masks.
+/// to K threads. On CUDA the run pretrains as a grid of one ([`crate::pretrain_grid`]), its
+/// pairs stacked; on other devices the pairs run one after the other with libtorch's masks.
 pub fn pretrain(
     config: &GanConfig,
     data: &TrainingData,
@@ -487,6 +488,20 @@ pub fn pretrain(
     options: &RunOptions,
     progress: &mut dyn FnMut(&EpochReport),
 ) -> Result<PretrainOutcome, GanError> {
+    if device.is_cuda() {
+        let run = GridPretrain {
+            label: "pretraining".into(),
+            config,
+            data,
+            options: options.clone(),
+        };
+        let mut outcomes = alone(pretrain_grid(
+            std::slice::from_ref(&run),
+            device,
+            &mut |_, r| progress(r),
+        ))?;
+        return alone(outcomes.pop().expect("a grid returns one result per run"));
+    }
     config.validate()?;
     let data = DeviceData::new(data, config, device)?;
     let models = data.models();
@@ -696,11 +711,11 @@ pub(crate) struct Trainer {
     pub adam_d: Adam,
     pub adam_g: Adam,
     labels: Tensor,
-    /// Set for the separate layout on the CPU: its CycleGANs train in groups, side by side.
+    /// Set on the CPU: the CycleGANs train in groups, side by side.
     groups: Option<Groups>,
 }
 
-/// How the CycleGANs of a separate-layout model on the CPU are spread over threads.
+/// How the CycleGANs of a model on the CPU are spread over threads.
 ///
 /// Every group runs whole steps of its CycleGANs (forward, backward and Adam) on libtorch
 /// threads of its own. The products of one CycleGAN are too small (64 or 128 rows) for two
@@ -726,14 +741,9 @@ impl Spread {
         }
     }
 
-    /// The spread for a layout and device: `None` unless separate on the CPU.
-    pub(crate) fn default_for(
-        layout: ModelLayout,
-        device: Device,
-        models: usize,
-    ) -> Option<Spread> {
-        (layout == ModelLayout::Separate && device == Device::Cpu)
-            .then(|| Spread::for_threads(tch::get_num_threads(), models))
+    /// The spread on `device`: `None` unless the CPU.
+    pub(crate) fn default_for(device: Device, models: usize) -> Option<Spread> {
+        (device == Device::Cpu).then(|| Spread::for_threads(tch::get_num_threads(), models))
     }
 }
 
@@ -1021,11 +1031,10 @@ impl Trainer {
         config: &GanConfig,
         models: usize,
         features: i64,
-        layout: ModelLayout,
         device: Device,
         spread: Option<Spread>,
     ) -> Result<Self, GanError> {
-        let nets = Nets::new(config, models, features, layout, device);
+        let nets = Nets::new(config, models, features, ModelLayout::Separate, device);
         let mut d_leaves: Vec<Leaf> = nets
             .d_t
             .leaves()
@@ -1052,10 +1061,6 @@ impl Trainer {
         };
         let adam_d = adam(d_leaves);
         let adam_g = adam(g_leaves);
-        assert!(
-            spread.is_none() || layout == ModelLayout::Separate,
-            "only the separate layout trains in groups"
-        );
         let groups = spread
             .map(|spread| {
                 Groups::new(
@@ -1279,6 +1284,10 @@ impl TrainCheckpoint<'_> {
 /// `generator_steps` G steps on the same minibatches; learning rate
 /// `lr * decay^floor(epoch / every)`; G_i and F_i start from `pretrained`, D and C fresh. Each
 /// epoch reseeds libtorch from (seed, epoch).
+///
+/// On the CPU the K CycleGANs keep separate weight matrices and train in groups side by side;
+/// on CUDA the run trains as a grid of one ([`crate::train_grid`]), whose stacked CycleGANs
+/// share every kernel launch.
 pub fn train(
     config: &GanConfig,
     data: &TrainingData,
@@ -1287,18 +1296,33 @@ pub fn train(
     options: &RunOptions,
     progress: &mut dyn FnMut(&EpochReport),
 ) -> Result<TrainOutcome, GanError> {
+    if device.is_cuda() {
+        let run = GridRun {
+            label: format!("lambda_cls {}", config.lambda_cls),
+            config,
+            data,
+            pretrained,
+            options: options.clone(),
+        };
+        let mut outcomes = alone(train_grid(
+            std::slice::from_ref(&run),
+            device,
+            &mut |_, r| progress(r),
+        ))?;
+        return alone(outcomes.pop().expect("a grid returns one result per run"));
+    }
     config.validate()?;
     let data = DeviceData::new(data, config, device)?;
     let models = data.models();
-    let layout = options.layout.resolve(device.is_cuda());
+    let layout = ModelLayout::Separate;
     let started = Instant::now();
     emocycle_torch::seed_everything(derived_seed(config.seed, Phase::TrainInit, 0, 0));
-    let spread = Spread::default_for(layout, device, models);
+    let spread = Spread::default_for(device, models);
     let masks = match spread {
         Some(_) => MaskSource::Streams,
         None => MaskSource::Libtorch,
     };
-    let mut trainer = Trainer::new(config, models, data.shape.features, layout, device, spread)?;
+    let mut trainer = Trainer::new(config, models, data.shape.features, device, spread)?;
     for leaf in trainer
         .nets
         .g
@@ -1451,14 +1475,22 @@ pub fn train(
     })
 }
 
-/// Times joint-training iterations (one D step and `generator_steps` G steps on K random
-/// batches of `features` columns) with freshly initialised networks, after `warmup` untimed
-/// ones. Returns the median time of one iteration. Used to choose [`ModelLayout::Auto`].
+/// The result of a grid of one run, its errors without the grid's naming of the run.
+fn alone<T>(result: Result<T, GanError>) -> Result<T, GanError> {
+    match result {
+        Err(GanError::InRun { source, .. }) => Err(*source),
+        other => other,
+    }
+}
+
+/// Times the per-run trainer's joint-training iterations (one D step and `generator_steps` G
+/// steps on K random batches of `features` columns; on the CPU the CycleGANs in groups side by
+/// side) with freshly initialised networks, after `warmup` untimed ones. Returns the median
+/// time of one iteration.
 pub fn time_training_iterations(
     config: &GanConfig,
     emotions: usize,
     features: i64,
-    layout: ModelLayout,
     device: Device,
     warmup: usize,
     iterations: usize,
@@ -1469,9 +1501,8 @@ pub fn time_training_iterations(
     let random = || Tensor::rand([rows, features], (Kind::Float, Device::Cpu));
     let data = TrainingData::new(random(), (0..emotions).map(|_| random()).collect());
     let data = DeviceData::new(&data, config, device)?;
-    let layout = layout.resolve(device.is_cuda());
-    let spread = Spread::default_for(layout, device, emotions);
-    let mut trainer = Trainer::new(config, emotions, features, layout, device, spread)?;
+    let spread = Spread::default_for(device, emotions);
+    let mut trainer = Trainer::new(config, emotions, features, device, spread)?;
     let plan = plan_epoch(rows, &data.shape.target_rows, &data.offsets, rows, device);
     let mut sums = EpochSums::zeros(emotions, device);
     let lr = config.learning_rate;
@@ -1486,7 +1517,7 @@ pub fn time_training_iterations(
     }
     sync();
     // The median, not the mean: on a shared machine one iteration that a neighbour's burst slowed
-    // down would otherwise decide the layout.
+    // down would otherwise decide the result.
     let mut times: Vec<Duration> = (0..iterations.max(1))
         .map(|_| {
             let start = Instant::now();

@@ -289,7 +289,6 @@ fn a_stopped_grid_resumes_to_the_same_bits_alone_or_together() {
             checkpoint_dir: Some(root.join(case.label)),
             resume: true,
             stop_after_epochs: stop,
-            ..RunOptions::default()
         }
     };
     let straight = ok(train_grid(
@@ -425,7 +424,6 @@ fn a_pretraining_has_the_same_bits_alone_in_a_grid_and_resumed() {
             checkpoint_dir: Some(root.join(case.label)),
             resume: true,
             stop_after_epochs: stop,
-            ..RunOptions::default()
         }
     };
     let pretrain_all = |name, stop| {

@@ -215,117 +215,107 @@ fn all_tensors(path: &std::path::Path) -> HashMap<String, Tensor> {
 #[test]
 fn resuming_is_bit_identical_to_an_uninterrupted_run() {
     let _guard = exclusive();
-    for layout in [ModelLayout::Separate, ModelLayout::Batched] {
-        let (config, data) = tiny(4, 5);
-        let straight_dir = tempfile::tempdir().unwrap();
-        let straight = RunOptions {
-            layout,
-            checkpoint_dir: Some(straight_dir.path().to_path_buf()),
-            ..RunOptions::default()
-        };
-        let pre = pretrain(&config, &data, CPU, &straight, &mut |_| {}).unwrap();
-        let full = train(&config, &data, &pre.generators, CPU, &straight, &mut |_| {}).unwrap();
-        assert!(full.manifest.complete);
+    let (config, data) = tiny(4, 5);
+    let straight_dir = tempfile::tempdir().unwrap();
+    let straight = RunOptions {
+        checkpoint_dir: Some(straight_dir.path().to_path_buf()),
+        ..RunOptions::default()
+    };
+    let pre = pretrain(&config, &data, CPU, &straight, &mut |_| {}).unwrap();
+    let full = train(&config, &data, &pre.generators, CPU, &straight, &mut |_| {}).unwrap();
+    assert!(full.manifest.complete);
 
-        let split_dir = tempfile::tempdir().unwrap();
-        let part = |stop| RunOptions {
-            layout,
-            checkpoint_dir: Some(split_dir.path().to_path_buf()),
-            resume: true,
-            stop_after_epochs: stop,
-        };
-        // Stop in the middle of the second round of epochs, then finish from the checkpoint.
-        let first = pretrain(&config, &data, CPU, &part(Some(7)), &mut |_| {}).unwrap();
-        assert!(!first.manifest.complete);
-        assert_eq!(first.manifest.epochs_done, [2, 2, 2, 1]);
-        let rest = pretrain(&config, &data, CPU, &part(None), &mut |_| {}).unwrap();
-        assert_eq!(rest.log, pre.log);
-        let a = all_tensors(&straight_dir.path().join(PRETRAIN_CHECKPOINT));
-        let b = all_tensors(&split_dir.path().join(PRETRAIN_CHECKPOINT));
-        assert_eq!(a.len(), b.len());
-        for (name, tensor) in &a {
-            assert!(
-                tensor.equal(&b[name]),
-                "{layout:?}: pretraining checkpoint {name}"
-            );
-        }
-        for (name, tensor) in pre.generators.tensors() {
-            assert!(
-                tensor.equal(&rest.generators.tensors()[name]),
-                "{layout:?}: pretrained {name}"
-            );
-        }
-        // Go through the file, as a fresh process would.
-        let generators_path = split_dir.path().join("generators.safetensors");
-        rest.generators.save(&generators_path).unwrap();
-        let generators = PretrainedGenerators::load(&generators_path).unwrap();
-
-        let half = train(
-            &config,
-            &data,
-            &generators,
-            CPU,
-            &part(Some(2)),
-            &mut |_| {},
-        )
-        .unwrap();
-        assert_eq!(half.manifest.epochs_done, [2]);
-        assert!(!half.manifest.complete);
-        let resumed = train(&config, &data, &generators, CPU, &part(None), &mut |_| {}).unwrap();
-        assert!(resumed.manifest.complete);
-        assert_eq!(resumed.log, full.log);
-
-        let a = all_tensors(&straight_dir.path().join(TRAIN_CHECKPOINT));
-        let b = all_tensors(&split_dir.path().join(TRAIN_CHECKPOINT));
-        assert_eq!(a.len(), b.len());
+    let split_dir = tempfile::tempdir().unwrap();
+    let part = |stop| RunOptions {
+        checkpoint_dir: Some(split_dir.path().to_path_buf()),
+        resume: true,
+        stop_after_epochs: stop,
+    };
+    // Stop in the middle of the second round of epochs, then finish from the checkpoint.
+    let first = pretrain(&config, &data, CPU, &part(Some(7)), &mut |_| {}).unwrap();
+    assert!(!first.manifest.complete);
+    assert_eq!(first.manifest.epochs_done, [2, 2, 2, 1]);
+    let rest = pretrain(&config, &data, CPU, &part(None), &mut |_| {}).unwrap();
+    assert_eq!(rest.log, pre.log);
+    let a = all_tensors(&straight_dir.path().join(PRETRAIN_CHECKPOINT));
+    let b = all_tensors(&split_dir.path().join(PRETRAIN_CHECKPOINT));
+    assert_eq!(a.len(), b.len());
+    for (name, tensor) in &a {
+        assert!(tensor.equal(&b[name]), "pretraining checkpoint {name}");
+    }
+    for (name, tensor) in pre.generators.tensors() {
         assert!(
-            a.contains_key("adam.d.m.g.0.layers.0.weight"),
-            "the D optimiser holds G with the quirk"
-        );
-        for (name, tensor) in &a {
-            assert!(
-                tensor.equal(&b[name]),
-                "{layout:?}: {name} differs after resume"
-            );
-        }
-        for ((name, x), (other, y)) in full
-            .model
-            .named_tensors()
-            .iter()
-            .zip(resumed.model.named_tensors().iter())
-        {
-            assert_eq!(name, other);
-            assert!(x.equal(y), "{layout:?}: model tensor {name}");
-        }
-
-        let loaded = CycleGanModel::load(
-            &split_dir.path().join(TRAIN_CHECKPOINT),
-            &config,
-            ModelLayout::Separate,
-            CPU,
-        )
-        .unwrap();
-        let loaded: HashMap<String, Tensor> = loaded.named_tensors().into_iter().collect();
-        assert_eq!(loaded.len(), full.model.named_tensors().len());
-        for (name, x) in full.model.named_tensors() {
-            assert!(x.equal(&loaded[&name]), "{layout:?}: loaded tensor {name}");
-        }
-
-        // A checkpoint from other settings is refused, not silently continued.
-        let changed = GanConfig {
-            lambda_cyc: 1.0,
-            train_epochs: 6,
-            ..config.clone()
-        };
-        let err = match train(&changed, &data, &generators, CPU, &part(None), &mut |_| {}) {
-            Err(err) => err,
-            Ok(_) => panic!("a mismatching checkpoint was accepted"),
-        };
-        assert!(
-            matches!(&err, GanError::CheckpointMismatch { differences, .. } if differences.contains("lambda_cyc")),
-            "{err}"
+            tensor.equal(&rest.generators.tensors()[name]),
+            "pretrained {name}"
         );
     }
+    // Go through the file, as a fresh process would.
+    let generators_path = split_dir.path().join("generators.safetensors");
+    rest.generators.save(&generators_path).unwrap();
+    let generators = PretrainedGenerators::load(&generators_path).unwrap();
+
+    let half = train(
+        &config,
+        &data,
+        &generators,
+        CPU,
+        &part(Some(2)),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(half.manifest.epochs_done, [2]);
+    assert!(!half.manifest.complete);
+    let resumed = train(&config, &data, &generators, CPU, &part(None), &mut |_| {}).unwrap();
+    assert!(resumed.manifest.complete);
+    assert_eq!(resumed.log, full.log);
+
+    let a = all_tensors(&straight_dir.path().join(TRAIN_CHECKPOINT));
+    let b = all_tensors(&split_dir.path().join(TRAIN_CHECKPOINT));
+    assert_eq!(a.len(), b.len());
+    assert!(
+        a.contains_key("adam.d.m.g.0.layers.0.weight"),
+        "the D optimiser holds G with the quirk"
+    );
+    for (name, tensor) in &a {
+        assert!(tensor.equal(&b[name]), "{name} differs after resume");
+    }
+    for ((name, x), (other, y)) in full
+        .model
+        .named_tensors()
+        .iter()
+        .zip(resumed.model.named_tensors().iter())
+    {
+        assert_eq!(name, other);
+        assert!(x.equal(y), "model tensor {name}");
+    }
+
+    let loaded = CycleGanModel::load(
+        &split_dir.path().join(TRAIN_CHECKPOINT),
+        &config,
+        ModelLayout::Separate,
+        CPU,
+    )
+    .unwrap();
+    let loaded: HashMap<String, Tensor> = loaded.named_tensors().into_iter().collect();
+    assert_eq!(loaded.len(), full.model.named_tensors().len());
+    for (name, x) in full.model.named_tensors() {
+        assert!(x.equal(&loaded[&name]), "loaded tensor {name}");
+    }
+
+    // A checkpoint from other settings is refused, not silently continued.
+    let changed = GanConfig {
+        lambda_cyc: 1.0,
+        train_epochs: 6,
+        ..config.clone()
+    };
+    let err = match train(&changed, &data, &generators, CPU, &part(None), &mut |_| {}) {
+        Err(err) => err,
+        Ok(_) => panic!("a mismatching checkpoint was accepted"),
+    };
+    assert!(
+        matches!(&err, GanError::CheckpointMismatch { differences, .. } if differences.contains("lambda_cyc")),
+        "{err}"
+    );
 }
 
 #[test]
@@ -371,38 +361,5 @@ fn one_or_two_threads_pretrain_and_train_the_same_bits() {
     let two: HashMap<String, Tensor> = trained_two.model.named_tensors().into_iter().collect();
     for (name, tensor) in trained_one.model.named_tensors() {
         assert!(tensor.equal(&two[&name]), "trained {name}");
-    }
-}
-
-#[test]
-fn both_layouts_train_to_the_same_weights_without_dropout() {
-    let _guard = exclusive();
-    let (config, data) = tiny(5, 3);
-    // Dropout off: the layouts draw their masks differently, the rest is one function.
-    let config = GanConfig {
-        generator_dropout: 0.0,
-        discriminator_dropout: 0.0,
-        classifier_dropout: 0.0,
-        ..config
-    };
-    let pre = pretrain(&config, &data, CPU, &RunOptions::default(), &mut |_| {}).unwrap();
-    let trained = |layout| {
-        let options = RunOptions {
-            layout,
-            ..RunOptions::default()
-        };
-        let outcome = train(&config, &data, &pre.generators, CPU, &options, &mut |_| {}).unwrap();
-        outcome
-            .model
-            .named_tensors()
-            .into_iter()
-            .collect::<HashMap<String, Tensor>>()
-    };
-    let separate = trained(ModelLayout::Separate);
-    let batched = trained(ModelLayout::Batched);
-    assert_eq!(separate.len(), batched.len());
-    for (name, tensor) in &separate {
-        let diff = (tensor - &batched[name]).abs().max().double_value(&[]);
-        assert!(diff < 1e-5, "{name} differs by {diff}");
     }
 }

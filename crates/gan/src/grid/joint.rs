@@ -28,7 +28,7 @@ pub struct GridRun<'a> {
     pub data: &'a TrainingData,
     /// Its scope's pretrained generators.
     pub pretrained: &'a PretrainedGenerators,
-    /// Its checkpoint directory, resume and epoch budget (`layout` is not read).
+    /// Its checkpoint directory, resume and epoch budget.
     pub options: RunOptions,
 }
 /// One run's state in the grid.

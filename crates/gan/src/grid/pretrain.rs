@@ -25,7 +25,7 @@ pub struct GridPretrain<'a> {
     pub config: &'a GanConfig,
     /// Its scope's normalised data.
     pub data: &'a TrainingData,
-    /// Its checkpoint directory, resume and budget of pair-epochs (`layout` is not read).
+    /// Its checkpoint directory, resume and budget of pair-epochs.
     pub options: RunOptions,
 }
 
