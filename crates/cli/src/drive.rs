@@ -22,6 +22,8 @@ pub(crate) struct StageOutcome {
     pub up_to_date: Vec<String>,
     /// The files the units that ran made or replaced.
     pub wrote: Vec<PathBuf>,
+    /// Child processes that ran units side by side; 0 when every unit ran in this process.
+    pub processes: usize,
 }
 
 impl StageOutcome {
@@ -129,6 +131,7 @@ impl Drive<'_> {
             let jobs = long.iter().map(|unit| self.child_job(unit)).collect();
             let children = Instant::now();
             parallel::run_children(self.stage, jobs, workers, self.child_threads)?;
+            outcome.processes = workers;
             eprintln!(
                 "{}: {} runs done in {:.1} s, {workers} at a time",
                 self.stage,

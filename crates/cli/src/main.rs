@@ -219,19 +219,16 @@ enum Command {
 }
 
 impl Command {
-    /// For a pipeline stage: its name, pipeline file and parallel runs (for its record).
-    fn stage(&self) -> Option<(&'static str, PathBuf, usize)> {
-        let jobs = |requested: usize| parallel::worker_count(requested);
+    /// For a pipeline stage: its name and pipeline file (for its record).
+    fn stage(&self) -> Option<(&'static str, PathBuf)> {
         match self {
-            Self::Features { config, .. } => Some(("features", config.clone(), 1)),
-            Self::Augment {
-                config, jobs: j, ..
-            } => Some(("augment", config.clone(), jobs(*j))),
-            Self::Pretrain { config, run } => Some(("pretrain", config.clone(), jobs(run.jobs))),
-            Self::Train { config, run, .. } => Some(("train", config.clone(), jobs(run.jobs))),
-            Self::Generate { config, .. } => Some(("generate", config.clone(), 1)),
-            Self::Quality { config, .. } => Some(("quality", config.clone(), 1)),
-            Self::Evaluate { config, .. } => Some(("evaluate", config.clone(), 0)),
+            Self::Features { config, .. } => Some(("features", config.clone())),
+            Self::Augment { config, .. } => Some(("augment", config.clone())),
+            Self::Pretrain { config, .. } => Some(("pretrain", config.clone())),
+            Self::Train { config, .. } => Some(("train", config.clone())),
+            Self::Generate { config, .. } => Some(("generate", config.clone())),
+            Self::Quality { config, .. } => Some(("quality", config.clone())),
+            Self::Evaluate { config, .. } => Some(("evaluate", config.clone())),
             Self::Report { .. }
             | Self::Submit { .. }
             | Self::Status { .. }
@@ -408,12 +405,12 @@ fn main() -> ExitCode {
     };
     // A stage that did work leaves a record of its wall time for the report.
     let outcome = outcome.and_then(|done| match (stage, done) {
-        (Some((stage, config, jobs)), Some(done)) if done.worked() => {
-            // Parallel runs are child processes with one thread each unless --threads says.
-            let threads = match cli.threads {
-                Some(threads) => usize::from(threads),
-                None if jobs > 1 => 1,
-                None => tch::get_num_threads().max(1) as usize,
+        (Some((stage, config)), Some(done)) if done.worked() => {
+            // Child processes run one libtorch thread each unless --threads says; units run in
+            // this process (a grid, or the one run left to do) use its threads.
+            let (jobs, threads) = match done.processes {
+                0 | 1 => (1, tch::get_num_threads().max(1) as usize),
+                n => (n, cli.threads.map_or(1, usize::from)),
             };
             record::finish(&record::StageRun {
                 stage,

@@ -313,6 +313,12 @@ fn killed_training_resumes_to_the_same_weights(engine: &str) {
         temporaries(&killed.path().join("runs")),
         Vec::<std::path::PathBuf>::new()
     );
+    // The stage record says how it ran: in this one process, whatever --jobs allowed.
+    let record: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(killed.path().join("runs/tiny/stages/train.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record["jobs"], 1, "{record}");
     // A second --resume finds the run up to date instead of training it again.
     let stderr = stage(killed.path(), &[train, &["--resume"]].concat());
     assert!(stderr.contains("is up to date"), "{stderr}");
