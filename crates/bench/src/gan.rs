@@ -440,6 +440,20 @@ fn engine_ms(
 /// trains in a process of its own with one libtorch thread, one process per core; the grid
 /// engine trains R runs as one batched model. Both are timed as they run: `train` and
 /// `train_grid` on epochs of one iteration, every run with its own data and classifier.
+/// One line: ms per iteration of `runs` runs in the grid engine (0: `train`) at the demo's size,
+/// one thread.
+pub(crate) fn engine(runs: usize, warmup: usize, iterations: usize) -> Result<String> {
+    let grid = (runs > 0).then_some(runs);
+    let ms = engine_ms(&demo_config(), grid, Device::Cpu, 1, warmup, iterations)?;
+    let what = match grid {
+        Some(runs) => format!("grid engine, {runs} runs"),
+        None => "per-run engine (`train`)".into(),
+    };
+    Ok(format!(
+        "{what}, demo size, 1 thread: {ms:.1} ms per iteration (median of {iterations})\n"
+    ))
+}
+
 pub(crate) fn fusion(warmup: usize, iterations: usize) -> Result<String> {
     let config = demo_config();
     let threads = tch::get_num_threads();

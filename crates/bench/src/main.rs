@@ -1,6 +1,6 @@
 //! `emocycle-bench`: the measurements behind docs/benchmarks.md, printed as markdown tables.
 //!
-//! `emocycle-bench [REPO] [--out FILE] [--only ingest|gan|fusion|classifiers]`: REPO is the repository root (for
+//! `emocycle-bench [REPO] [--out FILE] [--only ingest|gan|fusion|classifiers|engine]`: REPO is the repository root (for
 //! the fixture's feature names and tools/bench/*.py); data and the pandas virtualenv go to
 //! `$EMOCYCLE_CACHE` (default `~/.cache/emocycle`).
 
@@ -23,6 +23,9 @@ enum Only {
     Fusion,
     /// Only the evaluation's classifiers, one per process against stacked (a minute).
     Classifiers,
+    /// One engine at the demo's size, one thread, `--grid-runs` runs (0: `train`), on epochs of
+    /// one iteration: what tools/bench/count_ops.sh counts the libtorch operators of.
+    Engine,
 }
 
 /// emocycle's benchmarks: ingestion against pandas, GAN iterations against PyTorch eager.
@@ -49,6 +52,9 @@ struct Args {
     /// Timed GAN iterations (the median is reported).
     #[arg(long, default_value_t = 10)]
     iterations: usize,
+    /// Runs of the grid for `--only engine`; 0 times `train` instead.
+    #[arg(long, default_value_t = 1)]
+    grid_runs: usize,
 }
 
 pub(crate) fn cache_dir() -> PathBuf {
@@ -129,6 +135,11 @@ fn main() -> Result<()> {
             section(gan::bench(&repo, args.warmup, args.iterations.max(1))?);
         }
         Some(Only::Fusion) => section(gan::fusion(args.warmup, args.iterations.max(1))?),
+        Some(Only::Engine) => section(gan::engine(
+            args.grid_runs,
+            args.warmup,
+            args.iterations.max(1),
+        )?),
         Some(Only::Ingest | Only::Classifiers) => {}
     }
     if matches!(args.only, None | Some(Only::Classifiers)) {
