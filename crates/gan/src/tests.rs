@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use tch::{Device, Kind, Tensor};
 
 use crate::model::Nets;
-use crate::train::{EpochSums, Spread, Trainer};
-use crate::{GanConfig, ModelLayout};
+use crate::train::{EpochSums, Spread, Trainer, alone};
+use crate::{GanConfig, GanError, ModelLayout};
 use emocycle_torch::{Acts, Leaf, bce_elementwise};
 
 const MODELS: usize = 4;
@@ -375,4 +375,24 @@ fn groups_follow_the_thread_count_and_give_the_caller_its_threads_back() {
     );
     drop(trainer);
     assert_eq!(tch::get_num_threads(), 3, "the caller's count comes back");
+}
+
+#[test]
+fn a_grid_of_one_reports_its_run_as_the_run_alone_would() {
+    let diverged = || GanError::Diverged {
+        phase: "train",
+        epoch: 3,
+        pair: None,
+    };
+    let named = |error| GanError::InRun {
+        run: "lambda_cls 2".into(),
+        source: Box::new(error),
+    };
+    assert_eq!(alone(Ok(vec![Ok(7)])).unwrap(), 7);
+    // Inside the run's result and around the whole grid's: the run's name goes either way.
+    for grid in [Ok(vec![Err(named(diverged()))]), Err(named(diverged()))] {
+        let error = alone::<u8>(grid).unwrap_err();
+        assert_eq!(error.to_string(), diverged().to_string());
+        assert!(matches!(error, GanError::Diverged { epoch: 3, .. }));
+    }
 }

@@ -495,12 +495,7 @@ pub fn pretrain(
             data,
             options: options.clone(),
         };
-        let mut outcomes = alone(pretrain_grid(
-            std::slice::from_ref(&run),
-            device,
-            &mut |_, r| progress(r),
-        ))?;
-        return alone(outcomes.pop().expect("a grid returns one result per run"));
+        return alone(pretrain_grid(&[run], device, &mut |_, r| progress(r)));
     }
     config.validate()?;
     let data = DeviceData::new(data, config, device)?;
@@ -1304,12 +1299,7 @@ pub fn train(
             pretrained,
             options: options.clone(),
         };
-        let mut outcomes = alone(train_grid(
-            std::slice::from_ref(&run),
-            device,
-            &mut |_, r| progress(r),
-        ))?;
-        return alone(outcomes.pop().expect("a grid returns one result per run"));
+        return alone(train_grid(&[run], device, &mut |_, r| progress(r)));
     }
     config.validate()?;
     let data = DeviceData::new(data, config, device)?;
@@ -1475,12 +1465,17 @@ pub fn train(
     })
 }
 
-/// The result of a grid of one run, its errors without the grid's naming of the run.
-fn alone<T>(result: Result<T, GanError>) -> Result<T, GanError> {
-    match result {
-        Err(GanError::InRun { source, .. }) => Err(*source),
+/// The outcome of a grid of one run, its errors without the grid's naming of the run.
+pub(crate) fn alone<T>(grid: Result<Vec<Result<T, GanError>>, GanError>) -> Result<T, GanError> {
+    let unnamed = |error| match error {
+        GanError::InRun { source, .. } => *source,
         other => other,
-    }
+    };
+    let mut outcomes = grid.map_err(unnamed)?;
+    outcomes
+        .pop()
+        .expect("a grid returns one result per run")
+        .map_err(unnamed)
 }
 
 /// Times the per-run trainer's joint-training iterations (one D step and `generator_steps` G
