@@ -310,20 +310,6 @@ fn plan_phase(
         .collect()
 }
 
-/// This process's peak resident memory so far, from /proc/self/status (Linux).
-fn peak_resident_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kib: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib * 1024)
-}
-
 fn gib(bytes: u64) -> f64 {
     bytes as f64 / (1u64 << 30) as f64
 }
@@ -418,7 +404,7 @@ impl WorkUnit for GridUnit {
             gib(self.estimate)
         );
         if self.device == Device::Cpu
-            && let Some(peak) = peak_resident_bytes()
+            && let Some(peak) = emocycle_torch::peak_resident_bytes()
         {
             summary.push_str(&format!(", process peak resident {:.2} GiB", gib(peak)));
         }

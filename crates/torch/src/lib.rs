@@ -91,6 +91,20 @@ pub fn keep_freed_memory() {
     }
 }
 
+/// This process's peak resident memory so far, bytes, from /proc/self/status (Linux only).
+pub fn peak_resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
 /// Sets the calling thread's libtorch intra-op thread count so that it stays set.
 ///
 /// libtorch keeps the count per OS thread, and the first time a thread asks for it (any
