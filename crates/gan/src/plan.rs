@@ -287,7 +287,7 @@ fn plan_phase(
         .iter()
         .map(|run| match sizes(run) {
             Ok((features, rows)) => {
-                grid_bytes_per_run(&run.config, 4, features) + rows * features as u64 * 4
+                grid_bytes_per_run(&run.config, 4, features, device) + rows * features as u64 * 4
             }
             Err(error) => {
                 tracing::warn!("grouping the grid without a memory estimate: {error}");
