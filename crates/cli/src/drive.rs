@@ -2,14 +2,16 @@
 //! to date, runs the rest (long ones side by side in child processes), shows progress, and says
 //! what happened.
 
+use std::cell::Cell;
 use std::ffi::OsString;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use emocycle_artifact::{Progress, WorkUnit};
 use emocycle_torch::DeviceChoice;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{HumanDuration, ProgressBar, ProgressStyle};
 
 use crate::parallel::{self, ChildJob};
 
@@ -53,7 +55,41 @@ pub(crate) struct Drive<'a> {
 }
 
 /// The indicatif bar behind a unit's [`Progress`]: a spinner until the unit says how long it is.
-struct Bar(ProgressBar);
+/// Where stderr is no terminal (a log file, a Slurm job) indicatif draws nothing, so the bar
+/// also prints its state as a plain line every [`LOG_EVERY`].
+struct Bar {
+    bar: ProgressBar,
+    log: Option<Log>,
+}
+
+/// How often a unit's progress reaches a log: a GPU grid or a paper-size run trains for hours.
+const LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// Plain progress lines, at most one per `every`.
+struct Log {
+    every: Duration,
+    last: Cell<Instant>,
+}
+
+impl Log {
+    /// The bar's state as a line, if one is due.
+    fn line(&self, bar: &ProgressBar) -> Option<String> {
+        if self.last.get().elapsed() < self.every {
+            return None;
+        }
+        self.last.set(Instant::now());
+        let length = bar
+            .length()
+            .map_or(String::new(), |length| format!("/{length}"));
+        Some(format!(
+            "{} {}{length} {} [{}]",
+            bar.prefix(),
+            bar.position(),
+            bar.message(),
+            HumanDuration(bar.elapsed())
+        ))
+    }
+}
 
 impl Bar {
     fn new(prefix: String) -> Self {
@@ -63,31 +99,39 @@ impl Bar {
                 .expect("valid template"),
         );
         bar.enable_steady_tick(std::time::Duration::from_millis(120));
-        Self(bar)
+        let log = (!std::io::stderr().is_terminal()).then(|| Log {
+            every: LOG_EVERY,
+            last: Cell::new(Instant::now()),
+        });
+        Self { bar, log }
     }
 }
 
 impl Progress for Bar {
     fn set_length(&self, length: u64) {
-        if self.0.length() != Some(length) {
-            self.0.disable_steady_tick();
-            self.0.set_style(
+        if self.bar.length() != Some(length) {
+            self.bar.disable_steady_tick();
+            self.bar.set_style(
                 ProgressStyle::with_template(
                     "{prefix} [{bar:30}] {pos}/{len} {msg} [{elapsed} < {eta}]",
                 )
                 .expect("valid template")
                 .progress_chars("=> "),
             );
-            self.0.set_length(length);
+            self.bar.set_length(length);
         }
     }
 
     fn set_position(&self, position: u64) {
-        self.0.set_position(position);
+        self.bar.set_position(position);
     }
 
+    /// Units set their message after their position: the logged line has both of one step.
     fn set_message(&self, message: String) {
-        self.0.set_message(message);
+        self.bar.set_message(message);
+        if let Some(line) = self.log.as_ref().and_then(|log| log.line(&self.bar)) {
+            eprintln!("{line}");
+        }
     }
 }
 
@@ -152,7 +196,7 @@ impl Drive<'_> {
             let done = unit
                 .execute(&bar)
                 .with_context(|| heading(self.stage, &label))?;
-            bar.0.finish_and_clear();
+            bar.bar.finish_and_clear();
             for note in &done.notes {
                 eprintln!("{} {note}", heading(self.stage, &label));
             }
@@ -209,7 +253,6 @@ impl Drive<'_> {
 mod tests {
     use super::*;
     use emocycle_artifact::Done;
-    use std::cell::Cell;
 
     /// A unit that counts its runs and fails on request.
     struct Fake {
@@ -341,5 +384,36 @@ mod tests {
              --force --resume"
         );
         assert_eq!(job.label, "fold1 lambda_cls=2");
+    }
+
+    #[test]
+    fn without_a_terminal_progress_reaches_the_log_once_per_interval() {
+        let bar = ProgressBar::hidden().with_prefix("train: grid of 12 runs");
+        bar.set_length(24_000);
+        bar.set_position(1234);
+        bar.set_message("fold3 lambda_cls=2 epoch 102: d 0.693");
+        let due = Log {
+            every: Duration::ZERO,
+            last: Cell::new(Instant::now()),
+        };
+        let line = due.line(&bar).unwrap();
+        assert!(
+            line.starts_with(
+                "train: grid of 12 runs 1234/24000 fold3 lambda_cls=2 epoch 102: d 0.693 ["
+            ),
+            "{line}"
+        );
+        let quiet = Log {
+            every: Duration::from_secs(3600),
+            last: Cell::new(Instant::now()),
+        };
+        assert_eq!(quiet.line(&bar), None);
+        // Once printed, the next line waits for the interval again.
+        let hourly = Log {
+            every: Duration::from_secs(3600),
+            last: Cell::new(Instant::now() - Duration::from_secs(7200)),
+        };
+        assert!(hourly.line(&bar).is_some());
+        assert_eq!(hourly.line(&bar), None);
     }
 }
