@@ -26,7 +26,7 @@ cleanup() {
     echo 0 >"$tracing/events/emocycle_ops/enable" 2>/dev/null || true
     grep -o '^p:emocycle_ops/[a-z0-9_]*' "$tracing/uprobe_events" 2>/dev/null |
         sed 's/^p:/-:/' >"$work/remove" || true
-    [ -s "$work/remove" ] && while read -r line; do echo "$line" >>"$tracing/uprobe_events"; done <"$work/remove"
+    while read -r line; do echo "$line" >>"$tracing/uprobe_events"; done <"$work/remove" || true
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -56,7 +56,7 @@ count() {
 }
 echo 1 >"$tracing/events/emocycle_ops/enable"
 
-printf '| engine | operator calls per iteration | of which views and reshapes |\n| --- | --- | --- |\n'
+printf '| engine | operator calls per iteration | of which views |\n| --- | --- | --- |\n'
 for r in "${runs[@]}"; do
     run() { "$bench" . --only engine --grid-runs "$r" --warmup 1 --iterations "$1" 2>"$work/stderr" || { cat "$work/stderr" >&2; return 1; }; }
     count run 2 >"$work/short"
@@ -67,7 +67,11 @@ for r in "${runs[@]}"; do
     join -t$'\t' "$work/per_iteration.$r" <(cut -f1,2 "$work/names.tsv" | sort) >"$work/named.$r"
     total=$(awk -F'\t' '{ s += $2 } END { printf "%.0f", s }' "$work/named.$r")
     views=$(awk -F'\t' '$3 ~ /^(view|_unsafe_view|reshape|narrow|slice_Tensor|select_int|t|transpose_int|expand|unsqueeze|squeeze|squeeze_dim|permute|as_strided|alias|detach|unbind_int|split_Tensor|chunk|contiguous|flatten_using_ints)$/ { s += $2 } END { printf "%.0f", s }' "$work/named.$r")
-    name=$([ "$r" = 0 ] && echo "train, one run" || echo "grid engine, $r runs")
+    case "$r" in
+        0) name="train, one run" ;;
+        1) name="grid engine, 1 run" ;;
+        *) name="grid engine, $r runs" ;;
+    esac
     printf '| %s | %s | %s |\n' "$name" "$total" "$views"
     if [ -n "${COUNT_OPS_DETAIL:-}" ]; then
         sort -t$'\t' -k2,2nr "$work/named.$r" | awk -F'\t' '{ printf "    %-40s %8.1f\n", $3, $2 }' >&2

@@ -1,6 +1,6 @@
 //! GAN benchmark: milliseconds per joint-training iteration of the per-run trainer and the grid
-//! engine, the PyTorch-eager loop, and the roofline floor from this machine's measured matmul speed and
-//! memory bandwidth.
+//! engine, the PyTorch-eager loop, and the roofline floor from this machine's measured matmul
+//! speed and memory bandwidth.
 
 use std::path::Path;
 use std::process::Command;
@@ -444,10 +444,6 @@ fn engine_ms(
     Ok(median_gap(&times, warmup.max(1)))
 }
 
-/// Does the fused grid engine beat one run per process? Today every (scope, lambda_cls) run
-/// trains in a process of its own with one libtorch thread, one process per core; the grid
-/// engine trains R runs as one batched model. Both are timed as they run: `train` and
-/// `train_grid` on epochs of one iteration, every run with its own data and classifier.
 /// One line: ms per iteration of `runs` runs in the grid engine (0: `train`) at the demo's size,
 /// one thread.
 pub(crate) fn engine(runs: usize, warmup: usize, iterations: usize) -> Result<String> {
@@ -462,6 +458,10 @@ pub(crate) fn engine(runs: usize, warmup: usize, iterations: usize) -> Result<St
     ))
 }
 
+/// Does the fused grid engine beat one run per process? Today every (scope, lambda_cls) run
+/// trains in a process of its own with one libtorch thread, one process per core; the grid
+/// engine trains R runs as one batched model. Both are timed as they run: `train` and
+/// `train_grid` on epochs of one iteration, every run with its own data and classifier.
 pub(crate) fn fusion(warmup: usize, iterations: usize) -> Result<String> {
     let config = demo_config();
     let threads = tch::get_num_threads();

@@ -73,13 +73,13 @@
 //! groups side by side: with T libtorch threads, min(T, K) groups of T / groups threads each,
 //! every group running its CycleGANs' forward pass, backward pass and Adam update on threads of
 //! its own (two groups of one thread are 1.14x faster than one group of two on two cores;
-//! docs/benchmarks.md's history). C, which
-//! sees every CycleGAN's G(s), runs between the groups' forward and backward passes on the
-//! calling thread and hands each group its gradient with respect to G(s). In this mode each
-//! CycleGAN draws its dropout masks from SplitMix64 streams seeded per step from libtorch's
-//! generator, so the numbers depend on the seed and the threads per group, not on how many
-//! groups there are. Pretraining on the CPU runs in rounds of one epoch per unfinished pair,
-//! min(T, K) pairs at a time, each pair's masks from streams seeded per epoch.
+//! docs/benchmarks.md's history). C, which sees every CycleGAN's G(s), runs between the groups'
+//! forward and backward passes on the calling thread and hands each group its gradient with
+//! respect to G(s). In this mode each CycleGAN draws its dropout masks from SplitMix64 streams
+//! seeded per step from libtorch's generator, so the numbers depend on the seed and the threads
+//! per group, not on how many groups there are. Pretraining on the CPU runs in rounds of one
+//! epoch per unfinished pair, min(T, K) pairs at a time, each pair's masks from streams seeded
+//! per epoch.
 //!
 //! # The grid engine
 //!
