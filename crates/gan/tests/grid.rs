@@ -105,6 +105,26 @@ fn assert_same_bits(a: &HashMap<String, Tensor>, b: &HashMap<String, Tensor>, wh
     }
 }
 
+/// Options that checkpoint each case below `root/name/<label>`, resume, and stop after `stop`
+/// epochs of this call.
+fn resumable(root: &Path, name: &str, stop: Option<usize>) -> impl Fn(&Case) -> RunOptions {
+    let root = root.join(name);
+    move |case: &Case| RunOptions {
+        checkpoint_dir: Some(root.join(case.label)),
+        resume: true,
+        stop_after_epochs: stop,
+    }
+}
+
+/// Every tensor of `a` within 1e-5 of `b`'s of the same name.
+fn assert_close(a: &HashMap<String, Tensor>, b: &HashMap<String, Tensor>, what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}");
+    for (name, tensor) in a {
+        let diff = (tensor - &b[name]).abs().max().double_value(&[]);
+        assert!(diff < 1e-5, "{what}: {name} differs by {diff}");
+    }
+}
+
 /// Two scopes (3 and 2 iterations per epoch), lambda_cls 0 and 2, two generator seeds. K x
 /// batch is 16: a loss of one run alone is half a vector block of libtorch's kernels.
 fn cases() -> (Vec<Case>, Vec<TrainingData>, Vec<PretrainedGenerators>) {
@@ -268,13 +288,11 @@ fn the_grid_takes_the_steps_of_the_per_run_trainer() {
                 b.cls
             );
         }
-        let fused = tensors(fused);
-        let per_run = tensors(&per_run);
-        assert_eq!(per_run.len(), fused.len());
-        for (name, tensor) in &per_run {
-            let diff = (tensor - &fused[name]).abs().max().double_value(&[]);
-            assert!(diff < 1e-5, "quirk {quirk}: {name} differs by {diff}");
-        }
+        assert_close(
+            &tensors(&per_run),
+            &tensors(fused),
+            &format!("quirk {quirk}"),
+        );
     }
 }
 
@@ -283,14 +301,7 @@ fn a_stopped_grid_resumes_to_the_same_bits_alone_or_together() {
     let _guard = exclusive();
     let (cases, data, generators) = cases();
     let dir = tempfile::tempdir().unwrap();
-    let options = |name: &'static str, stop: Option<usize>| {
-        let root = dir.path().join(name);
-        move |case: &Case| RunOptions {
-            checkpoint_dir: Some(root.join(case.label)),
-            resume: true,
-            stop_after_epochs: stop,
-        }
-    };
+    let options = |name, stop| resumable(dir.path(), name, stop);
     let straight = ok(train_grid(
         &grid_runs(&cases, &data, &generators, options("straight", None)),
         CPU,
@@ -418,14 +429,7 @@ fn a_pretraining_has_the_same_bits_alone_in_a_grid_and_resumed() {
     let _guard = exclusive();
     let (cases, data, _) = cases();
     let dir = tempfile::tempdir().unwrap();
-    let options = |name: &'static str, stop: Option<usize>| {
-        let root = dir.path().join(name);
-        move |case: &Case| RunOptions {
-            checkpoint_dir: Some(root.join(case.label)),
-            resume: true,
-            stop_after_epochs: stop,
-        }
-    };
+    let options = |name, stop| resumable(dir.path(), name, stop);
     let pretrain_all = |name, stop| {
         ok(pretrain_grid(
             &pretraining_runs(&cases, &data, options(name, stop)),
@@ -510,12 +514,7 @@ fn the_grid_pretrains_as_the_per_run_trainer_does() {
         assert_eq!((a.pair, a.epoch), (b.pair, b.epoch));
         assert!((a.cycle - b.cycle).abs() < 1e-5, "{a:?} vs {b:?}");
     }
-    let (a, b) = (generators(&per_run), generators(&grid[0]));
-    assert_eq!(a.len(), b.len());
-    for (name, tensor) in &a {
-        let diff = (tensor - &b[name]).abs().max().double_value(&[]);
-        assert!(diff < 1e-5, "{name} differs by {diff}");
-    }
+    assert_close(&generators(&per_run), &generators(&grid[0]), "pretrained");
 }
 
 #[test]
